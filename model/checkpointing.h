@@ -1,0 +1,20 @@
+// Activation checkpointing of one decoder layer: the forward pass keeps only
+// the layer's input; backward re-runs the layer with autograd on and
+// differentiates it. Memory per layer drops from all intermediate activations
+// to one [B, T, hidden] tensor, for one extra forward per layer.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "model/config.h"
+#include "model/layers.h"
+
+namespace st {
+
+/// decoder_layer_forward with recomputation in backward. Gradients reach the
+/// input and every parameter of the layer that requires grad.
+at::Tensor checkpointed_decoder_layer(const ModelConfig& config, const DecoderLayer& layer,
+                                      const at::Tensor& hidden, const RotaryTables& rotary,
+                                      const AttentionMask& mask);
+
+}  // namespace st

@@ -1,0 +1,163 @@
+#include "model/llama.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include "common/error.h"
+#include "model/checkpointing.h"
+
+namespace st {
+
+int64_t KVCache::length() const {
+  if (layers.empty() || !layers[0].keys.defined()) return 0;
+  return layers[0].keys.size(2);
+}
+
+LlamaModel::LlamaModel(const ModelConfig& config, const at::TensorOptions& options)
+    : config_(config), options_(options) {
+  config_.validate("model config");
+  const int64_t h = config.hidden_size, q = config.num_attention_heads * config.head_dim,
+                kv = config.num_key_value_heads * config.head_dim, ffn = config.intermediate_size;
+  auto empty = [&](std::vector<int64_t> shape) { return at::empty(shape, options); };
+  auto dense = [&](int64_t out, int64_t in, bool bias) {
+    return std::make_shared<DenseProjection>(empty({out, in}), bias ? empty({out}) : at::Tensor());
+  };
+  embed_tokens_ = empty({config.vocab_size, h});
+  layers_.resize(config.num_hidden_layers);
+  for (auto& layer : layers_) {
+    layer.input_layernorm = empty({h});
+    layer.post_attention_layernorm = empty({h});
+    layer.q_proj = dense(q, h, config.attention_bias);
+    layer.k_proj = dense(kv, h, config.attention_bias);
+    layer.v_proj = dense(kv, h, config.attention_bias);
+    layer.o_proj = dense(h, q, config.attention_bias);
+    layer.gate_proj = dense(ffn, h, config.mlp_bias);
+    layer.up_proj = dense(ffn, h, config.mlp_bias);
+    layer.down_proj = dense(h, ffn, config.mlp_bias);
+  }
+  norm_ = empty({h});
+  if (!config.tie_word_embeddings) lm_head_ = empty({config.vocab_size, h});
+  inverse_frequencies_ = rotary_inverse_frequencies(config, options.device());
+}
+
+NamedTensors LlamaModel::named_parameters() const {
+  NamedTensors out;
+  out.emplace_back("model.embed_tokens.weight", embed_tokens_);
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].collect(cat("model.layers.", i), out);
+  out.emplace_back("model.norm.weight", norm_);
+  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  return out;
+}
+
+at::Tensor LlamaModel::parameter(const std::string& name) const {
+  for (auto& [n, t] : named_parameters())
+    if (n == name) return t;
+  fail("the model has no parameter \"", name, "\"");
+}
+
+std::shared_ptr<Projection>& LlamaModel::projection(const std::string& name) {
+  // "model.layers.<i>.<self_attn|mlp>.<proj>"
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) == 0) {
+    size_t dot = name.find('.', prefix.size());
+    if (dot != std::string::npos) {
+      const std::string index = name.substr(prefix.size(), dot - prefix.size());
+      if (!index.empty() && index.find_first_not_of("0123456789") == std::string::npos) {
+        size_t i = std::stoul(index);
+        if (i < layers_.size())
+          if (auto* slot = layers_[i].projection_slot(name.substr(dot + 1))) return *slot;
+      }
+    }
+  }
+  fail("the model has no projection \"", name, "\" (expected model.layers.N.self_attn.{q,k,v,o}_proj or ",
+       "model.layers.N.mlp.{gate,up,down}_proj with N < ", layers_.size(), ")");
+}
+
+void LlamaModel::init_random(uint64_t seed) {
+  at::NoGradGuard no_grad;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const double std = config_.initializer_range;
+  // Draw in fp32 on the CPU so a seed gives the same model on every device/dtype.
+  for (auto& [name, tensor] : named_parameters()) {
+    at::Tensor values;
+    if (name.find("norm") != std::string::npos) {
+      values = at::ones(tensor.sizes(), at::kFloat);
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      values = at::zeros(tensor.sizes(), at::kFloat);
+    } else {
+      values = at::empty(tensor.sizes(), at::kFloat);
+      values.normal_(0.0, std, generator);
+    }
+    if (name == "model.embed_tokens.weight" && config_.pad_token_id && *config_.pad_token_id >= 0 &&
+        *config_.pad_token_id < config_.vocab_size)
+      values[*config_.pad_token_id].zero_();
+    tensor.copy_(values);
+  }
+}
+
+at::Tensor LlamaModel::hidden_states(const at::Tensor& input_ids, const ForwardOptions& options) const {
+  if (input_ids.dim() != 2) fail("input ids must be [batch, steps], got ", input_ids.dim(), " dimensions");
+  const int64_t batch = input_ids.size(0), steps = input_ids.size(1);
+  KVCache* cache = options.cache;
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache && cache->layers.empty()) cache->layers.resize(layers_.size());
+
+  at::Tensor positions = options.position_ids;
+  if (!positions.defined())
+    positions = at::arange(past, past + steps, at::TensorOptions().dtype(at::kLong).device(input_ids.device()))
+                    .unsqueeze(0)
+                    .expand({batch, steps});
+  RotaryTables rotary = rotary_tables(inverse_frequencies_, positions, options_.dtype().toScalarType());
+
+  AttentionMask mask;
+  if (options.attention_mask.defined()) {
+    mask.causal = false;
+    mask.mask = options.attention_mask;
+  } else if (past > 0 && steps > 1) {
+    // Prefill after cached tokens: query i sees keys up to past + i.
+    at::Tensor query = at::arange(steps, at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+    at::Tensor key = at::arange(past + steps, query.options());
+    mask.causal = false;
+    mask.mask = (key.unsqueeze(0) <= (query + past).unsqueeze(1)).view({1, 1, steps, past + steps});
+  }
+
+  at::Tensor hidden = at::embedding(embed_tokens_, input_ids);
+  const bool recompute = checkpointing_ && at::GradMode::is_enabled() && !cache;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    hidden = recompute ? checkpointed_decoder_layer(config_, layers_[i], hidden, rotary, mask)
+                       : decoder_layer_forward(config_, layers_[i], hidden, rotary, mask,
+                                               cache ? &cache->layers[i] : nullptr);
+  }
+  return rms_norm(hidden, norm_, config_.rms_norm_eps);
+}
+
+at::Tensor LlamaModel::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_weight()); }
+
+void LlamaModel::to(const at::TensorOptions& options) {
+  at::NoGradGuard no_grad;
+  options_ = options;
+  // Rebuild every tensor slot with converted values; projections are replaced
+  // by dense ones, so call this before wrapping projections.
+  auto convert = [&](at::Tensor& t) {
+    if (t.defined()) t = t.to(options);
+  };
+  convert(embed_tokens_);
+  convert(norm_);
+  convert(lm_head_);
+  for (auto& layer : layers_) {
+    convert(layer.input_layernorm);
+    convert(layer.post_attention_layernorm);
+    for (auto* slot : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj,
+                       &layer.up_proj, &layer.down_proj}) {
+      auto* dense = dynamic_cast<DenseProjection*>(slot->get());
+      ST_CHECK(dense != nullptr, "LlamaModel::to() after a projection was wrapped");
+      *slot = std::make_shared<DenseProjection>(dense->weight().to(options),
+                                                dense->bias().defined() ? dense->bias().to(options) : at::Tensor());
+    }
+  }
+  inverse_frequencies_ = inverse_frequencies_.to(options.device());
+}
+
+}  // namespace st

@@ -1,0 +1,89 @@
+// The Salamandra decoder (Hugging Face LlamaForCausalLM): embedding, N
+// pre-norm layers, final RMSNorm, LM head. Parameters are reachable by their
+// Hugging Face names, projections are replaceable wrappers, and the LM head is
+// kept separate from the body so callers choose how to use it: full logits
+// for a few positions (generation), or chunked target log-probs (scoring and
+// training, see lm_head.h) without [tokens x vocab] in memory.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/layers.h"
+#include "model/projection.h"
+
+namespace st {
+
+/// Keys and values of every layer for incremental decoding.
+struct KVCache {
+  std::vector<LayerCache> layers;
+  /// Number of positions already cached.
+  int64_t length() const;
+};
+
+/// Inputs of one forward pass besides the token ids.
+struct ForwardOptions {
+  /// [B, T] positions; default: past length + 0..T-1 for every row.
+  at::Tensor position_ids;
+  /// Optional boolean [B or 1, 1, T, past+T] mask (true = attend). Without it
+  /// attention is causal over the cache plus the new tokens.
+  at::Tensor attention_mask;
+  /// When given, keys/values are read from and appended to it.
+  KVCache* cache = nullptr;
+};
+
+/// A Llama-architecture causal language model.
+class LlamaModel {
+ public:
+  /// Allocates (uninitialised) weights with the given dtype and device.
+  LlamaModel(const ModelConfig& config, const at::TensorOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const at::TensorOptions& options() const { return options_; }
+
+  /// Every parameter under its Hugging Face name, in checkpoint order. A tied
+  /// LM head is not listed separately (as transformers saves it).
+  NamedTensors named_parameters() const;
+  /// The parameter with a Hugging Face name; throws st::Error naming it.
+  at::Tensor parameter(const std::string& name) const;
+  /// The slot of a projection by Hugging Face name, e.g.
+  /// "model.layers.3.self_attn.q_proj"; replace it to wrap the projection.
+  std::shared_ptr<Projection>& projection(const std::string& name);
+
+  /// Fills the weights as transformers initialises a fresh model: normal(0,
+  /// initializer_range) for projections and embeddings, ones for norms, zeros
+  /// for biases and the pad row of the embedding. Deterministic in `seed`.
+  void init_random(uint64_t seed);
+
+  /// Final-normed hidden states [B, T, hidden] for input ids [B, T].
+  at::Tensor hidden_states(const at::Tensor& input_ids, const ForwardOptions& options = {}) const;
+  /// Full logits [..., vocab] of the given hidden states, in the model dtype.
+  /// Only for a few positions: 256k columns per token.
+  at::Tensor logits(const at::Tensor& hidden) const;
+  /// The LM head weight [vocab, hidden] (the embedding when tied).
+  const at::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
+
+  /// Recompute each layer's activations in backward instead of storing them.
+  void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
+  bool activation_checkpointing() const { return checkpointing_; }
+
+  /// Moves every parameter to new options (dtype/device), keeping values.
+  void to(const at::TensorOptions& options);
+
+ private:
+  ModelConfig config_;
+  at::TensorOptions options_;
+  at::Tensor embed_tokens_;
+  std::vector<DecoderLayer> layers_;
+  at::Tensor norm_;
+  at::Tensor lm_head_;
+  at::Tensor inverse_frequencies_;  // fp32 rotary frequencies, not a parameter
+  bool checkpointing_ = false;
+};
+
+}  // namespace st

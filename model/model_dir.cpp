@@ -1,0 +1,189 @@
+#include "model/model_dir.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "model/safetensors.h"
+
+namespace st {
+namespace fs = std::filesystem;
+namespace sf = safetensors;
+
+namespace {
+
+at::ScalarType to_scalar_type(sf::DType dtype, const std::string& where) {
+  switch (dtype) {
+    case sf::DType::F32: return at::kFloat;
+    case sf::DType::BF16: return at::kBFloat16;
+    case sf::DType::F16: return at::kHalf;
+    case sf::DType::F64: return at::kDouble;
+    default: fail(where, ": dtype ", sf::dtype_name(dtype), " is not a floating-point weight dtype (F32, BF16, F16, F64)");
+  }
+}
+
+sf::DType to_dtype(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return sf::DType::F32;
+    case at::kBFloat16: return sf::DType::BF16;
+    case at::kHalf: return sf::DType::F16;
+    case at::kDouble: return sf::DType::F64;
+    default: fail("cannot store weights of dtype ", c10::toString(type));
+  }
+}
+
+std::string dtype_config_name(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: fail("cannot store weights of dtype ", c10::toString(type));
+  }
+}
+
+// transformers never saves these, but checkpoints converted by old versions do.
+bool is_ignorable_buffer(const std::string& name) {
+  return name.size() > 24 && name.compare(name.size() - 24, 24, ".self_attn.rotary_emb.inv_freq") == 0;
+}
+
+}  // namespace
+
+ModelConfig load_model_config(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  if (!fs::is_directory(dir)) fail(dir, ": not a model directory (it does not exist or is not a directory)");
+  if (!fs::exists(path)) fail(path, ": missing (a Hugging Face model directory needs config.json)");
+  return ModelConfig::load(path);
+}
+
+std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorOptions& options) {
+  ModelConfig config = load_model_config(dir);
+  auto model = std::make_unique<LlamaModel>(config, options);
+
+  // Which file holds which tensor.
+  const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
+  const fs::path single_path = fs::path(dir) / "model.safetensors";
+  std::map<std::string, std::string> where;  // tensor -> file path
+  std::vector<std::string> files;
+  if (fs::exists(index_path)) {
+    for (auto& [tensor, file] : sf::read_index(index_path.string())) where[tensor] = (fs::path(dir) / file).string();
+    std::set<std::string> unique;
+    for (auto& [tensor, file] : where) unique.insert(file);
+    files.assign(unique.begin(), unique.end());
+  } else if (fs::exists(single_path)) {
+    files.push_back(single_path.string());
+  } else {
+    fail(dir, ": no weights (expected model.safetensors or model.safetensors.index.json)");
+  }
+
+  at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> expected;
+  for (auto& [name, tensor] : model->named_parameters()) expected[name] = tensor;
+  std::set<std::string> loaded;
+  for (const std::string& path : files) {
+    if (!fs::exists(path)) fail(index_path.string(), ": names shard ", fs::path(path).filename().string(), " which does not exist");
+    sf::File file(path);
+    for (const sf::TensorInfo& info : file.tensors()) {
+      if (!where.empty() && where.count(info.name) && where[info.name] != path)
+        fail(path, ": tensor \"", info.name, "\" is indexed in another shard (", where[info.name], ")");
+      if (is_ignorable_buffer(info.name)) continue;
+      if (config.tie_word_embeddings && info.name == "lm_head.weight") continue;
+      auto it = expected.find(info.name);
+      if (it == expected.end())
+        fail(path, ": unexpected tensor \"", info.name, "\" (not part of a Llama model with this config.json)");
+      if (loaded.count(info.name)) fail(path, ": tensor \"", info.name, "\" appears in two shards");
+      at::Tensor& target = it->second;
+      std::vector<int64_t> want(target.sizes().begin(), target.sizes().end());
+      if (info.shape != want)
+        fail(path, ": tensor \"", info.name, "\" has shape ", at::IntArrayRef(info.shape), ", expected ",
+             at::IntArrayRef(want), " from config.json");
+      const at::ScalarType type = to_scalar_type(info.dtype, cat(path, ": tensor \"", info.name, "\""));
+      // The mapping is only byte-aligned in general; copy through an aligned
+      // buffer when the element alignment is not met.
+      const size_t element = sf::dtype_size(info.dtype);
+      at::Tensor source;
+      if (reinterpret_cast<uintptr_t>(info.data) % element == 0) {
+        source = at::from_blob(const_cast<std::byte*>(info.data), info.shape, at::TensorOptions().dtype(type));
+      } else {
+        source = at::empty(info.shape, at::TensorOptions().dtype(type));
+        std::memcpy(source.data_ptr(), info.data, info.nbytes);
+      }
+      target.copy_(source);
+      file.release(info);
+      loaded.insert(info.name);
+    }
+  }
+  for (auto& [name, tensor] : expected)
+    if (!loaded.count(name))
+      fail(dir, ": missing tensor \"", name, "\" (", files.size() == 1 ? files[0] : index_path.string(),
+           " does not provide it)");
+  if (!where.empty())
+    for (auto& [tensor, file] : where)
+      if (!loaded.count(tensor) && !is_ignorable_buffer(tensor) &&
+          !(config.tie_word_embeddings && tensor == "lm_head.weight"))
+        fail(index_path.string(), ": indexes tensor \"", tensor, "\" but ", file, " does not contain it");
+  return model;
+}
+
+GenerationSettings load_generation_settings(const std::string& dir, const ModelConfig& config) {
+  GenerationSettings settings;
+  settings.stop_ids.push_back(config.eos_token_id);
+  const std::string path = (fs::path(dir) / "generation_config.json").string();
+  if (fs::exists(path)) {
+    nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+    if (j.is_discarded()) fail(path, ": malformed JSON");
+    settings.apply_json(j, path);
+  }
+  return settings;
+}
+
+void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options) {
+  fs::create_directories(dir);
+  at::NoGradGuard no_grad;
+  ModelConfig config = model.config();
+  config.torch_dtype = dtype_config_name(options.dtype);
+  write_file_atomic((fs::path(dir) / "config.json").string(), config.to_json().dump(2) + "\n");
+  nlohmann::json generation = {{"bos_token_id", config.bos_token_id}, {"eos_token_id", config.eos_token_id}};
+  if (config.pad_token_id) generation["pad_token_id"] = *config.pad_token_id;
+  write_file_atomic((fs::path(dir) / "generation_config.json").string(), generation.dump(2) + "\n");
+
+  // Converted copies live until the files are written; tensors already in
+  // the storage dtype on the CPU are written from the parameters themselves.
+  std::vector<at::Tensor> storage;
+  std::vector<sf::TensorToWrite> tensors;
+  for (auto& [name, tensor] : model.named_parameters()) {
+    at::Tensor cpu = tensor.detach().to(at::kCPU, options.dtype).contiguous();
+    storage.push_back(cpu);
+    tensors.push_back({name, to_dtype(options.dtype),
+                       std::vector<int64_t>(cpu.sizes().begin(), cpu.sizes().end()), cpu.data_ptr(),
+                       static_cast<size_t>(cpu.nbytes())});
+  }
+  // A stale layout (single file vs shards) from an earlier save must not
+  // shadow the new one.
+  std::vector<std::string> written = sf::write_sharded(dir, tensors, options.max_shard_bytes, {{"format", "pt"}});
+  std::set<std::string> keep(written.begin(), written.end());
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const bool weights = name == "model.safetensors.index.json" ||
+                         (name.rfind("model", 0) == 0 && entry.path().extension() == ".safetensors");
+    if (weights && !keep.count(name)) fs::remove(entry.path());
+  }
+}
+
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
+  const fs::path model_file = fs::path(from_dir) / "tokenizer.model";
+  if (!fs::exists(model_file)) fail(model_file.string(), ": missing (the tokenizer needs tokenizer.model)");
+  fs::create_directories(to_dir);
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
+    const fs::path from = fs::path(from_dir) / name;
+    if (fs::exists(from)) write_file_atomic((fs::path(to_dir) / name).string(), read_file(from.string()));
+  }
+}
+
+}  // namespace st

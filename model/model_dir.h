@@ -1,0 +1,50 @@
+// Hugging Face model directories: config.json, generation_config.json and
+// weights as model.safetensors or sharded model-0000i-of-0000n.safetensors
+// with model.safetensors.index.json. Loading copies each tensor from the
+// memory-mapped file straight into the model's parameter and then drops the
+// file pages, so at no point are two copies of the weights held.
+#pragma once
+
+#include <c10/core/TensorOptions.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/generation.h"
+#include "model/llama.h"
+
+namespace st {
+
+/// Reads DIR/config.json; errors name the file.
+ModelConfig load_model_config(const std::string& dir);
+
+/// Builds the model described by DIR/config.json and fills it from the
+/// safetensors weights, converting to `options` (dtype, device). Every
+/// expected tensor must be present with its exact shape; unexpected tensors
+/// are errors (naming file and tensor), except transformers' non-persistent
+/// rotary buffers that old checkpoints carry.
+std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorOptions& options);
+
+/// Decoding defaults from DIR/generation_config.json, when present, on top of
+/// the model config's eos id.
+GenerationSettings load_generation_settings(const std::string& dir, const ModelConfig& config);
+
+/// How weights are written.
+struct SaveOptions {
+  /// dtype of the stored tensors (config.json's torch_dtype follows it).
+  at::ScalarType dtype = at::kBFloat16;
+  /// transformers' max_shard_size; a model above it is sharded with an index.
+  uint64_t max_shard_bytes = 5ull << 30;
+};
+
+/// Writes config.json, generation_config.json and the weights into DIR
+/// (created if needed). Each file is written atomically.
+void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options = {});
+
+/// Copies the tokenizer files (tokenizer.model, tokenizer_config.json,
+/// special_tokens_map.json, chat_template.jinja; those present) from one dir
+/// to another. tokenizer.model must exist.
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+
+}  // namespace st

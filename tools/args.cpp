@@ -1,0 +1,115 @@
+#include "tools/args.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace st::cli {
+
+Args::Args(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {}
+
+Args::Option& Args::add(const std::string& name, const std::string& metavar, const std::string& help) {
+  options_.push_back(Option{name, metavar, help, "", true, false, false, {}});
+  return options_.back();
+}
+
+void Args::option(const std::string& name, const std::string& metavar, const std::string& help, std::string* target,
+                  bool required) {
+  Option& o = add(name, metavar, help);
+  o.required = required;
+  o.default_text = *target;
+  o.set = [target](const std::string& v) { *target = v; };
+}
+
+void Args::option(const std::string& name, const std::string& metavar, const std::string& help, int64_t* target) {
+  Option& o = add(name, metavar, help);
+  o.default_text = std::to_string(*target);
+  o.set = [target, name](const std::string& v) {
+    size_t used = 0;
+    try {
+      *target = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size()) throw UsageError(cat("--", name, " expects an integer, got \"", v, "\""));
+  };
+}
+
+void Args::option(const std::string& name, const std::string& metavar, const std::string& help, double* target) {
+  Option& o = add(name, metavar, help);
+  std::ostringstream text;
+  text << *target;
+  o.default_text = text.str();
+  o.set = [target, name](const std::string& v) {
+    size_t used = 0;
+    try {
+      *target = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size()) throw UsageError(cat("--", name, " expects a number, got \"", v, "\""));
+  };
+}
+
+void Args::flag(const std::string& name, const std::string& help, bool* target) {
+  Option& o = add(name, "", help);
+  o.takes_value = false;
+  o.set = [target](const std::string&) { *target = true; };
+}
+
+void Args::repeated(const std::string& name, const std::string& metavar, const std::string& help,
+                    std::vector<std::string>* target) {
+  Option& o = add(name, metavar, help + " (repeatable)");
+  o.set = [target](const std::string& v) { target->push_back(v); };
+}
+
+bool Args::parse(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage().c_str(), stdout);
+      return false;
+    }
+    if (arg.rfind("--", 0) != 0) throw UsageError(cat("unexpected argument \"", arg, "\""));
+    std::string name = arg.substr(2), value;
+    bool inline_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    Option* found = nullptr;
+    for (auto& o : options_)
+      if (o.name == name) found = &o;
+    if (!found) throw UsageError(cat("unknown option --", name));
+    if (found->takes_value && !inline_value) {
+      if (i + 1 >= argc) throw UsageError(cat("--", name, " needs a value (", found->metavar, ")"));
+      value = argv[++i];
+    } else if (!found->takes_value && inline_value) {
+      throw UsageError(cat("--", name, " takes no value"));
+    }
+    found->set(value);
+    found->seen = true;
+  }
+  for (auto& o : options_)
+    if (o.required && !o.seen) throw UsageError(cat("missing required option --", o.name));
+  return true;
+}
+
+std::string Args::usage() const {
+  std::ostringstream out;
+  out << "usage: salamandra-tune " << command_ << " [options]\n\n" << summary_ << "\n\noptions:\n";
+  for (const auto& o : options_) {
+    std::string left = "  --" + o.name + (o.takes_value ? " " + o.metavar : "");
+    out << left;
+    out << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << o.help;
+    if (o.required) out << " (required)";
+    else if (o.takes_value && !o.default_text.empty()) out << " [default: " << o.default_text << "]";
+    out << "\n";
+  }
+  out << "  --help                      show this help\n";
+  return out.str();
+}
+
+}  // namespace st::cli

@@ -1,0 +1,83 @@
+// salamandra-tune generate: text from a model dir, decoding defaults from its
+// generation_config.json, stopping on eos and <|im_end|>.
+#include <iostream>
+
+#include "common/error.h"
+#include "model/model_dir.h"
+#include "model/tokenizer.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+
+namespace st::cli {
+namespace {
+
+// Options left empty keep the model's generation_config.json value.
+template <typename T>
+void override_if_given(const std::string& text, const char* name, T& target) {
+  if (text.empty()) return;
+  size_t used = 0;
+  try {
+    if constexpr (std::is_same_v<T, double>) target = std::stod(text, &used);
+    else target = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw UsageError(cat("--", name, " expects a number, got \"", text, "\""));
+}
+
+}  // namespace
+
+int run_generate(int argc, char** argv) {
+  std::string model_dir, prompt, dtype = "float32", device = "auto";
+  std::string max_new_tokens, temperature, top_k, top_p, repetition_penalty;
+  bool sample = false, greedy = false, no_cache = false, raw_ids = false;
+  int64_t seed = 0;
+  Args args("generate", "Generates a continuation of --prompt. Sampling options default to the model's\n"
+                        "generation_config.json; stops on eos and <|im_end|>.");
+  args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
+  args.option("prompt", "TEXT", "the prompt text (BOS is added as the tokenizer config says)", &prompt, true);
+  args.option("max-new-tokens", "N", "tokens to generate at most [default: generation_config or 128]", &max_new_tokens);
+  args.flag("sample", "sample instead of greedy decoding", &sample);
+  args.flag("greedy", "greedy decoding even if generation_config.json samples", &greedy);
+  args.option("temperature", "T", "sampling temperature", &temperature);
+  args.option("top-k", "K", "keep the K most likely tokens (0: off)", &top_k);
+  args.option("top-p", "P", "keep the smallest set with probability >= P", &top_p);
+  args.option("repetition-penalty", "R", "penalise tokens already present (1: off)", &repetition_penalty);
+  args.option("seed", "N", "sampling seed", &seed);
+  args.flag("no-cache", "recompute the whole sequence each step instead of using the KV cache", &no_cache);
+  args.flag("ids", "print the generated token ids instead of text", &raw_ids);
+  args.option("dtype", "TYPE", "compute dtype: float32 or bfloat16", &dtype);
+  args.option("device", "DEV", "auto, cpu or cuda", &device);
+  if (!args.parse(argc, argv)) return 0;
+  if (sample && greedy) throw UsageError("--sample and --greedy exclude each other");
+
+  at::TensorOptions options = tensor_options(dtype, device);
+  Tokenizer tokenizer = Tokenizer::load(model_dir);
+  auto model = load_model(model_dir, options);
+  GenerationSettings settings = load_generation_settings(model_dir, model->config());
+  override_if_given(max_new_tokens, "max-new-tokens", settings.max_new_tokens);
+  override_if_given(temperature, "temperature", settings.temperature);
+  override_if_given(top_k, "top-k", settings.top_k);
+  override_if_given(top_p, "top-p", settings.top_p);
+  override_if_given(repetition_penalty, "repetition-penalty", settings.repetition_penalty);
+  if (sample) settings.do_sample = true;
+  if (greedy) settings.do_sample = false;
+  settings.seed = static_cast<uint64_t>(seed);
+  settings.use_cache = !no_cache;
+  settings.stop_ids.push_back(tokenizer.eos_id());
+  if (int32_t im_end = tokenizer.token_to_id("<|im_end|>"); im_end >= 0) settings.stop_ids.push_back(im_end);
+
+  std::vector<int32_t> encoded = tokenizer.encode(prompt);
+  std::vector<int64_t> prompt_ids(encoded.begin(), encoded.end());
+  std::vector<int64_t> produced = generate(*model, prompt_ids, settings);
+  if (raw_ids) {
+    for (size_t i = 0; i < produced.size(); ++i) std::cout << (i ? " " : "") << produced[i];
+    std::cout << "\n";
+  } else {
+    std::vector<int32_t> ids(produced.begin(), produced.end());
+    std::cout << tokenizer.decode(ids, /*skip_special_tokens=*/true) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace st::cli

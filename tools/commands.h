@@ -1,0 +1,19 @@
+// The subcommands of salamandra-tune, one file each; main() dispatches.
+// Each takes the arguments after its name and returns the exit code.
+#pragma once
+
+#include <c10/core/TensorOptions.h>
+
+#include <string>
+
+namespace st::cli {
+
+int run_init(int argc, char** argv);
+int run_build_tokenizer(int argc, char** argv);
+int run_generate(int argc, char** argv);
+int run_score(int argc, char** argv);
+
+/// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).
+at::TensorOptions tensor_options(const std::string& dtype, const std::string& device);
+
+}  // namespace st::cli
