@@ -71,13 +71,14 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
   const fs::path single_path = fs::path(dir) / "model.safetensors";
   std::map<std::string, std::string> where;  // tensor -> file path
   std::vector<std::string> files;
-  if (fs::exists(index_path)) {
+  // transformers prefers a single model.safetensors over an index.
+  if (fs::exists(single_path)) {
+    files.push_back(single_path.string());
+  } else if (fs::exists(index_path)) {
     for (auto& [tensor, file] : sf::read_index(index_path.string())) where[tensor] = (fs::path(dir) / file).string();
     std::set<std::string> unique;
     for (auto& [tensor, file] : where) unique.insert(file);
     files.assign(unique.begin(), unique.end());
-  } else if (fs::exists(single_path)) {
-    files.push_back(single_path.string());
   } else {
     fail(dir, ": no weights (expected model.safetensors or model.safetensors.index.json)");
   }

@@ -23,9 +23,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Removes this process's test directories at exit, so runs do not pile up
+// files in the temp dir.
+struct TestDirCleanup {
+  std::vector<std::string> dirs;
+  ~TestDirCleanup() {
+    std::error_code ec;
+    for (const auto& dir : dirs) fs::remove_all(dir, ec);
+  }
+};
+
 // A directory per test, named after it and emptied on the test's first
 // call, so tests never see each other's files.
 std::string test_dir() {
+  static TestDirCleanup cleanup;
   static std::string last;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   fs::path dir = fs::path(::testing::TempDir()) /
@@ -35,6 +46,7 @@ std::string test_dir() {
     fs::remove_all(dir);
     fs::create_directories(dir);
     last = dir.string();
+    cleanup.dirs.push_back(last);
   }
   return dir.string();
 }
