@@ -1,12 +1,17 @@
 #include "model/layers.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "common/error.h"
+#include "model/kernels/rms_norm_op.h"
 
 namespace st {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // The fused kernel is forward-only: used when no gradient is being recorded.
+  if (x.is_cuda() && fused_rms_norm_enabled() && !(at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad())))
+    return fused_rms_norm_forward(x, weight, eps);
   // As transformers' LlamaRMSNorm: statistics in fp32, the weight multiplies
   // the result after the cast back to the input dtype.
   at::Tensor x32 = x.to(at::kFloat);
