@@ -115,7 +115,23 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
         source = at::empty(info.shape, at::TensorOptions().dtype(type));
         std::memcpy(source.data_ptr(), info.data, info.nbytes);
       }
-      target.copy_(source);
+      // Copy in blocks of rows and drop each block's file pages right away,
+      // so even the 1 GB embedding of a 2B model is never held twice.
+      const int64_t rows = info.shape.empty() ? 1 : info.shape[0];
+      const size_t row_bytes = rows > 0 ? info.nbytes / static_cast<size_t>(rows) : 0;
+      const int64_t block = std::max<int64_t>(1, static_cast<int64_t>((64u << 20) / std::max<size_t>(row_bytes, 1)));
+      if (info.shape.empty() || rows <= block) {
+        target.copy_(source);
+      } else {
+        for (int64_t start = 0; start < rows; start += block) {
+          const int64_t n = std::min(block, rows - start);
+          target.narrow(0, start, n).copy_(source.narrow(0, start, n));
+          sf::TensorInfo copied = info;
+          copied.data = info.data + static_cast<size_t>(start) * row_bytes;
+          copied.nbytes = static_cast<size_t>(n) * row_bytes;
+          file.release(copied);
+        }
+      }
       file.release(info);
       loaded.insert(info.name);
     }
