@@ -11,6 +11,7 @@ For each case OUT/<case>/ gets:
     logprobs_fp32     [B, T-1] log p(ids[t+1] | ids[..t]) from fp32 logits
     prompt            [P] int64 prompt for greedy generation
     greedy            [N] int64 greedy continuation (32 new tokens or up to eos)
+    greedy_penalised  [N] int64 the same with repetition_penalty 1.3
 
 Usage: make_model_fixtures.py OUT_DIR
 """
@@ -70,10 +71,14 @@ def main(out_dir):
             prompt = ids[0, :9]
             out = model.generate(prompt[None], max_new_tokens=32, do_sample=False, eos_token_id=2, pad_token_id=3)
             greedy = out[0, prompt.numel():]
+            out = model.generate(prompt[None], max_new_tokens=32, do_sample=False, eos_token_id=2, pad_token_id=3,
+                                 repetition_penalty=1.3)
+            greedy_penalised = out[0, prompt.numel():]
             logits_bf16 = model.to(torch.bfloat16)(ids).logits.float()
         save_file({"input_ids": ids.contiguous(), "logits_fp32": logits.contiguous(),
                    "logits_bf16": logits_bf16.contiguous(), "logprobs_fp32": logprobs.contiguous(),
-                   "prompt": prompt.clone(), "greedy": greedy.contiguous()},
+                   "prompt": prompt.clone(), "greedy": greedy.contiguous(),
+                   "greedy_penalised": greedy_penalised.contiguous()},
                   os.path.join(case_dir, "expected.safetensors"))
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
         json.dump(sorted(CASES), f)

@@ -109,6 +109,38 @@ std::vector<std::string> cases() {
   return json.get<std::vector<std::string>>();
 }
 
+TEST_P(ModelParity, RepetitionPenaltyAndDegenerateSampling) {
+  auto model = load_model((case_dir_ / "hf").string(), at::TensorOptions().dtype(at::kFloat));
+  at::Tensor prompt = read_tensor(*expected_, "prompt");
+  std::vector<int64_t> prompt_ids(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.numel());
+  auto as_vector = [](const at::Tensor& t) {
+    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  };
+  GenerationSettings settings;
+  settings.max_new_tokens = 32;
+  settings.stop_ids = {2};
+  settings.repetition_penalty = 1.3;
+  EXPECT_EQ(generate(*model, prompt_ids, settings), as_vector(read_tensor(*expected_, "greedy_penalised")));
+  // Sampling that can only pick the most likely token is greedy decoding:
+  // top-k 1, or top-p so small that only the first token survives.
+  const auto greedy = as_vector(read_tensor(*expected_, "greedy"));
+  settings.repetition_penalty = 1.0;
+  settings.do_sample = true;
+  settings.temperature = 0.7;
+  settings.top_k = 1;
+  EXPECT_EQ(generate(*model, prompt_ids, settings), greedy) << "top-k 1";
+  settings.top_k = 0;
+  settings.top_p = 1e-9;
+  EXPECT_EQ(generate(*model, prompt_ids, settings), greedy) << "top-p 1e-9";
+  // Real sampling is reproducible by seed and differs from greedy.
+  settings.top_p = 1.0;
+  settings.temperature = 5.0;
+  settings.seed = 11;
+  auto sampled = generate(*model, prompt_ids, settings);
+  EXPECT_EQ(sampled, generate(*model, prompt_ids, settings));
+  EXPECT_NE(sampled, greedy);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transformers, ModelParity, ::testing::ValuesIn(cases()));
 
 }  // namespace
