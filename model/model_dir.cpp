@@ -50,7 +50,7 @@ std::string dtype_config_name(at::ScalarType type) {
 
 // transformers never saves these, but checkpoints converted by old versions do.
 bool is_ignorable_buffer(const std::string& name) {
-  return name.size() > 24 && name.compare(name.size() - 24, 24, ".self_attn.rotary_emb.inv_freq") == 0;
+  return name.ends_with(".self_attn.rotary_emb.inv_freq");
 }
 
 }  // namespace
