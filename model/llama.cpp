@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/core/grad_mode.h>
 
 #include "common/error.h"
 #include "model/checkpointing.h"
@@ -84,7 +83,7 @@ void LlamaModel::init_random(uint64_t seed) {
     at::Tensor values;
     if (name.find("norm") != std::string::npos) {
       values = at::ones(tensor.sizes(), at::kFloat);
-    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+    } else if (name.ends_with(".bias")) {
       values = at::zeros(tensor.sizes(), at::kFloat);
     } else {
       values = at::empty(tensor.sizes(), at::kFloat);
@@ -134,30 +133,5 @@ at::Tensor LlamaModel::hidden_states(const at::Tensor& input_ids, const ForwardO
 }
 
 at::Tensor LlamaModel::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_weight()); }
-
-void LlamaModel::to(const at::TensorOptions& options) {
-  at::NoGradGuard no_grad;
-  options_ = options;
-  // Rebuild every tensor slot with converted values; projections are replaced
-  // by dense ones, so call this before wrapping projections.
-  auto convert = [&](at::Tensor& t) {
-    if (t.defined()) t = t.to(options);
-  };
-  convert(embed_tokens_);
-  convert(norm_);
-  convert(lm_head_);
-  for (auto& layer : layers_) {
-    convert(layer.input_layernorm);
-    convert(layer.post_attention_layernorm);
-    for (auto* slot : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj, &layer.gate_proj,
-                       &layer.up_proj, &layer.down_proj}) {
-      auto* dense = dynamic_cast<DenseProjection*>(slot->get());
-      ST_CHECK(dense != nullptr, "LlamaModel::to() after a projection was wrapped");
-      *slot = std::make_shared<DenseProjection>(dense->weight().to(options),
-                                                dense->bias().defined() ? dense->bias().to(options) : at::Tensor());
-    }
-  }
-  inverse_frequencies_ = inverse_frequencies_.to(options.device());
-}
 
 }  // namespace st

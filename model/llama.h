@@ -72,9 +72,6 @@ class LlamaModel {
   void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
   bool activation_checkpointing() const { return checkpointing_; }
 
-  /// Moves every parameter to new options (dtype/device), keeping values.
-  void to(const at::TensorOptions& options);
-
  private:
   ModelConfig config_;
   at::TensorOptions options_;

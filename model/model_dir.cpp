@@ -181,16 +181,9 @@ void save_model(const LlamaModel& model, const std::string& dir, const SaveOptio
                        std::vector<int64_t>(cpu.sizes().begin(), cpu.sizes().end()), cpu.data_ptr(),
                        static_cast<size_t>(cpu.nbytes())});
   }
-  // A stale layout (single file vs shards) from an earlier save must not
-  // shadow the new one.
-  std::vector<std::string> written = sf::write_sharded(dir, tensors, options.max_shard_bytes, {{"format", "pt"}});
-  std::set<std::string> keep(written.begin(), written.end());
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    const bool weights = name == "model.safetensors.index.json" ||
-                         (name.rfind("model", 0) == 0 && entry.path().extension() == ".safetensors");
-    if (weights && !keep.count(name)) fs::remove(entry.path());
-  }
+  // write_sharded also removes a stale layout (single file vs shards) left by
+  // an earlier save.
+  sf::write_sharded(dir, tensors, options.max_shard_bytes, {{"format", "pt"}});
 }
 
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {

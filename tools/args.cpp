@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <sstream>
+#include <type_traits>
 
 #include "common/error.h"
 
@@ -22,34 +23,54 @@ void Args::option(const std::string& name, const std::string& metavar, const std
   o.set = [target](const std::string& v) { *target = v; };
 }
 
+namespace {
+
+// Parses the whole of `text` as a number of type T; usage error otherwise.
+template <typename T>
+T parse_number(const std::string& name, const std::string& text) {
+  size_t used = 0;
+  T value{};
+  try {
+    if constexpr (std::is_integral_v<T>) value = std::stoll(text, &used);
+    else value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size())
+    throw UsageError(cat("--", name, std::is_integral_v<T> ? " expects an integer" : " expects a number", ", got \"",
+                         text, "\""));
+  return value;
+}
+
+template <typename T>
+std::string show(const T& value) {
+  std::ostringstream text;
+  text << value;
+  return text.str();
+}
+
+}  // namespace
+
 void Args::option(const std::string& name, const std::string& metavar, const std::string& help, int64_t* target) {
   Option& o = add(name, metavar, help);
-  o.default_text = std::to_string(*target);
-  o.set = [target, name](const std::string& v) {
-    size_t used = 0;
-    try {
-      *target = std::stoll(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size()) throw UsageError(cat("--", name, " expects an integer, got \"", v, "\""));
-  };
+  o.default_text = show(*target);
+  o.set = [target, name](const std::string& v) { *target = parse_number<int64_t>(name, v); };
 }
 
 void Args::option(const std::string& name, const std::string& metavar, const std::string& help, double* target) {
   Option& o = add(name, metavar, help);
-  std::ostringstream text;
-  text << *target;
-  o.default_text = text.str();
-  o.set = [target, name](const std::string& v) {
-    size_t used = 0;
-    try {
-      *target = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size()) throw UsageError(cat("--", name, " expects a number, got \"", v, "\""));
-  };
+  o.default_text = show(*target);
+  o.set = [target, name](const std::string& v) { *target = parse_number<double>(name, v); };
+}
+
+void Args::option(const std::string& name, const std::string& metavar, const std::string& help,
+                  std::optional<int64_t>* target) {
+  add(name, metavar, help).set = [target, name](const std::string& v) { *target = parse_number<int64_t>(name, v); };
+}
+
+void Args::option(const std::string& name, const std::string& metavar, const std::string& help,
+                  std::optional<double>* target) {
+  add(name, metavar, help).set = [target, name](const std::string& v) { *target = parse_number<double>(name, v); };
 }
 
 void Args::flag(const std::string& name, const std::string& help, bool* target) {

@@ -3,7 +3,9 @@
 // usage and exits 0; any mistake throws st::UsageError (exit code 2).
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,12 @@ class Args {
               bool required = false);
   void option(const std::string& name, const std::string& metavar, const std::string& help, int64_t* target);
   void option(const std::string& name, const std::string& metavar, const std::string& help, double* target);
+  /// Optional numbers: left empty unless given, so a caller can fall back
+  /// to another source of defaults (e.g. generation_config.json).
+  void option(const std::string& name, const std::string& metavar, const std::string& help,
+              std::optional<int64_t>* target);
+  void option(const std::string& name, const std::string& metavar, const std::string& help,
+              std::optional<double>* target);
   /// --name sets *target to true.
   void flag(const std::string& name, const std::string& help, bool* target);
   /// --name VALUE may repeat; every value is appended.

@@ -9,27 +9,12 @@
 #include "tools/commands.h"
 
 namespace st::cli {
-namespace {
-
-// Options left empty keep the model's generation_config.json value.
-template <typename T>
-void override_if_given(const std::string& text, const char* name, T& target) {
-  if (text.empty()) return;
-  size_t used = 0;
-  try {
-    if constexpr (std::is_same_v<T, double>) target = std::stod(text, &used);
-    else target = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw UsageError(cat("--", name, " expects a number, got \"", text, "\""));
-}
-
-}  // namespace
 
 int run_generate(int argc, char** argv) {
   std::string model_dir, prompt, dtype = "float32", device = "auto";
-  std::string max_new_tokens, temperature, top_k, top_p, repetition_penalty;
+  // Left empty unless given: the model's generation_config.json decides.
+  std::optional<int64_t> max_new_tokens, top_k;
+  std::optional<double> temperature, top_p, repetition_penalty;
   bool sample = false, greedy = false, no_cache = false, raw_ids = false;
   int64_t seed = 0;
   Args args("generate", "Generates a continuation of --prompt. Sampling options default to the model's\n"
@@ -55,11 +40,11 @@ int run_generate(int argc, char** argv) {
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   auto model = load_model(model_dir, options);
   GenerationSettings settings = load_generation_settings(model_dir, model->config());
-  override_if_given(max_new_tokens, "max-new-tokens", settings.max_new_tokens);
-  override_if_given(temperature, "temperature", settings.temperature);
-  override_if_given(top_k, "top-k", settings.top_k);
-  override_if_given(top_p, "top-p", settings.top_p);
-  override_if_given(repetition_penalty, "repetition-penalty", settings.repetition_penalty);
+  settings.max_new_tokens = max_new_tokens.value_or(settings.max_new_tokens);
+  settings.temperature = temperature.value_or(settings.temperature);
+  settings.top_k = top_k.value_or(settings.top_k);
+  settings.top_p = top_p.value_or(settings.top_p);
+  settings.repetition_penalty = repetition_penalty.value_or(settings.repetition_penalty);
   if (sample) settings.do_sample = true;
   if (greedy) settings.do_sample = false;
   settings.seed = static_cast<uint64_t>(seed);
