@@ -545,6 +545,15 @@ void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  return encode_impl(text, add_special_tokens, /*document_start=*/true);
+}
+
+std::vector<int32_t> Tokenizer::encode_continuation(std::string_view text) const {
+  return encode_impl(text, /*add_special_tokens=*/false, /*document_start=*/false);
+}
+
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_special_tokens,
+                                            bool document_start) const {
   size_t bad_at = 0;
   if (!valid_utf8(text, &bad_at))
     fail("cannot tokenize text: invalid UTF-8 at byte ", bad_at, " of ", text.size());
@@ -565,7 +574,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
       if (text[i] == ' ') word += kMetaspace;
       else word += text[i];
     }
-    bool prepend = prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && seg.begin == 0);
+    bool prepend = prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && document_start && seg.begin == 0);
     if (prepend && !word.starts_with(kMetaspace)) word.insert(0, kMetaspace);
     bpe(word, ids);
   }

@@ -77,6 +77,12 @@ class Tokenizer {
   /// Throws st::Error if text is not valid UTF-8.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
 
+  /// Encodes text that continues a document after text encoded earlier, so
+  /// that encode(a + b) == encode(a) + encode_continuation(b) whenever the
+  /// tokens don't merge across the cut: no BOS/EOS, and no "▁" prepended to
+  /// a leading plain stretch (HF prepends only at offset 0 of the string).
+  std::vector<int32_t> encode_continuation(std::string_view text) const;
+
   /// Ids to text, as HF `tokenizer.decode(ids, skip_special_tokens=...)`.
   /// Throws st::Error for an id outside the vocabulary (HF drops it silently).
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
@@ -119,6 +125,7 @@ class Tokenizer {
     int32_t id;
   };
 
+  std::vector<int32_t> encode_impl(std::string_view text, bool add_special_tokens, bool document_start) const;
   void split_added(std::string_view text, bool normalized_pass,
                    std::vector<Segment>& segments) const;
   void bpe(std::string_view word, std::vector<int32_t>& out) const;

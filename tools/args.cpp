@@ -85,14 +85,35 @@ void Args::repeated(const std::string& name, const std::string& metavar, const s
   o.set = [target](const std::string& v) { target->push_back(v); };
 }
 
+void Args::positional(const std::string& metavar, const std::string& help, std::string* target) {
+  positionals_.push_back({metavar, help, target});
+}
+
+void Args::rest(const std::string& metavar, const std::string& help, std::vector<std::string>* target) {
+  rest_metavar_ = metavar;
+  rest_help_ = help;
+  rest_ = target;
+}
+
 bool Args::parse(int argc, char** argv) {
+  size_t positionals_seen = 0;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::fputs(usage().c_str(), stdout);
       return false;
     }
-    if (arg.rfind("--", 0) != 0) throw UsageError(cat("unexpected argument \"", arg, "\""));
+    if (arg.rfind("--", 0) != 0) {
+      if (positionals_seen < positionals_.size()) {
+        *positionals_[positionals_seen++].target = arg;
+        continue;
+      }
+      if (rest_) {
+        rest_->push_back(arg);
+        continue;
+      }
+      throw UsageError(cat("unexpected argument \"", arg, "\""));
+    }
     std::string name = arg.substr(2), value;
     bool inline_value = false;
     if (auto eq = name.find('='); eq != std::string::npos) {
@@ -115,12 +136,27 @@ bool Args::parse(int argc, char** argv) {
   }
   for (auto& o : options_)
     if (o.required && !o.seen) throw UsageError(cat("missing required option --", o.name));
+  if (positionals_seen < positionals_.size())
+    throw UsageError(cat("missing ", positionals_[positionals_seen].metavar));
   return true;
 }
 
 std::string Args::usage() const {
   std::ostringstream out;
-  out << "usage: salamandra-tune " << command_ << " [options]\n\n" << summary_ << "\n\noptions:\n";
+  out << "usage: salamandra-tune " << command_;
+  for (const auto& p : positionals_) out << " " << p.metavar;
+  if (rest_) out << " [" << rest_metavar_ << " ...]";
+  out << " [options]\n\n" << summary_ << "\n\n";
+  if (!positionals_.empty() || rest_) {
+    out << "arguments:\n";
+    for (const auto& p : positionals_)
+      out << "  " << p.metavar << std::string(p.metavar.size() < 28 ? 28 - p.metavar.size() : 1, ' ') << p.help << "\n";
+    if (rest_)
+      out << "  " << rest_metavar_ << std::string(rest_metavar_.size() < 28 ? 28 - rest_metavar_.size() : 1, ' ')
+          << rest_help_ << "\n";
+    out << "\n";
+  }
+  out << "options:\n";
   for (const auto& o : options_) {
     std::string left = "  --" + o.name + (o.takes_value ? " " + o.metavar : "");
     out << left;

@@ -33,6 +33,11 @@ class Args {
   void repeated(const std::string& name, const std::string& metavar, const std::string& help,
                 std::vector<std::string>* target);
 
+  /// A required positional argument (in the order declared).
+  void positional(const std::string& metavar, const std::string& help, std::string* target);
+  /// All remaining positionals (after the declared ones), e.g. recipe overrides.
+  void rest(const std::string& metavar, const std::string& help, std::vector<std::string>* target);
+
   /// Parses argv after the subcommand name. Returns false when --help was
   /// asked for (usage already printed).
   bool parse(int argc, char** argv);
@@ -46,8 +51,15 @@ class Args {
     std::function<void(const std::string&)> set;
   };
   Option& add(const std::string& name, const std::string& metavar, const std::string& help);
+  struct Positional {
+    std::string metavar, help;
+    std::string* target;
+  };
   std::string command_, summary_;
   std::vector<Option> options_;
+  std::vector<Positional> positionals_;
+  std::string rest_metavar_, rest_help_;
+  std::vector<std::string>* rest_ = nullptr;
 };
 
 }  // namespace st::cli

@@ -12,6 +12,8 @@ int run_init(int argc, char** argv);
 int run_build_tokenizer(int argc, char** argv);
 int run_generate(int argc, char** argv);
 int run_score(int argc, char** argv);
+int run_prepare(int argc, char** argv);
+int run_inspect_data(int argc, char** argv);
 
 /// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).
 at::TensorOptions tensor_options(const std::string& dtype, const std::string& device);

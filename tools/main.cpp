@@ -22,6 +22,8 @@ const Command kCommands[] = {
     {"build-tokenizer", st::cli::run_build_tokenizer, "train a Salamandra-style SentencePiece tokenizer"},
     {"generate", st::cli::run_generate, "generate text from a model dir"},
     {"score", st::cli::run_score, "log-probabilities of every token of documents"},
+    {"prepare", st::cli::run_prepare, "tokenize a recipe's data into the token cache"},
+    {"inspect-data", st::cli::run_inspect_data, "show a recipe's samples as training sees them, with statistics"},
 };
 
 void print_usage(std::FILE* out) {

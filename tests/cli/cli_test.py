@@ -5,12 +5,13 @@ key or tensor), and nothing crashes (no signal, no abort).
 
 Usage: cli_test.py SALAMANDRA_TUNE WORK_DIR
 """
+import json
 import os
 import shutil
 import subprocess
 import sys
 
-COMMANDS = ["init", "build-tokenizer", "generate", "score"]
+COMMANDS = ["init", "build-tokenizer", "generate", "score", "prepare", "inspect-data"]
 failures = 0
 checks = 0
 
@@ -27,6 +28,11 @@ def expect(name, result, code, *needles):
     if not ok:
         failures += 1
         print(f"FAIL {name}: exit {result.returncode} (want {code}), output:\n{text}\nwanted: {needles}")
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def main(binary, work):
@@ -74,10 +80,6 @@ def main(binary, work):
         edit(d)
         return d
 
-    def write(path, text):
-        with open(path, "w") as f:
-            f.write(text)
-
     d = broken("bad_config", lambda d: write(os.path.join(d, "config.json"), "{not json"))
     expect("malformed config.json", run(binary, "score", "--model", d, "--input", docs), 1,
            os.path.join(d, "config.json"), "malformed JSON")
@@ -115,8 +117,54 @@ def main(binary, work):
            "nope")
     expect("bad top-p", run(binary, "generate", "--model", model, "--prompt", "x", "--top-p", "1.5"), 1,
            "top_p must be in (0, 1]")
+    data_commands(binary, work, tok)
     print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
+
+
+def data_commands(binary, work, tok):
+    """prepare and inspect-data: recipes, data files and their errors."""
+    work, tok = os.path.abspath(work), os.path.abspath(tok)
+    data = os.path.join(work, "chat.jsonl")
+    write(data, '{"messages": [{"role": "user", "content": "Hola"}, {"role": "assistant", "content": "Bon dia!"}]}\n'
+                '{"messages": [{"role": "user", "content": "Adeu"}, {"role": "assistant", "content": "Fins aviat"}]}\n')
+    recipe = os.path.join(work, "recipe.toml")
+    cache = os.path.join(work, "cache")
+    write(recipe, f'[model]\npath = "{tok}"\n[data]\ntrain = ["{data}"]\nmax_length = 64\ncache_dir = "{cache}"\n')
+    expect("prepare without recipe", run(binary, "prepare"), 2, "missing RECIPE")
+    expect("prepare", run(binary, "prepare", recipe), 0, "train: 2 samples", "built in")
+    expect("prepare again reuses", run(binary, "prepare", recipe), 0, "train: 2 samples", "reused")
+    expect("prepare override rebuilds", run(binary, "prepare", recipe, "data.train_on=all"), 0, "built in")
+    expect("inspect-data text", run(binary, "inspect-data", recipe), 0, "[[Bon dia!<|im_end|>]]", "length histogram")
+    result = run(binary, "inspect-data", recipe, "--format", "jsonl", "--n", "0")
+    expect("inspect-data jsonl", result, 0, '"mask"', '"ids"', '"text"')
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    expect("inspect-data jsonl: one object per sample", subprocess.CompletedProcess([], len(lines), "", ""), 2)
+    expect("inspect-data bad format", run(binary, "inspect-data", recipe, "--format", "xml"), 2, "--format must be")
+    expect("missing recipe", run(binary, "prepare", os.path.join(work, "nope.toml")), 1, "nope.toml")
+    expect("unknown key", run(binary, "prepare", recipe, "data.max_lenght=5"), 1, "data.max_lenght",
+           'did you mean "data.max_length"')
+    expect("bad value", run(binary, "prepare", recipe, "data.train_on=everything"), 1, "data.train_on", "assistant")
+    write(recipe + ".bad", f'[model]\npath = "{tok}"\n[data]\ntrain = ["{data}"]\nmax_length = "long"\n')
+    expect("wrong type in file", run(binary, "prepare", recipe + ".bad"), 1, "recipe.toml.bad:5", "data.max_length")
+    write(recipe + ".missing", f'[model]\npath = "{tok}"\n[data]\ntrain = ["{work}/none.jsonl"]\n')
+    expect("missing data file", run(binary, "prepare", recipe + ".missing"), 1, "none.jsonl")
+    bad = os.path.join(work, "bad.jsonl")
+    write(bad, '{"messages": [{"role": "user", "content": "Hola"}, {"role": "assistant", "content": "Ei"}]}\n'
+               '{"messages": [{"role": "user", "content": "Hola"}, {"role": "robot", "content": "Ei"}]}\n')
+    expect("unknown role", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad + ":2", "robot")
+    expect("unknown role skipped", run(binary, "prepare", recipe, f'data.train=["{bad}"]', "data.skip_invalid=true"), 0,
+           "train: 1 samples", "unknown role")
+    with open(bad, "wb") as f:
+        f.write(b'{"messages": [{"role": "user", "content": "Hola"}, {"role": "assistant", "content": "Ei"}]}\n'
+                b'{"messages": [{"role": "user", "content": "\xff"}, {"role": "assistant", "content": "Ei"}]}\n')
+    expect("invalid utf-8", run(binary, "inspect-data", recipe, f'data.train=["{bad}"]'), 1, bad + ":2", "UTF-8")
+    write(bad, '{"messages": [{"role": "user", "content": "Hola"}, {"role": "user", "content": "Ei"}]}\n')
+    expect("no alternation", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad + ":1")
+    write(bad, '{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "Ei"}]}\n')
+    expect("empty content", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad + ":1", "empty")
+    write(bad, '{"question": "Hola", "answer": "Ei"}\n')
+    expect("unknown schema", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad, "format")
 
 
 if __name__ == "__main__":

@@ -15,43 +15,11 @@
 #include "common/error.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_builder.h"
+#include "tests/common/test_tokenizer.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Deterministic multilingual training text: fixed sentences plus words made
-// of syllables, enough for a few hundred BPE merges.
-std::string training_text() {
-  const char* fixed[] = {
-      "Hola, ¿qué tal? El veloz murciélago hindú comía feliz cardillo y kiwi.",
-      "Bon dia! La mare de Déu, quin fred que fa avui a la muntanya.",
-      "The quick brown fox jumps over the lazy dog 12 times in 2024.",
-      "Der schnelle braune Fuchs springt über den faulen Hund.",
-      "Ο γρήγορος καφέ αλεπού πηδά πάνω από τον τεμπέλη σκύλο.",
-      "Швидка бура лисиця перестрибує через ледачого пса.",
-      "    for (int i = 0; i < n; ++i) {\tsum += x[i];\t}",
-  };
-  const char* syllables[] = {"ka", "ri", "mo", "ta", "len", "sa", "tu", "ne", "ci", "do",
-                             "ver", "ma", "lo", "pi", "es", "on", "ar", "ul", "ge", "bi"};
-  std::string text;
-  uint32_t state = 12345;
-  for (int line = 0; line < 400; ++line) {
-    text += fixed[line % 7];
-    text += ' ';
-    for (int w = 0; w < 8; ++w) {
-      state = state * 1103515245u + 12345u;
-      int n = 1 + (state >> 16) % 4;
-      for (int s = 0; s < n; ++s) {
-        state = state * 1103515245u + 12345u;
-        text += syllables[(state >> 16) % 20];
-      }
-      text += w % 3 == 2 ? "  " : " ";
-    }
-    text += "\n";
-  }
-  return text;
-}
 
 class TokenizerTest : public ::testing::Test {
  protected:
@@ -60,7 +28,7 @@ class TokenizerTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_);
     text_path_ = (root_ / "train.txt").string();
-    st::write_file_atomic(text_path_, training_text());
+    st::write_file_atomic(text_path_, st::test::multilingual_training_text());
     options_.input_files = {text_path_};
     options_.vocab_size = kVocab;
     options_.default_system_prompt = "You are a helpful assistant.";

@@ -1,0 +1,104 @@
+// Conversations and preference pairs to token ids plus a loss mask.
+//
+// Masks come from token spans, never from searching the text: the template
+// renders the conversation prefix by prefix, which cuts the rendered string
+// into segments (template text, a user turn, an assistant reply, ...); each
+// segment is encoded on its own and the concatenation must equal the
+// encoding of the whole string, else the sample is rejected (a shifted mask
+// would silently train on the wrong tokens).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datasets/chat_template.h"
+#include "datasets/records.h"
+#include "model/tokenizer.h"
+
+namespace st::data {
+
+/// Which tokens carry loss.
+enum class TrainOn {
+  kAssistant,      // every assistant reply, through its end-of-turn token
+  kAll,            // every token after BOS
+  kLastAssistant,  // only the final assistant reply
+};
+TrainOn parse_train_on(std::string_view name);
+
+/// What to do with a sample longer than max_length.
+enum class Truncation {
+  kDrop,  // drop the sample
+  kLeft,  // keep BOS, cut the oldest tokens after it (prompt side)
+  kRight, // cut the end
+};
+Truncation parse_truncation(std::string_view name);
+
+struct EncoderOptions {
+  TrainOn train_on = TrainOn::kAssistant;
+  int64_t max_length = 0;  // 0: no limit
+  Truncation truncation = Truncation::kDrop;
+};
+
+/// A piece of the rendered conversation.
+struct TextSegment {
+  std::string text;
+  bool trained = false;
+  std::string role;  // the message it belongs to; "" for template text outside any message
+};
+
+/// One tokenized sequence: ids[t] and mask[t] (1: ids[t] is a training target).
+struct TokenSequence {
+  std::vector<int32_t> ids;
+  std::vector<uint8_t> mask;
+  size_t trained() const;
+};
+
+/// A tokenized preference pair: the prompt once, then each completion.
+struct TokenPair {
+  std::vector<int32_t> prompt;  // starts with BOS; no loss on it
+  TokenSequence chosen, rejected;  // completions only (mask marks their trained tokens)
+};
+
+/// Counts of what encoding did to the samples.
+struct EncodeCounts {
+  size_t truncated = 0;
+};
+
+class SampleEncoder {
+ public:
+  SampleEncoder(const Tokenizer& tokenizer, const ChatTemplate& chat_template, EncoderOptions options);
+
+  /// The rendered conversation cut into the segments its mask comes from;
+  /// their texts concatenate to render(messages). Throws SampleError if
+  /// the template does not render conversations prefix by prefix.
+  std::vector<TextSegment> segments(const Conversation& conversation) const;
+
+  /// ids and mask of one conversation, truncated per the options. Throws
+  /// SampleError for: a token mismatch at a segment cut, nothing to train
+  /// on, too long under kDrop. `truncated` is set when it was cut.
+  TokenSequence encode(const Conversation& conversation, bool* truncated = nullptr) const;
+
+  /// Prompt rendered with the generation prompt, each completion as the
+  /// continuation of it; masks on the completions only.
+  TokenPair encode_pair(const PreferencePair& pair, bool* truncated = nullptr) const;
+
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const ChatTemplate& chat_template() const { return template_; }
+  const EncoderOptions& options() const { return options_; }
+
+ private:
+  // ids of consecutive segments; checks the concatenation against the whole.
+  TokenSequence encode_segments(const std::vector<TextSegment>& segments, bool first_starts_document,
+                                const std::string& origin) const;
+  // Segments by role, before the end-of-turn whitespace is split off.
+  std::vector<TextSegment> role_segments(const Conversation& conversation) const;
+  std::vector<TextSegment> split_trailing_whitespace(std::vector<TextSegment> segments) const;
+
+  const Tokenizer& tokenizer_;
+  ChatTemplate template_;
+  EncoderOptions options_;
+  std::string bos_text_;
+};
+
+}  // namespace st::data

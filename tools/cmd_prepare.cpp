@@ -1,0 +1,52 @@
+// salamandra-tune prepare: tokenize a recipe's data once, on all cores, into
+// the memory-mapped token cache that training reads. A cache built from the
+// same inputs is reused; a stale one is rebuilt.
+#include <cstdio>
+
+#include "common/error.h"
+#include "datasets/data_config.h"
+#include "datasets/prepare.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+#include "tools/data_report.h"
+
+namespace st::cli {
+
+int run_prepare(int argc, char** argv) {
+  std::string recipe_path;
+  std::vector<std::string> overrides;
+  Args args("prepare",
+            "Tokenizes the recipe's training (and eval) data through the model's chat template into the\n"
+            "token cache (data.cache_dir), and reports samples, tokens, drops, truncations and packing.");
+  args.positional("RECIPE", "the recipe (TOML)", &recipe_path);
+  args.rest("section.key=value", "override a recipe key", &overrides);
+  if (!args.parse(argc, argv)) return 0;
+
+  const Recipe recipe = Recipe::load(recipe_path, data::data_schema(), overrides);
+  const data::DataConfig config = data::data_config(recipe);
+  const data::EncoderBundle encoder = data::load_encoder(config);
+  std::printf("model: %s\nchat template: %s\ntokenizer threads: %d\n", config.model_dir.c_str(),
+              encoder.chat_template.origin().c_str(), config.workers);
+
+  auto report_split = [&](const std::vector<std::string>& files, const std::string& split) {
+    data::PrepareReport report;
+    const std::string dir =
+        data::prepare_split(config, encoder, files, split, &report, progress_printer("encoding " + split));
+    const data::TokenCache cache = data::TokenCache::open(dir);
+    const data::BatchOptions batching = data::batch_options(config, 1);
+    data::PlanStats plan;
+    if (report.kind == data::SampleKind::kChat) {
+      const std::vector<uint32_t> lengths = cache.lengths();
+      std::vector<uint32_t> all(lengths.size());
+      for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+      data::SequenceView view{[&](uint32_t i) { return cache.ids(i); }, [&](uint32_t i) { return cache.mask(i); }};
+      plan = data::plan_stats(data::plan_epoch(lengths, all, batching, 0), view, batching);
+    }
+    print_split_report(stdout, report, plan, batching);
+  };
+  report_split(config.train_files, "train");
+  if (!config.eval_files.empty()) report_split(config.eval_files, "eval");
+  return 0;
+}
+
+}  // namespace st::cli
