@@ -108,14 +108,15 @@ std::vector<TextSegment> SampleEncoder::split_trailing_whitespace(std::vector<Te
       out.push_back(std::move(seg));
       continue;
     }
-    size_t special_end = 0;
-    for (const AddedToken& token : tokenizer_.added_tokens()) {
-      if (!token.special) continue;
-      size_t at = seg.text.rfind(token.content);
-      if (at != std::string::npos) special_end = std::max(special_end, at + token.content.size());
-    }
-    bool tail_is_space = special_end > 0 && special_end < seg.text.size() &&
-                         std::all_of(seg.text.begin() + special_end, seg.text.end(), is_space);
+    // Where the trailing whitespace starts, and whether a special token ends there.
+    size_t special_end = seg.text.size();
+    while (special_end > 0 && is_space(seg.text[special_end - 1])) --special_end;
+    bool tail_is_space = false;
+    if (special_end < seg.text.size())
+      for (const AddedToken& token : tokenizer_.added_tokens())
+        if (token.special && token.content.size() <= special_end &&
+            seg.text.compare(special_end - token.content.size(), token.content.size(), token.content) == 0)
+          tail_is_space = true;
     if (!tail_is_space) {
       out.push_back(std::move(seg));
       continue;

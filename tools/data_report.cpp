@@ -41,7 +41,7 @@ void print_split_report(std::FILE* out, const data::PrepareReport& r, const data
   std::fprintf(out, "  dropped: %zu\n", dropped);
   for (const auto& [reason, count] : r.dropped) std::fprintf(out, "    %-36s %zu\n", reason.c_str(), count);
   if (r.kind == data::SampleKind::kChat) {
-    std::fprintf(out, "  %s into rows of %u tokens: %zu rows, fill %.1f%%, packing efficiency (trained / slots) %.1f%%\n",
+    std::fprintf(out, "  %s into rows of %u tokens: %zu rows, fill %.2f%%, packing efficiency (trained / slots) %.2f%%\n",
                  batching.mode == data::BatchMode::kPacked ? "packed" : "padded", batching.row_tokens, plan.rows,
                  100.0 * plan.fill(), 100.0 * plan.efficiency());
   }
