@@ -101,17 +101,26 @@ size_t first_invalid_utf8(std::string_view s) {
 
 }  // namespace
 
+bool JsonStringTracker::outside_string(int c) {
+  if (in_string_) {
+    if (escaped_) escaped_ = false;
+    else if (c == '\\') escaped_ = true;
+    else if (c == '"') in_string_ = false;
+    return false;
+  }
+  if (c == '"') {
+    in_string_ = true;
+    return false;
+  }
+  return true;
+}
+
 size_t json_depth(std::string_view s) {
   size_t depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
+  JsonStringTracker strings;
   for (char c : s) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
+    if (!strings.outside_string(c)) continue;
+    if (c == '[' || c == '{') {
       deepest = std::max(deepest, ++depth);
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
@@ -202,18 +211,15 @@ void read_jsonl(Reader& reader, const std::string& name, const std::function<voi
 std::string scan_element(Reader& reader, const std::string& name, size_t index, size_t start_line) {
   std::string text;
   std::string open;  // stack of unclosed '{' / '['
-  bool in_string = false, escaped = false;
+  JsonStringTracker strings;
   while (true) {
     int c = reader.peek();
     if (c < 0)
       fail(name, ": unexpected end of file in record ", index, " (line ", start_line,
            "): the JSON array is not closed");
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
+    const bool structure = strings.outside_string(c);
+    if (!structure) {
+      // inside a string literal: no brackets or commas count
     } else if (c == '[' || c == '{') {
       open.push_back(static_cast<char>(c));
     } else if (c == ']' || c == '}') {

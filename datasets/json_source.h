@@ -33,6 +33,18 @@ void for_each_record(ByteStream& in, const std::string& name,
 /// it keeps copies and comparisons of hostile input off deep recursion.
 inline constexpr size_t kMaxJsonDepth = 128;
 
+/// Follows JSON text byte by byte, telling brackets that are structure from
+/// brackets inside string literals (escapes included).
+class JsonStringTracker {
+ public:
+  /// Consumes byte c; true when c is outside any string literal (quotes
+  /// opening or closing a string count as inside).
+  bool outside_string(int c);
+
+ private:
+  bool in_string_ = false, escaped_ = false;
+};
+
 /// Deepest bracket nesting of JSON text, outside strings.
 size_t json_depth(std::string_view text);
 

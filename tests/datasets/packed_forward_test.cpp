@@ -8,21 +8,12 @@
 #include "datasets/batching.h"
 #include "model/document_mask.h"
 #include "model/llama.h"
+#include "tests/common/test_model.h"
 
 namespace st {
 namespace {
 
-ModelConfig small_config() {
-  ModelConfig c = ModelConfig::preset("tiny-gqa");
-  c.vocab_size = 97;
-  c.hidden_size = 48;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 77;
-  c.num_hidden_layers = 2;
-  return c;
-}
+ModelConfig small_config() { return test::small_model_config(97); }
 
 struct Docs {
   std::vector<std::vector<uint32_t>> ids;

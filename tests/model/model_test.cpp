@@ -15,23 +15,14 @@
 #include "model/lm_head.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
+#include "tests/common/test_model.h"
 
 namespace st {
 namespace {
 
 namespace fs = std::filesystem;
 
-ModelConfig small_config() {
-  ModelConfig c = ModelConfig::preset("tiny-gqa");
-  c.vocab_size = 211;
-  c.hidden_size = 48;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 77;
-  c.num_hidden_layers = 2;
-  return c;
-}
+ModelConfig small_config() { return test::small_model_config(211); }
 
 std::string temp_dir(const std::string& name) {
   fs::path dir = fs::path(::testing::TempDir()) / ("st_model_test_" + name);
