@@ -163,6 +163,14 @@ def data_commands(binary, work, tok):
     expect("no alternation", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad + ":1")
     write(bad, '{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "Ei"}]}\n')
     expect("empty content", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad + ":1", "empty")
+    mapped = os.path.join(work, "mapped.jsonl")
+    write(mapped, '{"dialog": [{"speaker": "human", "text": "Hola"}, {"speaker": "bot", "text": "Ei, bon dia"}]}\n')
+    expect("field mapping", run(binary, "inspect-data", recipe, f'data.train=["{mapped}"]', "data.format=messages",
+                                'data.fields={messages = "dialog", role = "speaker", content = "text"}',
+                                'data.role_aliases={human = "user", bot = "assistant"}'), 0,
+           "<|im_start|>user\nHola<|im_end|>", "[[Ei, bon dia<|im_end|>]]", "train: 1 samples")
+    expect("unknown mapped field", run(binary, "prepare", recipe, 'data.fields={speaker = "x"}'), 1,
+           "data.fields.speaker", "known fields")
     write(bad, '{"question": "Hola", "answer": "Ei"}\n')
     expect("unknown schema", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad, "format")
 
