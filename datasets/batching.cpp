@@ -70,7 +70,8 @@ std::vector<BatchLayout> plan_epoch(std::span<const uint32_t> lengths, std::span
   } else {
     std::vector<uint32_t> order(subset.begin(), subset.end());
     shuffler.shuffle(order);
-    const size_t window = size_t(options.rows) * std::max<uint32_t>(1, options.bucket_window);
+    const size_t window =
+        size_t(options.rows) * std::max<uint32_t>(1, options.accumulation) * std::max<uint32_t>(1, options.bucket_window);
     for (size_t begin = 0; begin < order.size(); begin += window) {
       auto first = order.begin() + begin;
       auto last = order.begin() + std::min(order.size(), begin + window);
@@ -81,15 +82,34 @@ std::vector<BatchLayout> plan_epoch(std::span<const uint32_t> lengths, std::span
       rows.push_back({i});
     }
   }
-  std::vector<BatchLayout> batches;
-  for (size_t begin = 0; begin < rows.size(); begin += options.rows) {
-    BatchLayout layout;
-    for (size_t r = begin; r < std::min(rows.size(), begin + options.rows); ++r) layout.rows.push_back(std::move(rows[r]));
-    batches.push_back(std::move(layout));
+  // Padded rows were cut from length-sorted windows: shuffle whole steps so
+  // a run does not see short batches first and long ones last.
+  const size_t step_rows = size_t(options.rows) * std::max<uint32_t>(1, options.accumulation);
+  std::vector<std::vector<std::vector<uint32_t>>> steps;
+  for (size_t begin = 0; begin < rows.size(); begin += step_rows) {
+    steps.emplace_back();
+    for (size_t r = begin; r < std::min(rows.size(), begin + step_rows); ++r) steps.back().push_back(std::move(rows[r]));
   }
-  // Padded batches were cut from length-sorted windows: shuffle their order
-  // so a run does not see short batches first and long ones last.
-  if (options.mode == BatchMode::kPadded) shuffler.shuffle(batches);
+  // An incomplete last step stays last: the trainer cuts steps at every
+  // `accumulation` micro-batches, which only full steps keep aligned.
+  if (options.mode == BatchMode::kPadded) {
+    const bool partial = !steps.empty() && steps.back().size() < step_rows;
+    std::vector<std::vector<std::vector<uint32_t>>> tail;
+    if (partial) {
+      tail.push_back(std::move(steps.back()));
+      steps.pop_back();
+    }
+    shuffler.shuffle(steps);
+    for (auto& t : tail) steps.push_back(std::move(t));
+  }
+  std::vector<BatchLayout> batches;
+  for (auto& step : steps)
+    for (size_t begin = 0; begin < step.size(); begin += options.rows) {
+      BatchLayout layout;
+      for (size_t r = begin; r < std::min(step.size(), begin + options.rows); ++r)
+        layout.rows.push_back(std::move(step[r]));
+      batches.push_back(std::move(layout));
+    }
   return batches;
 }
 

@@ -44,6 +44,10 @@ struct BatchOptions {
   uint32_t row_tokens = 2048;
   /// Rows per batch (micro-batch size).
   uint32_t rows = 1;
+  /// Micro-batches per optimizer step. Plans are made per step (rows x
+  /// accumulation rows) and then split, so a step trains on the same rows
+  /// however it is split into micro-batches.
+  uint32_t accumulation = 1;
   uint64_t seed = 0;
   /// Padded mode sorts windows of rows * bucket_window samples by length
   /// before cutting them into batches: similar lengths, little padding,

@@ -121,11 +121,12 @@ DataConfig data_config(const Recipe& recipe) {
   return c;
 }
 
-BatchOptions batch_options(const DataConfig& config, uint32_t rows) {
+BatchOptions batch_options(const DataConfig& config, uint32_t rows, uint32_t accumulation) {
   BatchOptions options;
   options.mode = config.packing ? BatchMode::kPacked : BatchMode::kPadded;
   options.row_tokens = static_cast<uint32_t>(config.encoder.max_length);
   options.rows = rows;
+  options.accumulation = accumulation;
   options.seed = config.seed;
   options.bucket_window = config.bucket_window;
   return options;

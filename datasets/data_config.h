@@ -37,7 +37,8 @@ struct DataConfig {
 /// Reads the data keys of a loaded recipe (validated already by its schema).
 DataConfig data_config(const Recipe& recipe);
 
-/// Packing or padding of rows of max_length tokens.
-BatchOptions batch_options(const DataConfig& config, uint32_t rows);
+/// Packing or padding of rows of max_length tokens, `rows` per micro-batch,
+/// `accumulation` micro-batches per optimizer step.
+BatchOptions batch_options(const DataConfig& config, uint32_t rows, uint32_t accumulation = 1);
 
 }  // namespace st::data

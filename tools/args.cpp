@@ -166,6 +166,7 @@ std::string Args::usage() const {
     out << "\n";
   }
   out << "  --help                      show this help\n";
+  if (!epilog_.empty()) out << "\n" << epilog_;
   return out.str();
 }
 

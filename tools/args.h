@@ -38,6 +38,9 @@ class Args {
   /// All remaining positionals (after the declared ones), e.g. recipe overrides.
   void rest(const std::string& metavar, const std::string& help, std::vector<std::string>* target);
 
+  /// Text printed after the options in --help.
+  void epilog(std::string text) { epilog_ = std::move(text); }
+
   /// Parses argv after the subcommand name. Returns false when --help was
   /// asked for (usage already printed).
   bool parse(int argc, char** argv);
@@ -58,7 +61,7 @@ class Args {
   std::string command_, summary_;
   std::vector<Option> options_;
   std::vector<Positional> positionals_;
-  std::string rest_metavar_, rest_help_;
+  std::string rest_metavar_, rest_help_, epilog_;
   std::vector<std::string>* rest_ = nullptr;
 };
 

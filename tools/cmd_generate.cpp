@@ -49,8 +49,7 @@ int run_generate(int argc, char** argv) {
   if (greedy) settings.do_sample = false;
   settings.seed = static_cast<uint64_t>(seed);
   settings.use_cache = !no_cache;
-  settings.stop_ids.push_back(tokenizer.eos_id());
-  if (int32_t im_end = tokenizer.token_to_id("<|im_end|>"); im_end >= 0) settings.stop_ids.push_back(im_end);
+  for (int64_t id : chat_stop_ids(tokenizer)) settings.stop_ids.push_back(id);
 
   std::vector<int32_t> encoded = tokenizer.encode(prompt);
   std::vector<int64_t> prompt_ids(encoded.begin(), encoded.end());

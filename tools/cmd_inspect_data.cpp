@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
+#include "sft/sft_config.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/data_report.h"
@@ -53,7 +54,7 @@ int run_inspect_data(int argc, char** argv) {
   if (format != "text" && format != "jsonl") throw UsageError("--format must be text or jsonl");
   if (count < 0) throw UsageError("--n must be >= 0");
 
-  const Recipe recipe = Recipe::load(recipe_path, data::data_schema(), overrides);
+  const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);
   const data::DataConfig config = data::data_config(recipe);
   const data::EncoderBundle bundle = data::load_encoder(config);
   const data::SampleEncoder encoder(bundle.tokenizer, bundle.chat_template, bundle.options);

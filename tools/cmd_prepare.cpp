@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
+#include "sft/sft_config.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/data_report.h"
@@ -22,7 +23,7 @@ int run_prepare(int argc, char** argv) {
   args.rest("section.key=value", "override a recipe key", &overrides);
   if (!args.parse(argc, argv)) return 0;
 
-  const Recipe recipe = Recipe::load(recipe_path, data::data_schema(), overrides);
+  const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);
   const data::DataConfig config = data::data_config(recipe);
   const data::EncoderBundle encoder = data::load_encoder(config);
   std::printf("model: %s\nchat template: %s\ntokenizer threads: %d\n", config.model_dir.c_str(),

@@ -4,7 +4,13 @@
 
 #include <c10/core/TensorOptions.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
+
+namespace st {
+class Tokenizer;
+}
 
 namespace st::cli {
 
@@ -14,8 +20,14 @@ int run_generate(int argc, char** argv);
 int run_score(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_inspect_data(int argc, char** argv);
+int run_make_tasks(int argc, char** argv);
+int run_eval_tasks(int argc, char** argv);
+int run_sft(int argc, char** argv);
 
 /// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).
 at::TensorOptions tensor_options(const std::string& dtype, const std::string& device);
+
+/// The ids chat generation stops on: eos, and <|im_end|> when the vocabulary has it.
+std::vector<int64_t> chat_stop_ids(const Tokenizer& tokenizer);
 
 }  // namespace st::cli

@@ -24,6 +24,9 @@ const Command kCommands[] = {
     {"score", st::cli::run_score, "log-probabilities of every token of documents"},
     {"prepare", st::cli::run_prepare, "tokenize a recipe's data into the token cache"},
     {"inspect-data", st::cli::run_inspect_data, "show a recipe's samples as training sees them, with statistics"},
+    {"make-tasks", st::cli::run_make_tasks, "write synthetic multilingual tasks (train/test JSONL, tokenizer corpus)"},
+    {"eval-tasks", st::cli::run_eval_tasks, "exact-match accuracy of greedy answers on a task file"},
+    {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe (resumable)"},
 };
 
 void print_usage(std::FILE* out) {

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-COMMANDS = ["init", "build-tokenizer", "generate", "score", "prepare", "inspect-data"]
+COMMANDS = ["init", "build-tokenizer", "generate", "score", "prepare", "inspect-data", "make-tasks", "eval-tasks"]
 failures = 0
 checks = 0
 
@@ -118,8 +118,47 @@ def main(binary, work):
     expect("bad top-p", run(binary, "generate", "--model", model, "--prompt", "x", "--top-p", "1.5"), 1,
            "top_p must be in (0, 1]")
     data_commands(binary, work, tok)
+    task_commands(binary, work, model)
     print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
+
+
+def task_commands(binary, work, model):
+    """make-tasks and eval-tasks: the demo's synthetic data and its accuracy check."""
+    tasks = os.path.join(work, "tasks")
+    args = ["make-tasks", "--out", tasks, "--train", "60", "--test", "20", "--seed", "3"]
+    expect("make-tasks", run(binary, *args), 0, "train.jsonl (60 samples)", "test.jsonl (20)", "corpus.txt")
+    train = [json.loads(line) for line in open(os.path.join(tasks, "train.jsonl"), encoding="utf-8")]
+    test = [json.loads(line) for line in open(os.path.join(tasks, "test.jsonl"), encoding="utf-8")]
+    shared = {r["messages"][0]["content"] for r in train} & {r["messages"][0]["content"] for r in test}
+    expect("make-tasks: 20 test samples, none in train",
+           subprocess.CompletedProcess([], 0 if len(test) == 20 and not shared else 1, "", ""), 0)
+    before = open(os.path.join(tasks, "test.jsonl"), encoding="utf-8").read()
+    expect("make-tasks again", run(binary, *args), 0)
+    same = open(os.path.join(tasks, "test.jsonl"), encoding="utf-8").read() == before
+    expect("make-tasks: same seed, same file", subprocess.CompletedProcess([], 0 if same else 1, "", ""), 0)
+    expect("make-tasks unknown language", run(binary, "make-tasks", "--out", tasks, "--languages", "en,xx"), 1,
+           'unknown language "xx"', "en, es, ca, de, fr, it, pt, gl, eu")
+    expect("make-tasks empty list entry", run(binary, "make-tasks", "--out", tasks, "--tasks", "add,,sort"), 2,
+           "--tasks has an empty entry")
+
+    data = os.path.join(tasks, "test.jsonl")
+    report = os.path.join(work, "accuracy.json")
+    result = run(binary, "eval-tasks", "--model", model, "--data", data, "--max-new-tokens", "4", "--output", report)
+    expect("eval-tasks random model", result, 0, "accuracy", "successor", "eu")
+    if os.path.exists(report):
+        r = json.load(open(report))
+        ok = r["n"] == 20 and 0 <= r["accuracy"] <= 1 and sum(t["n"] for t in r["per_task"].values()) == 20
+        expect("eval-tasks --output", subprocess.CompletedProcess([], 0 if ok else 1, "", ""), 0)
+    expect("eval-tasks --limit", run(binary, "eval-tasks", "--model", model, "--data", data, "--limit", "3",
+                                     "--max-new-tokens", "2"), 0, " of 3)")
+    missing = os.path.join(work, "no_tasks.jsonl")
+    expect("eval-tasks missing file", run(binary, "eval-tasks", "--model", model, "--data", missing), 1, missing)
+    expect("eval-tasks without --data", run(binary, "eval-tasks", "--model", model), 2, "missing required option --data")
+    no_answer = os.path.join(work, "no_answer.jsonl")
+    write(no_answer, '{"messages": [{"role": "user", "content": "Hola"}]}\n')
+    expect("eval-tasks no reference", run(binary, "eval-tasks", "--model", model, "--data", no_answer), 1,
+           no_answer + ":1", "no assistant message")
 
 
 def data_commands(binary, work, tok):

@@ -122,6 +122,25 @@ TEST(Padding, BucketsBySimilarLengthAndPadsToTheLongestRow) {
   EXPECT_EQ(b.cols, static_cast<int64_t>(widest));
 }
 
+TEST(Plans, AStepHoldsTheSameRowsHoweverItIsSplitIntoMicroBatches) {
+  std::vector<uint32_t> lengths;
+  for (uint32_t i = 0; i < 101; ++i) lengths.push_back(3 + (i * 29) % 60);
+  for (BatchMode mode : {BatchMode::kPacked, BatchMode::kPadded}) {
+    auto steps = [&](uint32_t rows, uint32_t accumulation) {
+      BatchOptions options{.mode = mode, .row_tokens = 64, .rows = rows, .accumulation = accumulation, .seed = 9};
+      const auto plan = plan_epoch(lengths, iota(101), options, 2);
+      std::vector<std::vector<std::vector<uint32_t>>> out;
+      for (size_t b = 0; b < plan.size(); ++b) {
+        if (b % accumulation == 0) out.emplace_back();
+        for (const auto& row : plan[b].rows) out.back().push_back(row);
+      }
+      return out;
+    };
+    EXPECT_EQ(steps(2, 2), steps(4, 1)) << (mode == BatchMode::kPacked ? "packed" : "padded");
+    EXPECT_EQ(steps(1, 4), steps(4, 1)) << (mode == BatchMode::kPacked ? "packed" : "padded");
+  }
+}
+
 TEST(Split, DeterministicDisjointAndSized) {
   auto [train, eval] = split_train_eval(1000, 0.1, 5);
   EXPECT_EQ(eval.size(), 100u);

@@ -25,3 +25,7 @@ add_test(NAME parity.data
                  ${CMAKE_BINARY_DIR}/test-work/data_parity)
 set_tests_properties(parity.data PROPERTIES LABELS parity SKIP_RETURN_CODE 77
                      ENVIRONMENT ST_SHARED_DATA=${ST_SHARED_DATA})
+
+# Synthetic multilingual tasks: determinism, coverage, answers recomputed,
+# train/test disjoint, readable by the readers.
+st_add_test(synthetic_tasks_test unit SOURCES datasets/synthetic_tasks_test.cpp LIBS st_datasets)

@@ -1,0 +1,134 @@
+#include "train/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "model/model_dir.h"
+#include "model/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace st::train {
+
+namespace {
+
+constexpr const char* kStateFile = "training_state.safetensors";
+constexpr const char* kPositionFile = "trainer_state.json";
+
+// Step number of a "checkpoint-<step>" name, or -1.
+int64_t checkpoint_step(const std::string& name) {
+  const std::string prefix = "checkpoint-";
+  if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) return -1;
+  int64_t step = 0;
+  for (size_t i = prefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -1;
+    step = step * 10 + (name[i] - '0');
+  }
+  return step;
+}
+
+std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(run_dir)) return out;
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    const int64_t step = checkpoint_step(entry.path().filename().string());
+    if (step >= 0 && fs::exists(entry.path() / kPositionFile)) out.emplace_back(step, entry.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json TrainingPosition::to_json() const {
+  return {{"step", step}, {"epoch", epoch}, {"micro_batch", micro_batch}, {"nonfinite_steps", nonfinite_steps}};
+}
+
+TrainingPosition TrainingPosition::from_json(const nlohmann::json& j, const std::string& source) {
+  TrainingPosition p;
+  try {
+    p.step = j.at("step").get<int64_t>();
+    p.epoch = j.at("epoch").get<int64_t>();
+    p.micro_batch = j.at("micro_batch").get<int64_t>();
+    p.nonfinite_steps = j.value("nonfinite_steps", int64_t(0));
+  } catch (const nlohmann::json::exception& e) {
+    fail(source, ": not a training position: ", e.what());
+  }
+  return p;
+}
+
+std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
+                            const TrainingPosition& position, at::ScalarType weights_dtype,
+                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra) {
+  const fs::path final_dir = fs::path(run_dir) / cat("checkpoint-", position.step);
+  const fs::path tmp_dir = fs::path(run_dir) / cat(".checkpoint-", position.step, ".tmp-", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp_dir, ec);
+  SaveOptions save;
+  save.dtype = weights_dtype;
+  save_model(model, tmp_dir.string(), save);
+  copy_tokenizer_files(tokenizer_dir, tmp_dir.string());
+
+  // Optimizer state: contiguous fp32 CPU copies, written as one safetensors file.
+  std::vector<at::Tensor> keep_alive;
+  std::vector<safetensors::TensorToWrite> tensors;
+  for (const auto& [name, tensor] : optimizer.state()) {
+    at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
+    ST_CHECK(cpu.scalar_type() == at::kFloat || cpu.scalar_type() == at::kBFloat16);
+    keep_alive.push_back(cpu);
+    tensors.push_back({name, cpu.scalar_type() == at::kFloat ? safetensors::DType::F32 : safetensors::DType::BF16,
+                       cpu.sizes().vec(), cpu.data_ptr(), static_cast<size_t>(cpu.nbytes())});
+  }
+  safetensors::write_file((tmp_dir / kStateFile).string(), tensors, {});
+  nlohmann::json state = extra;
+  state["position"] = position.to_json();
+  state["optimizer_steps"] = optimizer.steps();
+  write_file_atomic((tmp_dir / kPositionFile).string(), state.dump(2) + "\n");
+
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) fail("cannot rename ", tmp_dir.string(), " to ", final_dir.string(), ": ", ec.message());
+  if (keep_last > 0) {
+    auto all = checkpoints(run_dir);
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second, ec);
+  }
+  return final_dir.string();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  auto all = checkpoints(run_dir);
+  return all.empty() ? std::string() : all.back().second.string();
+}
+
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra) {
+  const std::string position_path = (fs::path(checkpoint_dir) / kPositionFile).string();
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_file(position_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail(position_path, ": malformed JSON: ", e.what());
+  }
+  if (!state.contains("position")) fail(position_path, ": no \"position\" key");
+  TrainingPosition position = TrainingPosition::from_json(state["position"], position_path);
+
+  const safetensors::File file((fs::path(checkpoint_dir) / kStateFile).string());
+  NamedTensors tensors;
+  for (const auto& info : file.tensors()) {
+    if (info.dtype != safetensors::DType::F32 && info.dtype != safetensors::DType::BF16)
+      fail(file.path(), ": tensor \"", info.name, "\" is neither F32 nor BF16");
+    at::Tensor t = at::empty(info.shape, info.dtype == safetensors::DType::F32 ? at::kFloat : at::kBFloat16);
+    std::memcpy(t.data_ptr(), info.data, info.nbytes);
+    tensors.emplace_back(info.name, t);
+  }
+  optimizer.load_state(tensors, state.value("optimizer_steps", position.step));
+  if (extra) *extra = state;
+  return position;
+}
+
+}  // namespace st::train

@@ -1,0 +1,41 @@
+// Checkpoints: a Hugging Face model dir plus the training state, written
+// under a temporary name and renamed, so a checkpoint that exists is whole.
+//
+//   <run>/checkpoint-<step>/   config.json, weights, tokenizer files,
+//                              training_state.safetensors (optimizer moments,
+//                              fp32 masters), trainer_state.json (position)
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/llama.h"
+#include "train/optimizer.h"
+
+namespace st::train {
+
+/// Where training stands after an optimizer step.
+struct TrainingPosition {
+  int64_t step = 0;         // optimizer steps done
+  int64_t epoch = 0;        // epoch of the next micro-batch
+  int64_t micro_batch = 0;  // index of the next micro-batch in that epoch's plan
+  int64_t nonfinite_steps = 0;
+  nlohmann::json to_json() const;
+  static TrainingPosition from_json(const nlohmann::json& j, const std::string& source);
+};
+
+/// Writes run_dir/checkpoint-<step> (weights in `weights_dtype`), then
+/// deletes all but the newest `keep_last` checkpoints (0 keeps all).
+/// `extra` is stored in trainer_state.json (e.g. the recipe digest).
+std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
+                            const TrainingPosition& position, at::ScalarType weights_dtype,
+                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra);
+
+/// The newest complete checkpoint dir in run_dir, or "" if none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+/// Restores the optimizer from a checkpoint dir and returns its position and
+/// extra fields; st::Error names the file for anything missing or corrupt.
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra);
+
+}  // namespace st::train
