@@ -119,6 +119,7 @@ def main(binary, work):
            "top_p must be in (0, 1]")
     data_commands(binary, work, tok)
     task_commands(binary, work, model)
+    sft_commands(binary, work, model)
     print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
 
@@ -159,6 +160,53 @@ def task_commands(binary, work, model):
     write(no_answer, '{"messages": [{"role": "user", "content": "Hola"}]}\n')
     expect("eval-tasks no reference", run(binary, "eval-tasks", "--model", model, "--data", no_answer), 1,
            no_answer + ":1", "no assistant message")
+
+
+def sft_commands(binary, work, model):
+    """sft: recipe mistakes, resume mistakes, non-finite losses, and every shipped recipe's keys."""
+    work, model = os.path.abspath(work), os.path.abspath(model)
+    data = os.path.join(work, "sft_chat.jsonl")
+    write(data, "".join('{"messages": [{"role": "user", "content": "Hola %d"}, '
+                        '{"role": "assistant", "content": "Bon dia %d"}]}\n' % (i, i) for i in range(12)))
+    recipe = os.path.join(work, "sft.toml")
+    run_dir = os.path.join(work, "sft_run")
+    write(recipe, f'[model]\npath = "{model}"\ndtype = "float32"\n[data]\ntrain = ["{data}"]\nmax_length = 64\n'
+                  f'cache_dir = "{work}/cache"\n[training]\noutput_dir = "{run_dir}"\nmax_steps = 3\n'
+                  f'micro_batch_rows = 2\n[logging]\nplot = false\n')
+    expect("sft without recipe", run(binary, "sft"), 2, "missing RECIPE")
+    expect("sft --help lists keys", run(binary, "sft", "--help"), 0, "recipe keys:", "training.grad_accumulation")
+    expect("sft unknown key", run(binary, "sft", recipe, "training.grad_acumulation=2"), 1,
+           'did you mean "training.grad_accumulation"')
+    expect("sft out of range", run(binary, "sft", recipe, "training.micro_batch_rows=0"), 1,
+           "training.micro_batch_rows")
+    expect("sft bad schedule", run(binary, "sft", recipe, "schedule.kind=exponential"), 1, "schedule.kind", "cosine")
+    expect("sft no output dir", run(binary, "sft", recipe, 'training.output_dir=""'), 1, "training.output_dir")
+    expect("sft resume without checkpoint", run(binary, "sft", recipe, "--resume"), 1, "no checkpoint")
+    expect("sft runs", run(binary, "sft", recipe), 0, "final model:")
+    for name in ("final/config.json", "final/tokenizer.model", "final/tokenizer_config.json", "metrics.jsonl",
+                 "recipe.toml", "checkpoint-3/trainer_state.json"):
+        expect(f"sft wrote {name}", subprocess.CompletedProcess([], 0 if os.path.exists(os.path.join(run_dir, name))
+                                                                  else 1, "", ""), 0)
+    expect("sft refuses a used run dir", run(binary, "sft", recipe), 1, "--resume")
+    expect("sft preference data", run(binary, "sft", recipe, f"training.output_dir={work}/sft_pref",
+                                      f'data.train=["{work}/pref.jsonl"]'), 1, "pref.jsonl")
+    write(os.path.join(work, "pref.jsonl"), '{"prompt": "Hola", "chosen": "Bon dia", "rejected": "Adeu"}\n')
+    expect("sft preference data", run(binary, "sft", recipe, f"training.output_dir={work}/sft_pref",
+                                      f'data.train=["{work}/pref.jsonl"]'), 1, "preference")
+    expect("sft non-finite stops", run(binary, "sft", recipe, f"training.output_dir={work}/sft_nan",
+                                       "optimizer.lr=1e30", "training.max_grad_norm=0", "training.max_steps=6"), 1,
+           "not finite", "training.on_nonfinite")
+    expect("sft non-finite skipped", run(binary, "sft", recipe, f"training.output_dir={work}/sft_skip",
+                                         "optimizer.lr=1e30", "training.max_grad_norm=0", "training.max_steps=6",
+                                         "training.on_nonfinite=skip"), 0, "final model:")
+    with open(os.path.join(work, "sft_skip", "metrics.jsonl")) as f:
+        skipped = [json.loads(line) for line in f if '"loss"' in line][-1]["nonfinite_steps"]
+    expect("sft counts skipped steps", subprocess.CompletedProcess([], 0 if skipped > 0 else 1, "", ""), 0)
+    # Every shipped recipe is valid against the schema (its paths replaced by ours).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for name in sorted(os.listdir(os.path.join(root, "recipes"))):
+        expect(f"recipe {name}", run(binary, "prepare", os.path.join(root, "recipes", name), f"model.path={model}",
+                                     f'data.train=["{data}"]', f"data.cache_dir={work}/cache"), 0, "train:")
 
 
 def data_commands(binary, work, tok):

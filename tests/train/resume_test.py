@@ -5,7 +5,7 @@ for bit, and the same final weights as a run that was never interrupted.
 Also: a run dir with checkpoints refuses a fresh start, and a resume with
 changed training settings is refused.
 
-  resume_test.py SALAMANDRA_TUNE WORK_DIR [--dtype float32|bfloat16]
+  resume_test.py SALAMANDRA_TUNE WORK_DIR [--dtype float32|bfloat16] [section.key=value ...]
 """
 import json
 import os
@@ -18,6 +18,7 @@ import time
 
 ST, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 DTYPE = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--dtype" else "float32"
+OVERRIDES = sys.argv[5:] if len(sys.argv) > 4 and sys.argv[3] == "--dtype" else sys.argv[3:]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 failures = []
@@ -95,14 +96,14 @@ def weights(run_dir):
 
 
 whole = os.path.join(WORK, "whole")
-must(run("sft", recipe, f"training.output_dir={whole}"), "uninterrupted run")
+must(run("sft", recipe, f"training.output_dir={whole}", *OVERRIDES), "uninterrupted run")
 reference = losses(whole)
 assert len(reference) == STEPS, reference
 
 # Killed at a random step after the first checkpoint, then resumed (twice).
 killed = os.path.join(WORK, "killed")
 for attempt, kill_after in enumerate(sorted(random.Random(int(time.time())).sample(range(4, STEPS - 1), 2))):
-    args = [ST, "sft", recipe, f"training.output_dir={killed}"] + (["--resume"] if attempt else [])
+    args = [ST, "sft", recipe, f"training.output_dir={killed}", *OVERRIDES] + (["--resume"] if attempt else [])
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = os.path.join(killed, "metrics.jsonl")
     while proc.poll() is None:
@@ -112,7 +113,7 @@ for attempt, kill_after in enumerate(sorted(random.Random(int(time.time())).samp
         time.sleep(0.01)
     proc.wait()
     print(f"killed after step >= {kill_after} (exit {proc.returncode})")
-must(run("sft", recipe, f"training.output_dir={killed}", "--resume"), "resumed run")
+must(run("sft", recipe, f"training.output_dir={killed}", *OVERRIDES, "--resume"), "resumed run")
 resumed = losses(killed)
 if resumed != reference:
     for a, b in zip(resumed, reference):
@@ -125,12 +126,12 @@ if weights(killed) != weights(whole):
     failures.append("final weights differ between the resumed and the uninterrupted run")
 
 # Refusals.
-r = run("sft", recipe, f"training.output_dir={whole}")
+r = run("sft", recipe, f"training.output_dir={whole}", *OVERRIDES)
 if r.returncode != 1 or "--resume" not in r.stderr:
     failures.append(f"a fresh start into a run dir with checkpoints was not refused: {r.returncode} {r.stderr}")
-r = run("sft", recipe, f"training.output_dir={whole}", "optimizer.lr=1e-2", "--resume")
+r = run("sft", recipe, f"training.output_dir={whole}", *OVERRIDES, "optimizer.lr=1e-2", "--resume")
 if r.returncode != 1 or "other model/data/training settings" not in r.stderr:
     failures.append(f"a resume with another lr was not refused: {r.returncode} {r.stderr}")
 
-print(json.dumps({"steps": STEPS, "dtype": DTYPE, "identical_losses": resumed == reference, "failures": failures}))
+print(json.dumps({"steps": STEPS, "dtype": DTYPE, "overrides": OVERRIDES, "identical_losses": resumed == reference, "failures": failures}))
 sys.exit(1 if failures else 0)
