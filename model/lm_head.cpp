@@ -11,10 +11,16 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Logits of one chunk in fp32, as transformers computes them: the matmul in
-// the model dtype, then an upcast before the softmax.
+// The softmax runs in fp32, or in fp64 for fp64 models (tests that compare
+// summation orders need fp64 all the way through).
+at::ScalarType softmax_dtype(const at::Tensor& weight) {
+  return weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Logits of one chunk in the softmax dtype, as transformers computes them:
+// the matmul in the model dtype, then an upcast before the softmax.
 at::Tensor chunk_logits(const at::Tensor& hidden_chunk, const at::Tensor& weight) {
-  return at::linear(hidden_chunk, weight).to(at::kFloat);
+  return at::linear(hidden_chunk, weight).to(softmax_dtype(weight));
 }
 
 class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogProbs> {
@@ -22,8 +28,8 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                             const at::Tensor& targets, int64_t chunk_rows) {
     const int64_t rows = hidden.size(0);
-    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(at::kFloat));
-    at::Tensor lse = at::empty({rows}, hidden.options().dtype(at::kFloat));
+    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(softmax_dtype(weight)));
+    at::Tensor lse = at::empty({rows}, hidden.options().dtype(softmax_dtype(weight)));
     at::Tensor valid = targets.ne(kIgnoreTarget);
     at::Tensor safe_targets = targets.masked_fill(valid.logical_not(), 0);
     for (int64_t start = 0; start < rows; start += chunk_rows) {
@@ -50,10 +56,11 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
                      &lse = saved[4];
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const int64_t rows = hidden.size(0);
-    at::Tensor grad = (grad_outputs[0].to(at::kFloat) * valid.to(at::kFloat));
+    const at::ScalarType acc = softmax_dtype(weight);
+    at::Tensor grad = (grad_outputs[0].to(acc) * valid.to(acc));
     at::Tensor grad_hidden = at::empty_like(hidden);
     // Weight gradients accumulate over chunks in fp32, like one big matmul would.
-    at::Tensor grad_weight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
+    at::Tensor grad_weight = at::zeros(weight.sizes(), weight.options().dtype(acc));
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
       at::Tensor h = hidden.narrow(0, start, n);
@@ -64,7 +71,7 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
       grad_logits.scatter_add_(1, targets.narrow(0, start, n).unsqueeze(1), g);
       at::Tensor grad_logits_dtype = grad_logits.to(weight.scalar_type());
       grad_hidden.narrow(0, start, n).copy_(at::mm(grad_logits_dtype, weight));
-      grad_weight.add_(at::mm(grad_logits_dtype.t(), h).to(at::kFloat));
+      grad_weight.add_(at::mm(grad_logits_dtype.t(), h).to(acc));
     }
     return {grad_hidden, grad_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor()};
   }

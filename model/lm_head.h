@@ -13,7 +13,7 @@ namespace st {
 /// Rows whose target equals this are ignored: log-prob 0, no gradient.
 constexpr int64_t kIgnoreTarget = -100;
 
-/// log softmax(hidden W^T)[target] per row, in fp32, for hidden [N, H],
+/// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights), for hidden [N, H],
 /// weight [V, H], targets [N] (int64). Differentiable in hidden and weight
 /// without storing logits; at most chunk_rows x V logits exist at a time.
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,

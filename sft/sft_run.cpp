@@ -22,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics_log.h"
 #include "train/plot.h"
+#include "train/step.h"
 
 namespace fs = std::filesystem;
 
@@ -125,9 +126,15 @@ std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeR
   const std::string resolved = recipe.resolved_toml();
   std::printf("resolved recipe (%s):\n%s\n", recipe.source().c_str(), resolved.c_str());
   write_file_atomic((fs::path(run_dir) / "recipe.toml").string(), resolved);
-  // What must not change across a resume: everything but logging/checkpointing.
+  // What must not change across a resume: what decides the numbers (not
+  // where files go, threads, logging or checkpointing).
   Digest recipe_digest;
-  recipe_digest.field(recipe.canonical({"model", "data", "training", "optimizer", "schedule"}));
+  recipe_digest.field(recipe.canonical(
+      {"model", "data.train", "data.eval", "data.eval_ratio", "data.format", "data.fields", "data.role_aliases",
+       "data.skip_invalid", "data.chat_template", "data.template_vars", "data.train_on", "data.max_length",
+       "data.truncation", "data.packing", "data.bucket_window", "data.seed", "training.epochs", "training.max_steps",
+       "training.micro_batch_rows", "training.grad_accumulation", "training.max_grad_norm", "training.on_nonfinite",
+       "training.lm_head_chunk", "optimizer", "schedule"}));
 
   if (config.threads > 0) at::set_num_threads(static_cast<int>(config.threads));
   const at::Device device = pick_device(config.device);
@@ -241,34 +248,23 @@ std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeR
       trained += static_cast<int64_t>(batches.back().trained_tokens());
       tokens += real_tokens(batches.back());
     }
-    // Each micro-batch's summed loss is divided by the trained tokens of the
-    // whole step, so the accumulated gradient is that of one big batch.
-    double loss_sum = 0;
-    for (const data::Batch& batch : batches) {
-      const BatchTensors t = to_tensors(batch, device);
-      if (t.trained == 0) continue;
-      at::Tensor nll = summed_nll(*model, t, config.lm_head_chunk);
-      (nll / static_cast<double>(trained)).backward();
-      optimizer.accumulate_gradients();
-      loss_sum += nll.item<double>();
-    }
-    const double loss = trained ? loss_sum / static_cast<double>(trained) : 0.0;
-    const double grad_norm = optimizer.gradient_norm();
     const double lr = config.optimizer.lr * schedule.factor(position.step);
-    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    train::StepInput input;
+    input.micro_batches = static_cast<int64_t>(batches.size());
+    input.normalizer = trained;
+    input.summed_loss = [&](int64_t i) {
+      const BatchTensors t = to_tensors(batches[static_cast<size_t>(i)], device);
+      return t.trained ? summed_nll(*model, t, config.lm_head_chunk) : at::Tensor();
+    };
+    const train::StepResult result = train::optimizer_step(optimizer, input, lr, config.max_grad_norm);
+    const double loss = result.loss, grad_norm = result.grad_norm;
+    const bool finite = result.finite;
     if (!finite) {
       ++position.nonfinite_steps;
       if (config.stop_on_nonfinite)
         fail("step ", position.step + 1, ": the loss (", loss, ") or gradient norm (", grad_norm,
              ") is not finite; lower optimizer.lr, check the data, or set training.on_nonfinite = \"skip\"");
-    } else {
-      if (config.max_grad_norm > 0) {
-        const double coef = config.max_grad_norm / (grad_norm + 1e-6);
-        if (coef < 1.0) optimizer.scale_gradients(coef);
-      }
-      optimizer.step(lr);
     }
-    optimizer.zero_gradients();
     position.micro_batch = last;
     ++position.step;
 

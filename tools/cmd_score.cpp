@@ -89,7 +89,7 @@ int run_score(int argc, char** argv) {
       const int64_t n = hidden.size(0) - 1;
       at::Tensor scores = target_log_probs(hidden.narrow(0, 0, n), model->lm_head_weight(),
                                            input_ids[0].narrow(0, 1, n), chunk_rows)
-                              .to(at::kCPU)
+                              .to(at::kCPU, at::kFloat)
                               .contiguous();
       const float* values = scores.data_ptr<float>();
       for (int64_t i = 0; i < n; ++i) logprobs.push_back(values[i]);

@@ -105,15 +105,21 @@ TEST(LmHead, ChunkedLogProbsAndGradientsEqualFullSoftmax) {
   auto ours_grads = torch::autograd::grad({(ours.to(at::kDouble) * weights).sum()}, {h, w});
 
   at::Tensor valid = targets.ne(kIgnoreTarget);
-  at::Tensor full = at::log_softmax(at::linear(h, w).to(at::kFloat), -1)
+  // fp64 weights keep the softmax in fp64: the chunked path must equal the
+  // full softmax to rounding.
+  at::Tensor full = at::log_softmax(at::linear(h, w), -1)
                         .gather(1, targets.clamp_min(0).unsqueeze(1))
                         .squeeze(1) *
                     valid;
   auto ref_grads = torch::autograd::grad({(full.to(at::kDouble) * weights).sum()}, {h, w});
-  EXPECT_TRUE(at::allclose(ours, full, 1e-5, 1e-5));
-  EXPECT_EQ(ours[3].item<float>(), 0.0f);
-  EXPECT_TRUE(at::allclose(ours_grads[0], ref_grads[0], 1e-5, 1e-5));
-  EXPECT_TRUE(at::allclose(ours_grads[1], ref_grads[1], 1e-5, 1e-5));
+  EXPECT_EQ(ours.scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::allclose(ours, full, 1e-12, 1e-12));
+  EXPECT_EQ(ours[3].item<double>(), 0.0);
+  EXPECT_TRUE(at::allclose(ours_grads[0], ref_grads[0], 1e-12, 1e-12));
+  EXPECT_TRUE(at::allclose(ours_grads[1], ref_grads[1], 1e-12, 1e-12));
+  // bf16/fp32 weights: fp32 log-probs.
+  EXPECT_EQ(target_log_probs(h.detach().to(at::kFloat), w.detach().to(at::kFloat), targets, 5).scalar_type(),
+            at::kFloat);
 }
 
 // Sum of target log-probs of a random batch: a scalar to differentiate.

@@ -32,12 +32,12 @@ Checks:
             noise floor (the same training with sdpa instead of eager
             attention: the fp32 rounding differences any two correct
             implementations have, carried through 20 Adam steps).
-  B vs A    when every step of B holds the same rows as the same step of A,
-            the losses must agree to 1e-6 relative (fp32): accumulation must
-            not change the loss. When the plans differ (the plan cuts
-            batches of micro_batch_rows, so steps hold other rows), B is
-            checked against the reference instead (1e-4) and the summary says
-            B_rows_identical_to_A=false.
+  B vs A    every step of B must hold the same rows as the same step of A
+            (plans are made per optimizer step); step 1, from the same
+            weights, must give the same loss to 1e-6 relative (fp32
+            summation order only). All of B is checked against the reference
+            trained on B's batches (1e-4); later steps of A and B drift apart
+            by rounding noise amplified through Adam, which is reported.
   C vs ref  packed batches: the reference gets position_ids and a 4D
             additive mask (causal within a document; transformers passes a
             4D mask through as given) -- first verified to equal separate
@@ -422,17 +422,21 @@ def main():
     same_rows = [sorted(step_rows(a)) == sorted(step_rows(b)) for a, b in zip(batches_a, batches_b)]
     summary["B_rows_identical_to_A"] = all(same_rows)
     if all(same_rows):
-        worst = 0.0
-        for ma, mb in zip(metrics_a, metrics_b):
-            d = rel(mb["loss"], ma["loss"])
-            worst = max(worst, d)
-            if d > SAME_ROWS_BOUND:
-                fail(f"B vs A step {ma['step']}: same rows, loss {mb['loss']!r} vs {ma['loss']!r} (rel {d:.2e})")
-        summary["B_vs_A_loss_rel_max"] = worst
+        # Step 1 starts from the same weights: only the micro-batch split
+        # differs, so the losses agree to fp32 summation-order noise. Later
+        # steps carry that noise through Adam (it grows chaotically), so the
+        # whole of B is held to the reference bound instead.
+        d = rel(metrics_b[0]["loss"], metrics_a[0]["loss"])
+        summary["B_vs_A_step1_loss_rel"] = d
+        if d > SAME_ROWS_BOUND:
+            fail(f"B vs A step 1: same rows and weights, loss {metrics_b[0]['loss']!r} vs "
+                 f"{metrics_a[0]['loss']!r} (rel {d:.2e})")
+        summary["B_vs_A_loss_rel_max"] = max(rel(mb["loss"], ma["loss"]) for ma, mb in zip(metrics_a, metrics_b))
     else:
-        summary["B_steps_with_other_rows"] = same_rows.count(False)
-        _, hist_b = reference_train(model_dir, batches_b, STEPS, False)
-        summary["B_vs_reference"] = compare_steps("B vs reference", metrics_b, hist_b, LOSS_BOUND)
+        fail(f"B: {same_rows.count(False)} steps hold other rows than A's: a step's rows must not depend on "
+             "how it is split into micro-batches")
+    _, hist_b = reference_train(model_dir, batches_b, STEPS, False)
+    summary["B_vs_reference"] = compare_steps("B vs reference", metrics_b, hist_b, LOSS_BOUND)
 
     # ---- C: packed rows
     _, metrics_c, batches_c = sft("run_c", model_dir, data, rows=2, accum=2, steps=PACKED_STEPS, packing=True)

@@ -1,0 +1,119 @@
+// One optimizer step: N micro-batches equal one batch of the same rows
+// (fp64, so only summation order separates them); clipping and AdamW match
+// their formulas; a non-finite loss applies nothing.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "datasets/batching.h"
+#include "model/llama.h"
+#include "sft/sft_loss.h"
+#include "tests/common/test_model.h"
+#include "train/schedule.h"
+#include "train/step.h"
+
+namespace st {
+namespace {
+
+struct Rows {
+  std::vector<std::vector<uint32_t>> ids;
+  std::vector<std::vector<uint8_t>> masks;
+  data::SequenceView view() const {
+    return {[this](uint32_t i) { return std::span<const uint32_t>(ids[i]); },
+            [this](uint32_t i) { return std::span<const uint8_t>(masks[i]); }};
+  }
+};
+
+Rows random_rows() {
+  Rows rows;
+  data::Shuffler rng(5);
+  for (uint32_t length : {9u, 4u, 13u, 7u}) {
+    rows.ids.emplace_back();
+    rows.masks.emplace_back();
+    for (uint32_t t = 0; t < length; ++t) {
+      rows.ids.back().push_back(static_cast<uint32_t>(rng.below(97)));
+      rows.masks.back().push_back(t > 1 && rng.below(3) != 0);  // uneven trained counts per row
+    }
+  }
+  return rows;
+}
+
+// Parameters after one step over `split` micro-batches of the 4 rows.
+std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>& split, double* loss) {
+  LlamaModel model(test::small_model_config(97), at::TensorOptions().dtype(at::kDouble));
+  model.init_random(8);
+  for (auto& [name, p] : model.named_parameters()) p.requires_grad_(true);
+  train::AdamW optimizer(model.named_parameters(), {.lr = 1e-2, .weight_decay = 0.1}, false);
+  const Rows rows = random_rows();
+  const data::BatchOptions options{.mode = data::BatchMode::kPadded, .row_tokens = 16, .rows = 4};
+  std::vector<data::Batch> batches;
+  int64_t trained = 0;
+  for (const auto& micro : split) {
+    data::BatchLayout layout;
+    for (uint32_t r : micro) layout.rows.push_back({r});
+    batches.push_back(data::materialize(layout, rows.view(), options, 0));
+    trained += static_cast<int64_t>(batches.back().trained_tokens());
+  }
+  train::StepInput input{static_cast<int64_t>(batches.size()), trained, [&](int64_t i) {
+                           return sft::summed_nll(model, sft::to_tensors(batches[i], at::kCPU), 5);
+                         }};
+  *loss = train::optimizer_step(optimizer, input, 1e-2, /*max_grad_norm=*/0.5).loss;
+  std::vector<at::Tensor> out;
+  for (auto& [name, p] : model.named_parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+TEST(OptimizerStep, MicroBatchesEqualOneBatchOfTheSameRows) {
+  double whole_loss, split_loss, uneven_loss;
+  const auto whole = after_one_step({{0, 1, 2, 3}}, &whole_loss);
+  const auto split = after_one_step({{0, 1}, {2, 3}}, &split_loss);
+  const auto uneven = after_one_step({{2}, {0, 3, 1}}, &uneven_loss);
+  EXPECT_NEAR(split_loss, whole_loss, 1e-12 * whole_loss);
+  EXPECT_NEAR(uneven_loss, whole_loss, 1e-12 * whole_loss);
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_TRUE(at::allclose(split[i], whole[i], 1e-10, 1e-12)) << "parameter " << i;
+    EXPECT_TRUE(at::allclose(uneven[i], whole[i], 1e-10, 1e-12)) << "parameter " << i;
+  }
+}
+
+TEST(OptimizerStep, ClippingAndAdamWFollowTheirFormulas) {
+  // One parameter, gradient g = 2 * w from loss sum(w^2): norm 2 * |w|.
+  at::Tensor w = at::tensor(std::vector<float>{3.0f, 4.0f}).requires_grad_(true);
+  train::AdamW optimizer({{"w", w}}, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}, false);
+  train::StepInput input{1, 1, [&](int64_t) { return (w * w).sum(); }};
+  const train::StepResult r = train::optimizer_step(optimizer, input, 0.1, /*max_grad_norm=*/1.0);
+  EXPECT_NEAR(r.grad_norm, 10.0, 1e-5);
+  // Clipped gradient g' = g / (10 + 1e-6); Adam's first step moves each
+  // weight by lr * m_hat / (sqrt(v_hat) + eps) = lr * sign(g') (nearly).
+  const float g0 = 6.0f / (10.0f + 1e-6f);
+  EXPECT_NEAR(w[0].item<float>(), 3.0f - 0.1f * g0 / (std::fabs(g0) + 1e-8f), 1e-6);
+  EXPECT_NEAR(w[1].item<float>(), 4.0f - 0.1f, 1e-6);
+}
+
+TEST(OptimizerStep, NonFiniteLossAppliesNothing) {
+  at::Tensor w = at::tensor(std::vector<float>{1.0f}).requires_grad_(true);
+  train::AdamW optimizer({{"w", w}}, {.lr = 0.1}, false);
+  train::StepInput input{1, 1, [&](int64_t) { return (w * std::nan("")).sum(); }};
+  const train::StepResult r = train::optimizer_step(optimizer, input, 0.1, 1.0);
+  EXPECT_FALSE(r.finite);
+  EXPECT_EQ(w.item<float>(), 1.0f);
+  EXPECT_EQ(optimizer.steps(), 0);
+}
+
+TEST(Schedule, MatchesTransformersDefinitions) {
+  train::Schedule cosine{train::ScheduleKind::kCosine, 10, 110, 0.1};
+  EXPECT_DOUBLE_EQ(cosine.factor(0), 0.0);
+  EXPECT_DOUBLE_EQ(cosine.factor(5), 0.5);
+  EXPECT_DOUBLE_EQ(cosine.factor(10), 1.0);
+  EXPECT_NEAR(cosine.factor(60), 0.1 + 0.9 * 0.5, 1e-12);
+  EXPECT_NEAR(cosine.factor(110), 0.1, 1e-12);
+  train::Schedule linear{train::ScheduleKind::kLinear, 0, 100, 0.0};
+  EXPECT_DOUBLE_EQ(linear.factor(25), 0.75);
+  train::Schedule constant{train::ScheduleKind::kConstant, 4, 100, 0.0};
+  EXPECT_DOUBLE_EQ(constant.factor(2), 0.5);
+  EXPECT_DOUBLE_EQ(constant.factor(50), 1.0);
+}
+
+}  // namespace
+}  // namespace st
