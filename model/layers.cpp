@@ -1,17 +1,17 @@
 #include "model/layers.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
+
+#include <tuple>
 
 #include "common/error.h"
 #include "model/kernels/rms_norm_op.h"
+#include "model/kernels/rotary_op.h"
+#include "model/kernels/swiglu_op.h"
 
 namespace st {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // The fused kernel is forward-only: used when no gradient is being recorded.
-  if (x.is_cuda() && fused_rms_norm_enabled() && !(at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad())))
-    return fused_rms_norm_forward(x, weight, eps);
   // As transformers' LlamaRMSNorm: statistics in fp32, the weight multiplies
   // the result after the cast back to the input dtype.
   at::Tensor x32 = x.to(at::kFloat);
@@ -34,7 +34,7 @@ RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tens
                            at::ScalarType dtype) {
   at::Tensor freqs = position_ids.unsqueeze(-1).to(at::kFloat) * inverse_frequencies.to(at::kFloat);
   at::Tensor angles = at::cat({freqs, freqs}, -1);
-  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+  return {angles.cos().to(dtype), angles.sin().to(dtype), position_ids, inverse_frequencies.to(at::kFloat)};
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables) {
@@ -80,8 +80,7 @@ at::Tensor attention(const ModelConfig& config, const DecoderLayer& layer, const
   at::Tensor q = heads_first(layer.q_proj->forward(x), config.num_attention_heads);
   at::Tensor k = heads_first(layer.k_proj->forward(x), config.num_key_value_heads);
   at::Tensor v = heads_first(layer.v_proj->forward(x), config.num_key_value_heads);
-  q = apply_rotary(q, rotary);
-  k = apply_rotary(k, rotary);
+  std::tie(q, k) = apply_rotary_qk(q, k, rotary);
   if (cache) {
     if (cache->keys.defined()) {
       k = at::cat({cache->keys, k}, 2);
@@ -107,11 +106,15 @@ at::Tensor attention(const ModelConfig& config, const DecoderLayer& layer, const
 at::Tensor decoder_layer_forward(const ModelConfig& config, const DecoderLayer& layer,
                                  const at::Tensor& hidden, const RotaryTables& rotary,
                                  const AttentionMask& mask, LayerCache* cache) {
-  at::Tensor h = hidden + attention(config, layer, rms_norm(hidden, layer.input_layernorm, config.rms_norm_eps),
-                                    rotary, mask, cache);
-  at::Tensor normed = rms_norm(h, layer.post_attention_layernorm, config.rms_norm_eps);
-  at::Tensor mlp = layer.down_proj->forward(at::silu(layer.gate_proj->forward(normed)) * layer.up_proj->forward(normed));
-  return h + mlp;
+  // add_rms_norm/swiglu/apply_rotary_qk take the ATen reference unless the
+  // fused CUDA kernels are opted in; the arithmetic is then exactly the
+  // previous composition (h = hidden + attention; rms_norm(h); silu(g) * u).
+  at::Tensor normed_input = add_rms_norm(hidden, at::Tensor(), layer.input_layernorm, config.rms_norm_eps).normed;
+  AddRmsNormOutput post = add_rms_norm(attention(config, layer, normed_input, rotary, mask, cache), hidden,
+                                       layer.post_attention_layernorm, config.rms_norm_eps);
+  at::Tensor mlp =
+      layer.down_proj->forward(swiglu(layer.gate_proj->forward(post.normed), layer.up_proj->forward(post.normed)));
+  return post.sum + mlp;
 }
 
 }  // namespace st

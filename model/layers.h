@@ -24,9 +24,14 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor rotary_inverse_frequencies(const ModelConfig& config, const at::Device& device);
 
 /// cos and sin tables [B, T, head_dim] for given position ids [B, T], in `dtype`.
+/// The position ids and fp32 inverse frequencies they came from ride along
+/// for the fused rotary kernel, which computes the angles itself (tables
+/// built without them simply keep the ATen path).
 struct RotaryTables {
   at::Tensor cos;
   at::Tensor sin;
+  at::Tensor position_ids;         // [B or 1, T] integers, or undefined
+  at::Tensor inverse_frequencies;  // [head_dim / 2] fp32, or undefined
 };
 RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tensor& position_ids,
                            at::ScalarType dtype);
@@ -63,6 +68,8 @@ struct DecoderLayer {
 
 /// Applies one layer: pre-norm attention and pre-norm SwiGLU MLP with
 /// residuals. With `cache`, appends this step's keys and values to it.
+/// On CUDA, the fused kernels (model/kernels/) replace the residual add +
+/// RMSNorm, the rotary embedding and SwiGLU when opted in (fused_switch.h).
 at::Tensor decoder_layer_forward(const ModelConfig& config, const DecoderLayer& layer,
                                  const at::Tensor& hidden, const RotaryTables& rotary,
                                  const AttentionMask& mask, LayerCache* cache);

@@ -1,75 +1,234 @@
-// Fused RMSNorm forward: one block per row; the sum of squares is reduced in
-// fp32 across the block, then each element is normalised, rounded to the
-// storage dtype and multiplied by the weight in that dtype, exactly the
-// order of casts of transformers' LlamaRMSNorm (and of st::rms_norm, the
-// ATen reference and CPU path). Opt-in (ST_FUSED_RMS_NORM=1) until it has
-// been verified on a GPU.
+// Fused residual add + RMSNorm, forward and backward.
+//
+// Forward: one block per row. The row (after the residual add, rounded to the
+// storage dtype exactly as `residual + x` would be) is stashed in shared
+// memory as fp32 so global memory is read once; the sum of squares is reduced
+// in fp32; each element is normalised, rounded to the storage dtype and
+// multiplied by the weight, the order of casts of transformers' LlamaRMSNorm
+// (and of the ATen reference, rms_norm_op.cpp). rstd per row is kept for the
+// backward.
+//
+// Backward: a grid of at most a few blocks per SM walks the rows; each block
+// accumulates its rows' weight gradient in shared memory (every thread owns
+// its columns, so no atomics), writes one fp32 partial row, and a second
+// kernel sums the partials per column (llm.c's layernorm backward does the
+// same). The input gradient needs mean(dn * n) over the row: one extra pass
+// over dy and s, which the L1/L2 serve.
+//
+// Packs of 16 bytes are used when the row width and every pointer allow it,
+// else single elements (odd widths such as 7 or 1000 in bf16 still work).
+// Opt-in (ST_FUSED_RMS_NORM=1 or ST_FUSED_KERNELS=1) until verified on a GPU.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
+#include "model/kernels/cuda_common.cuh"
 #include "model/kernels/rms_norm.h"
 
 namespace st::kernels {
 namespace {
 
-template <typename T>
-__device__ float to_float(T v) { return static_cast<float>(v); }
-template <>
-__device__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ T from_float(float v) { return static_cast<T>(v); }
-template <>
-__device__ __nv_bfloat16 from_float(float v) { return __float2bfloat16(v); }
+using detail::block_sum;
+using detail::from_float;
+using detail::load;
+using detail::store;
+using detail::to_float;
 
-constexpr int kThreads = 256;
+// ---------------------------------------------------------------- kernels
 
-// ---------------------------------------------------------------- kernel
+template <typename T, int N>
+__global__ void rms_norm_forward_kernel(const T* __restrict__ x, const T* __restrict__ residual,
+                                        const T* __restrict__ weight, T* __restrict__ y, T* __restrict__ sum,
+                                        float* __restrict__ rstd, int64_t cols, float eps) {
+  extern __shared__ float row_cache[];  // [cols]
+  __shared__ float scratch[32];
+  const int64_t offset = static_cast<int64_t>(blockIdx.x) * cols;
+  x += offset;
+  y += offset;
+  float squares = 0.f;
+  for (int64_t i = static_cast<int64_t>(threadIdx.x) * N; i < cols; i += static_cast<int64_t>(blockDim.x) * N) {
+    float v[N];
+    load<T, N>(x + i, v);
+    if (residual) {
+      float r[N];
+      load<T, N>(residual + offset + i, r);
+      // Round the sum as `residual + x` in the storage dtype would.
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[j] = to_float(from_float<T>(r[j] + v[j]));
+      store<T, N>(sum + offset + i, v);
+    }
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      squares += v[j] * v[j];
+      row_cache[i + j] = v[j];
+    }
+  }
+  const float inv_rms = rsqrtf(block_sum(squares, scratch) / static_cast<float>(cols) + eps);
+  if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = inv_rms;
+  // Each thread reads back only the elements it wrote: no barrier needed.
+  for (int64_t i = static_cast<int64_t>(threadIdx.x) * N; i < cols; i += static_cast<int64_t>(blockDim.x) * N) {
+    float w[N], out[N];
+    load<T, N>(weight + i, w);
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = w[j] * to_float(from_float<T>(row_cache[i + j] * inv_rms));
+    store<T, N>(y + i, out);
+  }
+}
+
+template <typename T, int N>
+__global__ void rms_norm_backward_kernel(const T* __restrict__ dy, const T* __restrict__ dsum,
+                                         const T* __restrict__ s, const T* __restrict__ weight,
+                                         const float* __restrict__ rstd, T* __restrict__ dx,
+                                         float* __restrict__ workspace, int64_t rows, int64_t cols) {
+  extern __shared__ float dweight_acc[];  // [cols], each column owned by one thread
+  __shared__ float scratch[32];
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * N, step = static_cast<int64_t>(blockDim.x) * N;
+  for (int64_t i = first; i < cols; i += step)
+#pragma unroll
+    for (int j = 0; j < N; ++j) dweight_acc[i + j] = 0.f;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t offset = row * cols;
+    const float inv_rms = rstd[row];
+    // mean over the row of dn * n, with dn = dy * w and n = s * rstd.
+    float dot = 0.f;
+    for (int64_t i = first; i < cols; i += step) {
+      float g[N], w[N], v[N];
+      load<T, N>(dy + offset + i, g);
+      load<T, N>(weight + i, w);
+      load<T, N>(s + offset + i, v);
+#pragma unroll
+      for (int j = 0; j < N; ++j) dot += g[j] * w[j] * v[j];
+    }
+    const float mean_dn_n = block_sum(dot, scratch) * inv_rms / static_cast<float>(cols);
+    for (int64_t i = first; i < cols; i += step) {
+      float g[N], w[N], v[N], out[N];
+      load<T, N>(dy + offset + i, g);
+      load<T, N>(weight + i, w);
+      load<T, N>(s + offset + i, v);
+      float extra[N] = {};
+      if (dsum) load<T, N>(dsum + offset + i, extra);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        const float n = v[j] * inv_rms;
+        out[j] = inv_rms * (g[j] * w[j] - n * mean_dn_n) + extra[j];
+        dweight_acc[i + j] += g[j] * n;
+      }
+      store<T, N>(dx + offset + i, out);
+    }
+  }
+  float* partial = workspace + static_cast<int64_t>(blockIdx.x) * cols;
+  for (int64_t i = first; i < cols; i += step)
+#pragma unroll
+    for (int j = 0; j < N; ++j) partial[i + j] = dweight_acc[i + j];
+}
+
+// One thread per column: sums the blocks' partial rows (coalesced across threads).
 template <typename T>
-__global__ void rms_norm_forward_kernel(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ y,
-                                        int64_t cols, float eps) {
-  const int64_t row = blockIdx.x;
-  x += row * cols;
-  y += row * cols;
-  float sum = 0.f;
-  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-    const float v = to_float(x[i]);
-    sum += v * v;
-  }
-  // Warp reduction, then one partial per warp through shared memory.
-  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-  __shared__ float partial[kThreads / 32];
-  __shared__ float inv_rms;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) partial[warp] = sum;
-  __syncthreads();
-  if (warp == 0) {
-    sum = lane < kThreads / 32 ? partial[lane] : 0.f;
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    if (lane == 0) inv_rms = rsqrtf(sum / static_cast<float>(cols) + eps);
-  }
-  __syncthreads();
-  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-    const T normed = from_float<T>(to_float(x[i]) * inv_rms);
-    y[i] = from_float<T>(to_float(weight[i]) * to_float(normed));
-  }
+__global__ void rms_norm_dweight_kernel(const float* __restrict__ workspace, T* __restrict__ dweight,
+                                        int64_t blocks, int64_t cols) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= cols) return;
+  float total = 0.f;
+  for (int64_t b = 0; b < blocks; ++b) total += workspace[b * cols + col];
+  dweight[col] = from_float<T>(total);
+}
+
+// ---------------------------------------------------------------- launchers
+
+// Threads per block: enough for one pack each up to 256, a multiple of 32.
+int threads_for(int64_t cols, int n) {
+  const int64_t packs = (cols + n - 1) / n;
+  return static_cast<int>(std::clamp<int64_t>((packs + 31) / 32 * 32, 32, 256));
+}
+
+// Dynamic shared memory beyond 48 KB must be requested per kernel.
+template <typename Kernel>
+void allow_shared_memory(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+}
+
+template <typename T, int N>
+void forward_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
+  const size_t shared = static_cast<size_t>(p.cols) * sizeof(float);
+  auto kernel = rms_norm_forward_kernel<T, N>;
+  allow_shared_memory(kernel, shared);
+  kernel<<<static_cast<unsigned>(p.rows), threads_for(p.cols, N), shared, stream>>>(
+      static_cast<const T*>(p.x), static_cast<const T*>(p.residual), static_cast<const T*>(p.weight),
+      static_cast<T*>(p.y), static_cast<T*>(p.sum), p.rstd, p.cols, p.eps);
+}
+
+template <typename T, int N>
+void backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) {
+  const int64_t blocks = rms_norm_backward_blocks(p.rows);
+  const size_t shared = static_cast<size_t>(p.cols) * sizeof(float);
+  auto kernel = rms_norm_backward_kernel<T, N>;
+  allow_shared_memory(kernel, shared);
+  kernel<<<static_cast<unsigned>(blocks), threads_for(p.cols, N), shared, stream>>>(
+      static_cast<const T*>(p.dy), static_cast<const T*>(p.dsum), static_cast<const T*>(p.s),
+      static_cast<const T*>(p.weight), p.rstd, static_cast<T*>(p.dx), p.workspace, p.rows, p.cols);
+  const int threads = 256;
+  rms_norm_dweight_kernel<T><<<static_cast<unsigned>((p.cols + threads - 1) / threads), threads, 0, stream>>>(
+      p.workspace, static_cast<T*>(p.dweight), blocks, p.cols);
+}
+
+// 16-byte packs when the width and all pointers allow, else one element at a time.
+template <typename T>
+bool packs_fit(int64_t cols, std::initializer_list<const void*> pointers) {
+  constexpr int n = 16 / sizeof(T);
+  if (cols % n != 0) return false;
+  for (const void* ptr : pointers)
+    if (ptr && !detail::aligned(ptr, 16)) return false;
+  return true;
+}
+
+template <typename T>
+void forward_dispatch(const RmsNormForwardParams& p, cudaStream_t stream) {
+  if (packs_fit<T>(p.cols, {p.x, p.residual, p.weight, p.y, p.residual ? p.sum : nullptr}))
+    forward_typed<T, 16 / sizeof(T)>(p, stream);
+  else
+    forward_typed<T, 1>(p, stream);
+}
+
+template <typename T>
+void backward_dispatch(const RmsNormBackwardParams& p, cudaStream_t stream) {
+  if (packs_fit<T>(p.cols, {p.dy, p.dsum, p.s, p.weight, p.dx}))
+    backward_typed<T, 16 / sizeof(T)>(p, stream);
+  else
+    backward_typed<T, 1>(p, stream);
 }
 
 }  // namespace
 
-// ---------------------------------------------------------------- launcher
-void launch_rms_norm_forward(const RmsNormParams& p, void* stream) {
-  if (p.rows == 0) return;
+int64_t rms_norm_backward_blocks(int64_t rows) {
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  // Enough blocks to fill the SMs a few times over; each handles rows / blocks rows.
+  return std::max<int64_t>(1, std::min<int64_t>(rows, 4 * static_cast<int64_t>(sms)));
+}
+
+void launch_rms_norm_forward(const RmsNormForwardParams& p, void* stream) {
+  if (p.rows == 0 || p.cols == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  const dim3 grid(static_cast<unsigned>(p.rows)), block(kThreads);
-  if (p.dtype == RmsNormDType::kFloat32) {
-    rms_norm_forward_kernel<float><<<grid, block, 0, s>>>(static_cast<const float*>(p.x),
-                                                          static_cast<const float*>(p.weight),
-                                                          static_cast<float*>(p.y), p.cols, p.eps);
-  } else {
-    rms_norm_forward_kernel<__nv_bfloat16><<<grid, block, 0, s>>>(
-        static_cast<const __nv_bfloat16*>(p.x), static_cast<const __nv_bfloat16*>(p.weight),
-        static_cast<__nv_bfloat16*>(p.y), p.cols, p.eps);
+  if (p.dtype == KernelDType::kFloat32)
+    forward_dispatch<float>(p, s);
+  else
+    forward_dispatch<__nv_bfloat16>(p, s);
+}
+
+void launch_rms_norm_backward(const RmsNormBackwardParams& p, void* stream) {
+  if (p.cols == 0) return;
+  auto s = static_cast<cudaStream_t>(stream);
+  if (p.rows == 0) {
+    // No rows: the weight gradient is zero.
+    cudaMemsetAsync(p.dweight, 0, p.cols * (p.dtype == KernelDType::kFloat32 ? 4 : 2), s);
+    return;
   }
+  if (p.dtype == KernelDType::kFloat32)
+    backward_dispatch<float>(p, s);
+  else
+    backward_dispatch<__nv_bfloat16>(p, s);
 }
 
 }  // namespace st::kernels

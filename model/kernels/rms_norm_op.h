@@ -1,16 +1,41 @@
-// The RMSNorm op as the model calls it: the fused CUDA kernel when it is
-// enabled and applies, else the ATen reference (st::rms_norm).
+// RMSNorm with the residual add fused in, as the model calls it: the fused
+// CUDA kernels (forward and backward, rms_norm.cu) when enabled and
+// applicable, else the ATen reference. See fused_switch.h for the opt-in.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace st {
 
-/// True when the fused kernel is compiled in and enabled (ST_FUSED_RMS_NORM=1).
+/// The two outputs: the normalised rows and the residual stream after the add.
+struct AddRmsNormOutput {
+  at::Tensor normed;  // weight * rms_norm(sum)
+  at::Tensor sum;     // residual + x in x's dtype (x itself when there is no residual)
+};
+
+/// True when the fused kernels are compiled in and enabled (ST_FUSED_RMS_NORM
+/// or ST_FUSED_KERNELS; read once).
 bool fused_rms_norm_enabled();
 
-/// Forward-only fused RMSNorm on CUDA; checks its inputs (contiguous CUDA
-/// tensors of fp32 or bf16, weight [cols] of the same dtype).
-at::Tensor fused_rms_norm_forward(const at::Tensor& x, const at::Tensor& weight, double eps);
+/// The ATen reference and CPU path: sum = residual + x (skipped when residual
+/// is undefined), normed = st::rms_norm(sum) exactly as transformers'
+/// LlamaRMSNorm; autograd derives the gradients.
+AddRmsNormOutput add_rms_norm_reference(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight,
+                                        double eps);
+
+/// The fused op: an autograd function with a hand-written backward. On CUDA
+/// fp32/bf16 (equal dtypes, width <= kRmsNormMaxCols) it runs the kernels;
+/// elsewhere the same formulas in ATen (fp32 arithmetic, or fp64 for fp64
+/// inputs), which is how the CPU tests check the backward. Checks shapes,
+/// dtypes and devices and reports a mistake as st::Error.
+AddRmsNormOutput fused_add_rms_norm(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight,
+                                    double eps);
+
+/// True when fused_add_rms_norm would run the CUDA kernels for these tensors.
+bool fused_rms_norm_applies(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight);
+
+/// What the model calls: the fused op on CUDA when enabled and applicable,
+/// else the reference.
+AddRmsNormOutput add_rms_norm(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight, double eps);
 
 }  // namespace st
