@@ -16,6 +16,8 @@ struct LayerCall {
   const ModelConfig* config;
   const DecoderLayer* layer;
   bool causal;
+  // Carried so the recomputation takes the same (fused or ATen) rotary path.
+  at::Tensor position_ids, inverse_frequencies;
 };
 
 class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
@@ -28,8 +30,12 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["config"] = reinterpret_cast<int64_t>(call.config);
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(call.layer);
     ctx->saved_data["causal"] = call.causal;
+    ctx->saved_data["position_ids"] = call.position_ids;
+    ctx->saved_data["inverse_frequencies"] = call.inverse_frequencies;
     at::NoGradGuard no_grad;
-    return decoder_layer_forward(*call.config, *call.layer, hidden, {cos, sin}, {call.causal, mask_tensor}, nullptr);
+    return decoder_layer_forward(*call.config, *call.layer, hidden,
+                                 {cos, sin, call.position_ids, call.inverse_frequencies}, {call.causal, mask_tensor},
+                                 nullptr);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -43,7 +49,9 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor output;
     {
       at::AutoGradMode enable(true);
-      output = decoder_layer_forward(*config, *layer, hidden, {saved[1], saved[2]}, mask, nullptr);
+      const RotaryTables rotary{saved[1], saved[2], ctx->saved_data["position_ids"].toTensor(),
+                                ctx->saved_data["inverse_frequencies"].toTensor()};
+      output = decoder_layer_forward(*config, *layer, hidden, rotary, mask, nullptr);
     }
     // Differentiate with respect to whatever requires grad; the rest gets none.
     variable_list wrt;
@@ -73,7 +81,7 @@ at::Tensor checkpointed_decoder_layer(const ModelConfig& config, const DecoderLa
   std::vector<at::Tensor> parameters;
   parameters.reserve(named.size());
   for (auto& [name, tensor] : named) parameters.push_back(tensor);
-  return CheckpointedLayer::apply(hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask), LayerCall{&config, &layer, mask.causal},
+  return CheckpointedLayer::apply(hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask), LayerCall{&config, &layer, mask.causal, rotary.position_ids, rotary.inverse_frequencies},
                                   at::TensorList(parameters));
 }
 
