@@ -178,19 +178,11 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
   r.kind = split_kind(config, files);
   SampleEncoder sample_encoder(encoder.tokenizer, encoder.chat_template, encoder.options);
   TokenCacheWriter writer(dir);
-  for (const std::string& file : files) {
-    ReadStats stats;
-    std::vector<Conversation> chats;
-    std::vector<PreferencePair> pairs;
-    if (r.kind == SampleKind::kChat) chats = read_conversations(file, config.reader, &stats);
-    else pairs = read_preferences(file, config.reader, &stats);
-    if (stats.format != DataFormat::kAuto && sample_kind(stats.format) != r.kind)
-      fail(file, ": holds ", data_format_name(stats.format), " data, but the other files of the ", split,
-           " split hold ", r.kind == SampleKind::kChat ? "chat" : "preference", " data");
-    r.records += stats.records;
-    add_counts(r.dropped, stats.skipped);
-    std::vector<EncodedSample> encoded =
-        encode_samples(sample_encoder, chats, pairs, config.reader.skip_invalid, config.workers, progress);
+  // Files stream through in blocks: reading holds one block of samples,
+  // encoding runs on all cores per block, and the cache is appended in order.
+  constexpr size_t kBlock = 16384;
+  size_t done = 0;
+  auto write_block = [&](const std::vector<EncodedSample>& encoded) {
     for (const EncodedSample& sample : encoded) {
       if (!sample.dropped_reason.empty()) {
         ++r.dropped[sample.dropped_reason];
@@ -204,6 +196,25 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
         r.trained_tokens += seq.trained();
       }
     }
+    done += encoded.size();
+    if (progress) progress(done, 0);
+  };
+  for (const std::string& file : files) {
+    ReadStats stats;
+    if (r.kind == SampleKind::kChat) {
+      read_conversation_blocks(file, config.reader, kBlock, [&](std::vector<Conversation>& chats) {
+        write_block(encode_samples(sample_encoder, chats, {}, config.reader.skip_invalid, config.workers));
+      }, &stats);
+    } else {
+      read_preference_blocks(file, config.reader, kBlock, [&](std::vector<PreferencePair>& pairs) {
+        write_block(encode_samples(sample_encoder, {}, pairs, config.reader.skip_invalid, config.workers));
+      }, &stats);
+    }
+    if (stats.format != DataFormat::kAuto && sample_kind(stats.format) != r.kind)
+      fail(file, ": holds ", data_format_name(stats.format), " data, but the other files of the ", split,
+           " split hold ", r.kind == SampleKind::kChat ? "chat" : "preference", " data");
+    r.records += stats.records;
+    add_counts(r.dropped, stats.skipped);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   writer.finish(Json{{"key", key},

@@ -33,7 +33,8 @@ struct PrepareReport {
   static PrepareReport from_json(const Json& j);
 };
 
-/// Progress callback: (samples done, samples total) of the file being encoded.
+/// Progress callback: (samples done, samples total); total 0 when unknown
+/// (prepare streams files and does not count them first).
 using PrepareProgress = std::function<void(size_t done, size_t total)>;
 
 /// The encoder for a config: the model dir's tokenizer and chat template

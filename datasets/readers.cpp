@@ -2,6 +2,8 @@
 // with skip-and-count of bad samples when asked.
 #include "datasets/readers.h"
 
+#include <functional>
+
 #include "datasets/byte_stream.h"
 #include "datasets/chat_formats.h"
 #include "datasets/format_detection.h"
@@ -16,9 +18,13 @@ const char* kind_text(SampleKind kind) {
   return kind == SampleKind::kChat ? "chat conversations" : "preference pairs";
 }
 
+// Reads every sample; with a block size, hands them to on_block in blocks of
+// that many (the last may be smaller) and returns nothing, so files larger
+// than memory stream through.
 template <typename Sample, typename Convert>
 std::vector<Sample> read_samples(ByteStream& in, const std::string& name, const ReaderOptions& options,
-                                 ReadStats* stats, SampleKind kind, Convert convert) {
+                                 ReadStats* stats, SampleKind kind, Convert convert, size_t block = 0,
+                                 const std::function<void(std::vector<Sample>&)>& on_block = {}) {
   ReadStats local;
   ReadStats& st = stats ? *stats : local;
   st = ReadStats{};
@@ -43,6 +49,10 @@ std::vector<Sample> read_samples(ByteStream& in, const std::string& name, const 
       }
       out.push_back(convert(raw.value, RecordContext{raw.origin, format, fields}));
       ++st.accepted;
+      if (block > 0 && out.size() >= block) {
+        on_block(out);
+        out.clear();
+      }
     } catch (const SampleError& e) {
       if (!options.skip_invalid) throw Error(e.what());
       ++st.skipped[e.reason()];
@@ -50,6 +60,10 @@ std::vector<Sample> read_samples(ByteStream& in, const std::string& name, const 
   });
   st.format = format;
   if (st.records == 0) fail(name, ": the data file holds no records");
+  if (block > 0 && !out.empty()) {
+    on_block(out);
+    out.clear();
+  }
   return out;
 }
 
@@ -79,6 +93,21 @@ std::vector<PreferencePair> read_preferences(const std::string& path, const Read
   auto in = open_file_bytes(path);
   return read_samples<PreferencePair>(*in, path, options, stats, SampleKind::kPreference,
                                       convert_preference);
+}
+
+void read_conversation_blocks(const std::string& path, const ReaderOptions& options, size_t block,
+                              const std::function<void(std::vector<Conversation>&)>& on_block, ReadStats* stats) {
+  ST_CHECK(block > 0);
+  auto in = open_file_bytes(path);
+  read_samples<Conversation>(*in, path, options, stats, SampleKind::kChat, convert_conversation, block, on_block);
+}
+
+void read_preference_blocks(const std::string& path, const ReaderOptions& options, size_t block,
+                            const std::function<void(std::vector<PreferencePair>&)>& on_block, ReadStats* stats) {
+  ST_CHECK(block > 0);
+  auto in = open_file_bytes(path);
+  read_samples<PreferencePair>(*in, path, options, stats, SampleKind::kPreference, convert_preference, block,
+                               on_block);
 }
 
 }  // namespace st::data

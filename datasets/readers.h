@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -100,6 +101,16 @@ std::vector<Conversation> read_conversations(const std::string& path,
 std::vector<PreferencePair> read_preferences(const std::string& path,
                                              const ReaderOptions& options,
                                              ReadStats* stats = nullptr);
+
+/// Streams a file's samples to `on_block` in blocks of at most `block`, so
+/// a file larger than memory can be processed block by block; errors and
+/// stats as read_conversations / read_preferences.
+void read_conversation_blocks(const std::string& path, const ReaderOptions& options, size_t block,
+                              const std::function<void(std::vector<Conversation>&)>& on_block,
+                              ReadStats* stats = nullptr);
+void read_preference_blocks(const std::string& path, const ReaderOptions& options, size_t block,
+                            const std::function<void(std::vector<PreferencePair>&)>& on_block,
+                            ReadStats* stats = nullptr);
 
 /// The same on bytes already in memory (tests, fuzzing); `name` stands for
 /// the file name in origins and messages.

@@ -1,6 +1,8 @@
 // salamandra-tune prepare: tokenize a recipe's data once, on all cores, into
 // the memory-mapped token cache that training reads. A cache built from the
 // same inputs is reused; a stale one is rebuilt.
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "common/error.h"
@@ -33,6 +35,7 @@ int run_prepare(int argc, char** argv) {
     data::PrepareReport report;
     const std::string dir =
         data::prepare_split(config, encoder, files, split, &report, progress_printer("encoding " + split));
+    if (!report.reused && ::isatty(STDERR_FILENO)) std::fputc('\n', stderr);  // end the progress line
     const data::TokenCache cache = data::TokenCache::open(dir);
     const data::BatchOptions batching = data::batch_options(config, 1);
     data::PlanStats plan;

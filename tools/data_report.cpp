@@ -59,6 +59,12 @@ data::PrepareProgress progress_printer(const std::string& what) {
     if (!tty && done != total && elapsed - *last < 5) return;
     *last = elapsed;
     const double rate = elapsed > 0 ? double(done) / elapsed : 0;
+    if (total == 0) {  // streaming: no total to count down from
+      std::fprintf(stderr, "%s%s: %zu samples, %.0f samples/s%s", tty ? "\r" : "", what.c_str(), done, rate,
+                   tty ? "   " : "\n");
+      std::fflush(stderr);
+      return;
+    }
     const double eta = rate > 0 ? double(total - done) / rate : 0;
     std::fprintf(stderr, "%s%s: %zu/%zu samples, %.0f samples/s, ETA %.0f s%s", tty ? "\r" : "", what.c_str(), done,
                  total, rate, eta, tty && done != total ? "   " : "\n");
