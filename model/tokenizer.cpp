@@ -272,6 +272,7 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     tok.vocab_[spm.pieces[id].piece] = static_cast<int32_t>(id);
   }
   int32_t rank = 0;
+  tok.merges_.reserve(tok.pieces_.size() * 4);
   for (size_t id = 0; id < tok.pieces_.size(); ++id) {
     std::string_view piece = tok.pieces_[id];
     for (size_t cut = 1; cut < piece.size(); ++cut) {
@@ -281,8 +282,12 @@ Tokenizer Tokenizer::load(const std::string& dir) {
       auto right = tok.vocab_.find(std::string(piece.substr(cut)));
       if (right == tok.vocab_.end()) continue;
       uint64_t key = (static_cast<uint64_t>(left->second) << 32) | static_cast<uint32_t>(right->second);
-      tok.merges_.emplace(key, Merge{rank++, static_cast<int32_t>(id)});
+      tok.merges_.insert(key, Merge{rank++, static_cast<int32_t>(id)});
     }
+  }
+  for (int c = 0; c < 128; ++c) {
+    auto it = tok.vocab_.find(std::string(1, static_cast<char>(c)));
+    tok.ascii_ids_[c] = it == tok.vocab_.end() ? -1 : it->second;
   }
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -476,6 +481,46 @@ void Tokenizer::split_added(std::string_view text, bool normalized_pass,
 }
 
 // tokenizers' BPE::merge_word + Word::merge_all on one pre-token.
+void Tokenizer::MergeTable::reserve(size_t count) {
+  size_t capacity = 16;
+  int bits = 4;
+  while (capacity < 2 * count) capacity <<= 1, ++bits;  // load factor <= 1/2
+  keys_.assign(capacity, kEmpty);
+  values_.assign(capacity, Merge{});
+  shift_ = 64 - bits;
+  size_ = 0;
+}
+
+void Tokenizer::MergeTable::insert(uint64_t key, Merge merge) {
+  if (2 * (size_ + 1) > keys_.size()) {
+    // Grow: re-insert everything into a table twice the size.
+    std::vector<uint64_t> old_keys = std::move(keys_);
+    std::vector<Merge> old_values = std::move(values_);
+    reserve(std::max<size_t>(16, old_keys.size()));
+    for (size_t i = 0; i < old_keys.size(); ++i)
+      if (old_keys[i] != kEmpty) insert(old_keys[i], old_values[i]);
+  }
+  const size_t mask = keys_.size() - 1;
+  for (size_t i = slot(key);; i = (i + 1) & mask) {
+    if (keys_[i] == key) return;
+    if (keys_[i] == kEmpty) {
+      keys_[i] = key;
+      values_[i] = merge;
+      ++size_;
+      return;
+    }
+  }
+}
+
+const Tokenizer::Merge* Tokenizer::MergeTable::find(uint64_t key) const {
+  if (keys_.empty()) return nullptr;
+  const size_t mask = keys_.size() - 1;
+  for (size_t i = slot(key);; i = (i + 1) & mask) {
+    if (keys_[i] == key) return &values_[i];
+    if (keys_[i] == kEmpty) return nullptr;
+  }
+}
+
 void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
   struct Symbol {
     int32_t id;
@@ -491,9 +536,14 @@ void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
   for (size_t i = 0; i < word.size();) {
     size_t n = utf8_length(word, i);
     ST_CHECK(n > 0, "invalid UTF-8 reached BPE");
-    auto it = vocab_.find(std::string(word.substr(i, n)));
-    if (it != vocab_.end()) {
-      add(it->second, n);
+    int32_t id = -1;
+    if (n == 1 && static_cast<uint8_t>(word[i]) < 128) {
+      id = ascii_ids_[static_cast<uint8_t>(word[i])];
+    } else if (auto it = vocab_.find(std::string(word.substr(i, n))); it != vocab_.end()) {
+      id = it->second;
+    }
+    if (id >= 0) {
+      add(id, n);
     } else {
       bool all = true;
       for (size_t k = 0; k < n; ++k) all = all && byte_ids_[static_cast<uint8_t>(word[i + k])] >= 0;
@@ -512,8 +562,7 @@ void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
     }
   };
   auto lookup = [&](int32_t a, int32_t b) -> const Merge* {
-    auto it = merges_.find((static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b));
-    return it == merges_.end() ? nullptr : &it->second;
+    return merges_.find((static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b));
   };
   std::priority_queue<Candidate> queue;
   for (size_t i = 0; i + 1 < symbols.size(); ++i)

@@ -132,7 +132,28 @@ class Tokenizer {
 
   std::vector<std::string> pieces_;
   std::unordered_map<std::string, int32_t> vocab_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  // Merges keyed by (left id << 32 | right id): open addressing with linear
+  // probing, since the lookup is the hot loop of BPE (std::unordered_map
+  // spent half of `prepare` chasing its buckets).
+  class MergeTable {
+   public:
+    void reserve(size_t count);
+    /// Inserts unless the key is present (the first merge of a pair wins).
+    void insert(uint64_t key, Merge merge);
+    const Merge* find(uint64_t key) const;
+
+   private:
+    static constexpr uint64_t kEmpty = ~uint64_t(0);
+    size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_); }
+    std::vector<uint64_t> keys_;
+    std::vector<Merge> values_;
+    int shift_ = 64;
+    size_t size_ = 0;
+  };
+  MergeTable merges_;
+  // Ids of single-byte ASCII pieces (-1: not in the vocabulary), so BPE's
+  // initial split does not build a string per character.
+  int32_t ascii_ids_[128];
   int32_t byte_ids_[256];
   std::vector<AddedToken> added_;
   // Indexes into added_ by first byte, longest content first.
