@@ -9,6 +9,7 @@
 
 #include "model/kernels/rms_norm_op.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/op_cases.h"
 
 namespace st {
 namespace {
@@ -17,29 +18,6 @@ using namespace kernel_test;
 
 constexpr double kEps = 1e-5;
 
-struct Case {
-  at::Tensor x, residual, weight, dnormed, dsum;  // fp64 on the GPU, values representable in the dtype
-};
-
-Case make_case(int64_t rows, int64_t cols, at::ScalarType dtype) {
-  auto make = [&](at::Tensor t) { return t.to(dtype).to(at::kDouble).to(at::kCUDA); };
-  return {make(at::randn({rows, cols})), make(at::randn({rows, cols})), make(1 + 0.1 * at::randn({cols})),
-          make(at::randn({rows, cols})), make(at::randn({rows, cols}))};
-}
-
-template <typename Op>
-std::vector<at::Tensor> run(Op op, const Case& c, at::ScalarType dtype, bool with_residual) {
-  at::Tensor x = leaf(c.x, dtype), w = leaf(c.weight, dtype);
-  at::Tensor r = with_residual ? leaf(c.residual, dtype) : at::Tensor();
-  auto [normed, sum] = op(x, r, w);
-  std::vector<at::Tensor> inputs = {x, w};
-  if (with_residual) inputs.push_back(r);
-  std::vector<at::Tensor> result = {normed, sum};
-  for (auto& g : gradients({normed, sum}, {c.dnormed, c.dsum}, inputs)) result.push_back(g);
-  return result;
-}
-
-const char* kNames[] = {"normed", "sum", "dx", "dweight", "dresidual"};
 
 TEST(FusedRmsNormGpu, MatchesReferenceWithinTwiceItsError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
@@ -60,13 +38,13 @@ TEST(FusedRmsNormGpu, MatchesReferenceWithinTwiceItsError) {
     for (int64_t cols : kHiddenWidths) {
       for (int64_t rows : {1, 3, 129}) {
         for (bool with_residual : {true, false}) {
-          Case c = make_case(rows, cols, dtype);
-          auto truth = run(plain, c, at::kDouble, with_residual);
-          auto ref = run(reference, c, dtype, with_residual);
-          auto ours = run(fused, c, dtype, with_residual);
+          RmsNormCase c = make_rms_norm_case({rows, cols}, dtype, at::kCUDA);
+          auto truth = run_rms_norm(plain, c, at::kDouble, with_residual);
+          auto ref = run_rms_norm(reference, c, dtype, with_residual);
+          auto ours = run_rms_norm(fused, c, dtype, with_residual);
           for (size_t i = 0; i < truth.size(); ++i)
             EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(ref[i], truth[i]))
-                << kNames[i] << " " << dtype << " " << rows << "x" << cols << " residual " << with_residual;
+                << kRmsNormNames[i] << " " << dtype << " " << rows << "x" << cols << " residual " << with_residual;
         }
       }
     }

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "model/kernels/rms_norm_op.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/op_cases.h"
 
 namespace st {
 namespace {
@@ -15,31 +16,6 @@ namespace {
 using namespace kernel_test;
 
 constexpr double kEps = 1e-5;
-
-// Inputs and upstream gradients, rounded to the dtype under test.
-struct Case {
-  at::Tensor x, residual, weight, dnormed, dsum;
-};
-
-Case make_case(std::vector<int64_t> shape, at::ScalarType dtype) {
-  auto round = [&](const at::Tensor& t) { return t.to(dtype).to(at::kDouble); };
-  const int64_t cols = shape.back();
-  return {round(at::randn(shape)), round(at::randn(shape)), round(1 + 0.1 * at::randn({cols})),
-          round(at::randn(shape)), round(at::randn(shape))};
-}
-
-// {normed, sum, dx, dweight[, dresidual]} of `op` run on leaves of `dtype`.
-template <typename Op>
-std::vector<at::Tensor> run(Op op, const Case& c, at::ScalarType dtype, bool with_residual) {
-  at::Tensor x = leaf(c.x, dtype), w = leaf(c.weight, dtype);
-  at::Tensor r = with_residual ? leaf(c.residual, dtype) : at::Tensor();
-  auto [normed, sum] = op(x, r, w);
-  std::vector<at::Tensor> inputs = {x, w};
-  if (with_residual) inputs.push_back(r);
-  std::vector<at::Tensor> result = {normed, sum};
-  for (auto& g : gradients({normed, sum}, {c.dnormed, c.dsum}, inputs)) result.push_back(g);
-  return result;
-}
 
 auto reference_op = [](const at::Tensor& x, const at::Tensor& r, const at::Tensor& w) {
   auto out = add_rms_norm_reference(x, r, w, kEps);
@@ -52,8 +28,6 @@ auto fused_op = [](const at::Tensor& x, const at::Tensor& r, const at::Tensor& w
 auto plain_op = [](const at::Tensor& x, const at::Tensor& r, const at::Tensor& w) {
   return plain_add_rms_norm(x, r, w, kEps);
 };
-
-const char* kNames[] = {"normed", "sum", "dx", "dweight", "dresidual"};
 
 // Shapes: 3 rows (one case as [1, 3, cols]) at every width.
 std::vector<std::vector<int64_t>> shapes() {
@@ -69,13 +43,13 @@ TEST(RmsNormReference, MatchesPlainAutogradInFp32) {
   at::manual_seed(1);
   for (const auto& shape : shapes()) {
     for (bool with_residual : {true, false}) {
-      Case c = make_case(shape, at::kFloat);
-      auto truth = run(plain_op, c, at::kDouble, with_residual);
-      auto ours = run(reference_op, c, at::kFloat, with_residual);
+      RmsNormCase c = make_rms_norm_case(shape, at::kFloat, at::kCPU);
+      auto truth = run_rms_norm(plain_op, c, at::kDouble, with_residual);
+      auto ours = run_rms_norm(reference_op, c, at::kFloat, with_residual);
       for (size_t i = 0; i < truth.size(); ++i) {
         const double scale = std::max(1.0, truth[i].abs().max().item<double>());
         EXPECT_LE(max_error(ours[i], truth[i]), 1e-5 * scale)
-            << kNames[i] << " width " << shape.back() << " residual " << with_residual;
+            << kRmsNormNames[i] << " width " << shape.back() << " residual " << with_residual;
       }
     }
   }
@@ -85,13 +59,13 @@ TEST(RmsNormFused, BackwardFormulasMatchPlainAutogradInFp64) {
   at::manual_seed(2);
   for (const auto& shape : shapes()) {
     for (bool with_residual : {true, false}) {
-      Case c = make_case(shape, at::kDouble);
-      auto truth = run(plain_op, c, at::kDouble, with_residual);
-      auto ours = run(fused_op, c, at::kDouble, with_residual);
+      RmsNormCase c = make_rms_norm_case(shape, at::kDouble, at::kCPU);
+      auto truth = run_rms_norm(plain_op, c, at::kDouble, with_residual);
+      auto ours = run_rms_norm(fused_op, c, at::kDouble, with_residual);
       for (size_t i = 0; i < truth.size(); ++i) {
         const double scale = std::max(1.0, truth[i].abs().max().item<double>());
         EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale)
-            << kNames[i] << " width " << shape.back() << " residual " << with_residual;
+            << kRmsNormNames[i] << " width " << shape.back() << " residual " << with_residual;
       }
     }
   }
@@ -101,13 +75,13 @@ TEST(RmsNormFused, LowPrecisionWithinTwiceTheReferenceError) {
   at::manual_seed(3);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (const auto& shape : shapes()) {
-      Case c = make_case(shape, dtype);
-      auto truth = run(plain_op, c, at::kDouble, true);
-      auto reference = run(reference_op, c, dtype, true);
-      auto ours = run(fused_op, c, dtype, true);
+      RmsNormCase c = make_rms_norm_case(shape, dtype, at::kCPU);
+      auto truth = run_rms_norm(plain_op, c, at::kDouble, true);
+      auto reference = run_rms_norm(reference_op, c, dtype, true);
+      auto ours = run_rms_norm(fused_op, c, dtype, true);
       for (size_t i = 0; i < truth.size(); ++i)
         EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(reference[i], truth[i]))
-            << kNames[i] << " " << dtype << " width " << shape.back();
+            << kRmsNormNames[i] << " " << dtype << " width " << shape.back();
     }
   }
 }

@@ -8,32 +8,13 @@
 #include "common/error.h"
 #include "model/kernels/swiglu_op.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/op_cases.h"
 
 namespace st {
 namespace {
 
 using namespace kernel_test;
 
-struct Case {
-  at::Tensor gate, up, dout;
-};
-
-Case make_case(std::vector<int64_t> shape, at::ScalarType dtype) {
-  auto round = [&](const at::Tensor& t) { return t.to(dtype).to(at::kDouble); };
-  // Gates spread over silu's curved region and its tails.
-  return {round(3 * at::randn(shape)), round(at::randn(shape)), round(at::randn(shape))};
-}
-
-// {out, dgate, dup} of `op` on leaves of `dtype`.
-template <typename Op>
-std::vector<at::Tensor> run(Op op, const Case& c, at::ScalarType dtype) {
-  at::Tensor gate = leaf(c.gate, dtype), up = leaf(c.up, dtype);
-  at::Tensor out = op(gate, up);
-  auto grads = gradients({out}, {c.dout}, {gate, up});
-  return {out, grads[0], grads[1]};
-}
-
-const char* kNames[] = {"out", "dgate", "dup"};
 
 std::vector<std::vector<int64_t>> shapes() {
   std::vector<std::vector<int64_t>> out;
@@ -44,12 +25,12 @@ std::vector<std::vector<int64_t>> shapes() {
 TEST(SwiGluReference, MatchesPlainAutogradInFp32) {
   at::manual_seed(11);
   for (const auto& shape : shapes()) {
-    Case c = make_case(shape, at::kFloat);
-    auto truth = run(plain_swiglu, c, at::kDouble);
-    auto ours = run(swiglu_reference, c, at::kFloat);
+    SwiGluCase c = make_swiglu_case(shape, at::kFloat, at::kCPU);
+    auto truth = run_swiglu(plain_swiglu, c, at::kDouble);
+    auto ours = run_swiglu(swiglu_reference, c, at::kFloat);
     for (size_t i = 0; i < truth.size(); ++i) {
       const double scale = std::max(1.0, truth[i].abs().max().item<double>());
-      EXPECT_LE(max_error(ours[i], truth[i]), 1e-5 * scale) << kNames[i] << " width " << shape.back();
+      EXPECT_LE(max_error(ours[i], truth[i]), 1e-5 * scale) << kSwiGluNames[i] << " width " << shape.back();
     }
   }
 }
@@ -57,12 +38,12 @@ TEST(SwiGluReference, MatchesPlainAutogradInFp32) {
 TEST(SwiGluFused, BackwardFormulasMatchPlainAutogradInFp64) {
   at::manual_seed(12);
   for (const auto& shape : shapes()) {
-    Case c = make_case(shape, at::kDouble);
-    auto truth = run(plain_swiglu, c, at::kDouble);
-    auto ours = run(fused_swiglu, c, at::kDouble);
+    SwiGluCase c = make_swiglu_case(shape, at::kDouble, at::kCPU);
+    auto truth = run_swiglu(plain_swiglu, c, at::kDouble);
+    auto ours = run_swiglu(fused_swiglu, c, at::kDouble);
     for (size_t i = 0; i < truth.size(); ++i) {
       const double scale = std::max(1.0, truth[i].abs().max().item<double>());
-      EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale) << kNames[i] << " width " << shape.back();
+      EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale) << kSwiGluNames[i] << " width " << shape.back();
     }
   }
 }
@@ -71,13 +52,13 @@ TEST(SwiGluFused, LowPrecisionWithinTwiceTheReferenceError) {
   at::manual_seed(13);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (const auto& shape : shapes()) {
-      Case c = make_case(shape, dtype);
-      auto truth = run(plain_swiglu, c, at::kDouble);
-      auto reference = run(swiglu_reference, c, dtype);
-      auto ours = run(fused_swiglu, c, dtype);
+      SwiGluCase c = make_swiglu_case(shape, dtype, at::kCPU);
+      auto truth = run_swiglu(plain_swiglu, c, at::kDouble);
+      auto reference = run_swiglu(swiglu_reference, c, dtype);
+      auto ours = run_swiglu(fused_swiglu, c, dtype);
       for (size_t i = 0; i < truth.size(); ++i)
         EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(reference[i], truth[i]))
-            << kNames[i] << " " << dtype << " width " << shape.back();
+            << kSwiGluNames[i] << " " << dtype << " width " << shape.back();
     }
   }
 }
