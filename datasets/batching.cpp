@@ -113,6 +113,10 @@ std::vector<BatchLayout> plan_epoch(std::span<const uint32_t> lengths, std::span
   return batches;
 }
 
+size_t Batch::real_tokens() const {
+  return static_cast<size_t>(std::count_if(document.begin(), document.end(), [](int32_t d) { return d >= 0; }));
+}
+
 size_t Batch::trained_tokens() const { return static_cast<size_t>(std::count(loss_mask.begin(), loss_mask.end(), 1)); }
 
 namespace {

@@ -81,6 +81,8 @@ struct Batch {
   std::vector<int32_t> document;      // document number within its row, -1 for padding
   std::vector<uint8_t> loss_mask;     // 1: this token is a training target
   size_t trained_tokens() const;
+  /// Tokens that are not padding.
+  size_t real_tokens() const;
 };
 
 /// Token access for materialising: ids and mask of sequence i.

@@ -20,11 +20,6 @@ namespace {
 // written by an older salamandra-tune are rebuilt rather than trusted.
 constexpr const char* kCacheVersion = "salamandra-tune token cache v1";
 
-// Rejections that never stop a run: they are what the options ask for.
-bool always_counted(const std::string& reason) {
-  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation";
-}
-
 std::string content_key(const DataConfig& config, const EncoderBundle& encoder, const std::vector<std::string>& files) {
   Digest digest;
   digest.field(kCacheVersion);
@@ -55,6 +50,10 @@ void add_counts(std::map<std::string, size_t>& into, const std::map<std::string,
 }
 
 }  // namespace
+
+bool is_expected_drop(const std::string& reason) {
+  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation";
+}
 
 Json PrepareReport::to_json() const {
   return Json{{"split", split},     {"kind", kind == SampleKind::kChat ? "chat" : "preference"},
@@ -121,7 +120,7 @@ std::vector<EncodedSample> encode_samples(const SampleEncoder& encoder, const st
       } catch (const SampleError& e) {
         sample.dropped_reason = e.reason();
         sample.dropped_detail = e.what();
-        if (!skip_invalid && !always_counted(e.reason())) {
+        if (!skip_invalid && !is_expected_drop(e.reason())) {
           std::lock_guard<std::mutex> lock(error_mutex);
           // Report the first failing sample in file order, whatever thread hit it.
           if (i < error_index) error_index = i, error = std::current_exception();

@@ -129,14 +129,26 @@ std::vector<TextSegment> SampleEncoder::split_trailing_whitespace(std::vector<Te
   return out;
 }
 
+bool SampleEncoder::needs_bos(const std::string& text) const {
+  return tokenizer_.add_bos_token() && tokenizer_.bos_id() >= 0 && !(bos_text_.size() && starts_with(text, bos_text_));
+}
+
+std::vector<int32_t> SampleEncoder::encode_prompt(const Json& messages, const Json& tools) const {
+  const std::string text = template_.render(messages, tools, true);
+  std::vector<int32_t> ids;
+  if (needs_bos(text)) ids.push_back(tokenizer_.bos_id());
+  const std::vector<int32_t> rest = tokenizer_.encode(text, false);
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
+}
+
 TokenSequence SampleEncoder::encode_segments(const std::vector<TextSegment>& segments, bool first_starts_document,
                                              const std::string& origin) const {
   std::string whole;
   for (const TextSegment& seg : segments) whole += seg.text;
   TokenSequence seq;
   // Exactly one BOS: the tokenizer's, unless the template already wrote it.
-  const bool add_bos = first_starts_document && tokenizer_.add_bos_token() && tokenizer_.bos_id() >= 0 &&
-                       !(bos_text_.size() && starts_with(whole, bos_text_));
+  const bool add_bos = first_starts_document && needs_bos(whole);
   if (add_bos) {
     seq.ids.push_back(tokenizer_.bos_id());
     seq.mask.push_back(0);
@@ -234,9 +246,7 @@ TokenPair SampleEncoder::encode_pair(const PreferencePair& pair, bool* truncated
     if (options_.train_on != TrainOn::kAll) cut = split_trailing_whitespace(std::move(cut));
     else cut.front().trained = false;  // never train on the prompt of a pair
     TokenSequence seq = encode_segments(cut, true, whole.origin);
-    const size_t prompt_tokens =
-        (seq.ids.size() && seq.ids.front() == tokenizer_.bos_id() && !starts_with(prompt_text, bos_text_) ? 1 : 0) +
-        tokenizer_.encode(prompt_text, false).size();
+    const size_t prompt_tokens = (needs_bos(prompt_text) ? 1 : 0) + tokenizer_.encode(prompt_text, false).size();
     std::vector<int32_t> prompt(seq.ids.begin(), seq.ids.begin() + prompt_tokens);
     if (out.prompt.empty()) out.prompt = prompt;
     ST_CHECK(out.prompt == prompt, "prompt tokens differ between chosen and rejected");

@@ -79,6 +79,10 @@ class SampleEncoder {
   /// on, too long under kDrop. `truncated` is set when it was cut.
   TokenSequence encode(const Conversation& conversation, bool* truncated = nullptr) const;
 
+  /// The ids a model is prompted with to reply to `messages`: rendered with
+  /// the generation prompt, exactly one BOS, no EOS (generation, evaluation).
+  std::vector<int32_t> encode_prompt(const Json& messages, const Json& tools) const;
+
   /// Prompt rendered with the generation prompt, each completion as the
   /// continuation of it; masks on the completions only.
   TokenPair encode_pair(const PreferencePair& pair, bool* truncated = nullptr) const;
@@ -93,6 +97,9 @@ class SampleEncoder {
                                 const std::string& origin) const;
   // Segments by role, before the end-of-turn whitespace is split off.
   std::vector<TextSegment> role_segments(const Conversation& conversation) const;
+  // Whether encoding `text` (which starts a document) needs the tokenizer's
+  // BOS in front: when the tokenizer adds one and the template did not.
+  bool needs_bos(const std::string& text) const;
   std::vector<TextSegment> split_trailing_whitespace(std::vector<TextSegment> segments) const;
 
   const Tokenizer& tokenizer_;

@@ -98,6 +98,10 @@ std::vector<uint32_t> TokenCache::lengths() const {
   return out;
 }
 
+SequenceView TokenCache::view() const {
+  return {[cache = *this](uint32_t i) { return cache.ids(i); }, [cache = *this](uint32_t i) { return cache.mask(i); }};
+}
+
 uint32_t TokenCache::sequences_per_sample() const { return meta_.value("sequences_per_sample", 1u); }
 
 // ---- writer ---------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "datasets/batching.h"
 #include "datasets/records.h"
 #include "datasets/sample_encoder.h"
 
@@ -35,6 +36,8 @@ class TokenCache {
   uint32_t length(size_t sequence) const;
   /// Lengths of all sequences (for planning batches).
   std::vector<uint32_t> lengths() const;
+  /// Access for batching; holds its own reference to the mapped files.
+  SequenceView view() const;
   /// Sequences per sample: 1 (chat) or 3 (preference).
   uint32_t sequences_per_sample() const;
   const Json& meta() const { return meta_; }

@@ -593,6 +593,14 @@ void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
     if (s.len != 0) out.push_back(s.id);
 }
 
+std::vector<int64_t> Tokenizer::end_of_turn_ids() const {
+  std::vector<int64_t> ids;
+  if (eos_id_ >= 0) ids.push_back(eos_id_);
+  // Instruct models end a turn with <|im_end|> rather than EOS.
+  if (int32_t im_end = token_to_id("<|im_end|>"); im_end >= 0 && im_end != eos_id_) ids.push_back(im_end);
+  return ids;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   return encode_impl(text, add_special_tokens, /*document_start=*/true);
 }

@@ -92,6 +92,9 @@ class Tokenizer {
   int32_t eos_id() const { return eos_id_; }
   int32_t pad_id() const { return pad_id_; }
   int32_t unk_id() const { return unk_id_; }
+  /// The ids a chat reply ends with, where generation stops: EOS and, for
+  /// instruct (ChatML) vocabularies, <|im_end|>.
+  std::vector<int64_t> end_of_turn_ids() const;
   /// Whether encode(..., true) prepends BOS / appends EOS.
   bool add_bos_token() const { return add_bos_; }
   bool add_eos_token() const { return add_eos_; }

@@ -38,20 +38,19 @@ at::Device pick_device(const std::string& name) {
   return cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
 }
 
-// The training data as the loop sees it: the cache, the sequences of the
-// split and the batch options.
+// A split as the loop sees it: the cache, which of its sequences belong to
+// the split, and the view batches are materialised through.
 struct Split {
   data::TokenCache cache;
   std::vector<uint32_t> lengths;
   std::vector<uint32_t> members;
-  data::SequenceView view() const {
-    return {[this](uint32_t i) { return cache.ids(i); }, [this](uint32_t i) { return cache.mask(i); }};
-  }
+  data::SequenceView view;  // built once: materialising a batch uses it per sequence
 };
 
 Split open_split(const std::string& dir, std::vector<uint32_t> members) {
   Split s{data::TokenCache::open(dir), {}, std::move(members)};
   s.lengths = s.cache.lengths();
+  s.view = s.cache.view();
   if (s.members.empty())
     for (uint32_t i = 0; i < s.lengths.size(); ++i) s.members.push_back(i);
   return s;
@@ -60,10 +59,6 @@ Split open_split(const std::string& dir, std::vector<uint32_t> members) {
 nlohmann::json batch_json(const data::Batch& b) {
   return {{"rows", b.rows}, {"cols", b.cols},         {"ids", b.ids},
           {"position_ids", b.position_ids}, {"document", b.document}, {"loss_mask", b.loss_mask}};
-}
-
-size_t real_tokens(const data::Batch& b) {
-  return static_cast<size_t>(std::count_if(b.document.begin(), b.document.end(), [](int32_t d) { return d >= 0; }));
 }
 
 // Mean NLL per trained token over the eval split (at most max_batches).
@@ -75,7 +70,7 @@ double evaluate(const LlamaModel& model, const Split& split, const data::BatchOp
   int64_t count = 0, batches = 0;
   for (const auto& layout : plan) {
     if (max_batches > 0 && batches++ >= max_batches) break;
-    const BatchTensors t = to_tensors(data::materialize(layout, split.view(), options, pad_id), device);
+    const BatchTensors t = to_tensors(data::materialize(layout, split.view, options, pad_id), device);
     if (t.trained == 0) continue;
     sum += summed_nll(model, t, chunk).item<double>();
     count += t.trained;
@@ -88,12 +83,12 @@ nlohmann::json sample_replies(const LlamaModel& model, const data::EncoderBundle
   nlohmann::json out = nlohmann::json::array();
   GenerationSettings settings;
   settings.max_new_tokens = max_new_tokens;
-  for (int32_t id : {encoder.tokenizer.eos_id(), encoder.tokenizer.token_to_id("<|im_end|>")})
-    if (id >= 0) settings.stop_ids.push_back(id);
+  settings.stop_ids = encoder.tokenizer.end_of_turn_ids();
+  const data::SampleEncoder prompts_encoder(encoder.tokenizer, encoder.chat_template, encoder.options);
   at::NoGradGuard no_grad;
   for (const std::string& prompt : prompts) {
     data::Json messages = data::Json::array({data::Json{{"role", "user"}, {"content", prompt}}});
-    const std::vector<int32_t> ids = encoder.tokenizer.encode(encoder.chat_template.render(messages, nullptr, true));
+    const std::vector<int32_t> ids = prompts_encoder.encode_prompt(messages, nullptr);
     const std::vector<int64_t> reply = generate(model, std::vector<int64_t>(ids.begin(), ids.end()), settings);
     std::vector<int32_t> reply32(reply.begin(), reply.end());
     out.push_back({{"prompt", prompt}, {"reply", encoder.tokenizer.decode(reply32, true)}});
@@ -244,9 +239,9 @@ std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeR
     int64_t trained = 0;
     size_t tokens = 0;
     for (int64_t m = first; m < last; ++m) {
-      batches.push_back(data::materialize(plan[static_cast<size_t>(m)], train_split.view(), batching, pad_id));
+      batches.push_back(data::materialize(plan[static_cast<size_t>(m)], train_split.view, batching, pad_id));
       trained += static_cast<int64_t>(batches.back().trained_tokens());
-      tokens += real_tokens(batches.back());
+      tokens += batches.back().real_tokens();
     }
     const double lr = config.optimizer.lr * schedule.factor(position.step);
     train::StepInput input;

@@ -16,9 +16,9 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "datasets/byte_stream.h"
-#include "datasets/chat_template.h"
 #include "datasets/json_source.h"
 #include "datasets/readers.h"
+#include "datasets/sample_encoder.h"
 #include "model/model_dir.h"
 #include "model/tokenizer.h"
 #include "tools/args.h"
@@ -68,18 +68,6 @@ std::pair<data::Json, std::string> split_reference(const data::Conversation& con
   fail(conversation.origin, ": no assistant message to take the reference answer from");
 }
 
-// Prompt ids as the SFT encoder makes them: one BOS (the tokenizer's,
-// unless the template already wrote it), no EOS.
-std::vector<int64_t> prompt_ids(const Tokenizer& tokenizer, const std::string& text) {
-  std::vector<int32_t> ids = tokenizer.encode(text, /*add_special_tokens=*/false);
-  std::vector<int64_t> out;
-  if (tokenizer.add_bos_token() && tokenizer.bos_id() >= 0 &&
-      text.rfind(tokenizer.id_to_piece(tokenizer.bos_id()), 0) != 0)
-    out.push_back(tokenizer.bos_id());
-  out.insert(out.end(), ids.begin(), ids.end());
-  return out;
-}
-
 struct Tally {
   size_t n = 0, correct = 0;
   double accuracy() const { return n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0; }
@@ -127,20 +115,22 @@ int run_eval_tasks(int argc, char** argv) {
   at::TensorOptions options = tensor_options(dtype, device);
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   auto model = load_model(model_dir, options);
-  data::ChatTemplate chat = data::ChatTemplate::for_tokenizer(tokenizer);
+  // Prompts as training encodes them (template, generation prompt, one BOS).
+  const data::SampleEncoder encoder(tokenizer, data::ChatTemplate::for_tokenizer(tokenizer), {});
   // Plain greedy decoding whatever generation_config.json says: exact match
   // asks for the model's single most likely answer.
   GenerationSettings settings;
   settings.max_new_tokens = max_new_tokens;
-  settings.stop_ids = chat_stop_ids(tokenizer);
+  settings.stop_ids = tokenizer.end_of_turn_ids();
 
   at::NoGradGuard no_grad;
   Tally overall;
   std::map<std::string, Tally> per_task, per_language;
   for (size_t i = 0; i < samples.size(); ++i) {
     auto [prompt, reference] = split_reference(samples[i]);
-    const std::string text = chat.render(prompt, samples[i].tools, /*add_generation_prompt=*/true);
-    std::vector<int64_t> produced = generate(*model, prompt_ids(tokenizer, text), settings);
+    const std::vector<int32_t> prompt_ids = encoder.encode_prompt(prompt, samples[i].tools);
+    std::vector<int64_t> produced =
+        generate(*model, std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), settings);
     std::vector<int32_t> ids(produced.begin(), produced.end());
     const std::string answer = trim(tokenizer.decode(ids, /*skip_special_tokens=*/true));
     const bool correct = answer == trim(reference);

@@ -49,7 +49,7 @@ int run_generate(int argc, char** argv) {
   if (greedy) settings.do_sample = false;
   settings.seed = static_cast<uint64_t>(seed);
   settings.use_cache = !no_cache;
-  for (int64_t id : chat_stop_ids(tokenizer)) settings.stop_ids.push_back(id);
+  for (int64_t id : tokenizer.end_of_turn_ids()) settings.stop_ids.push_back(id);
 
   std::vector<int32_t> encoded = tokenizer.encode(prompt);
   std::vector<int64_t> prompt_ids(encoded.begin(), encoded.end());

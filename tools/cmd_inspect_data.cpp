@@ -87,8 +87,7 @@ int run_inspect_data(int argc, char** argv) {
       const data::EncodedSample& sample = encoded[i];
       const std::string& origin = i < chats.size() ? chats[i].origin : pairs[i].origin;
       // The same policy as prepare: errors the recipe does not allow to skip stop here.
-      if (!sample.dropped_reason.empty() && !config.reader.skip_invalid && sample.dropped_reason != "nothing_to_train" &&
-          sample.dropped_reason != "too_long" && sample.dropped_reason != "nothing_to_train_after_truncation")
+      if (!sample.dropped_reason.empty() && !config.reader.skip_invalid && !data::is_expected_drop(sample.dropped_reason))
         fail(sample.dropped_detail);
       if (sample.dropped_reason.empty()) {
         ++report.samples;

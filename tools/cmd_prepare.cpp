@@ -43,8 +43,7 @@ int run_prepare(int argc, char** argv) {
       const std::vector<uint32_t> lengths = cache.lengths();
       std::vector<uint32_t> all(lengths.size());
       for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
-      data::SequenceView view{[&](uint32_t i) { return cache.ids(i); }, [&](uint32_t i) { return cache.mask(i); }};
-      plan = data::plan_stats(data::plan_epoch(lengths, all, batching, 0), view, batching);
+      plan = data::plan_stats(data::plan_epoch(lengths, all, batching, 0), cache.view(), batching);
     }
     print_split_report(stdout, report, plan, batching);
   };

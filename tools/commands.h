@@ -4,13 +4,7 @@
 
 #include <c10/core/TensorOptions.h>
 
-#include <cstdint>
 #include <string>
-#include <vector>
-
-namespace st {
-class Tokenizer;
-}
 
 namespace st::cli {
 
@@ -26,8 +20,5 @@ int run_sft(int argc, char** argv);
 
 /// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).
 at::TensorOptions tensor_options(const std::string& dtype, const std::string& device);
-
-/// The ids chat generation stops on: eos, and <|im_end|> when the vocabulary has it.
-std::vector<int64_t> chat_stop_ids(const Tokenizer& tokenizer);
 
 }  // namespace st::cli

@@ -35,9 +35,10 @@ Checks:
   B vs A    every step of B must hold the same rows as the same step of A
             (plans are made per optimizer step); step 1, from the same
             weights, must give the same loss to 1e-6 relative (fp32
-            summation order only). All of B is checked against the reference
-            trained on B's batches (1e-4); later steps of A and B drift apart
-            by rounding noise amplified through Adam, which is reported.
+            summation order only). Over all steps A and B may drift apart
+            by at most twice what the reference drifts between the same two
+            splits (rounding noise amplified through Adam). All of B is also
+            checked against the reference trained on B's batches (1e-4).
   C vs ref  packed batches: the reference gets position_ids and a 4D
             additive mask (causal within a document; transformers passes a
             4D mask through as given) -- first verified to equal separate
@@ -421,22 +422,30 @@ def main():
     check_batches("B", batches_b, samples, False, 4, 1, STEPS)
     same_rows = [sorted(step_rows(a)) == sorted(step_rows(b)) for a, b in zip(batches_a, batches_b)]
     summary["B_rows_identical_to_A"] = all(same_rows)
-    if all(same_rows):
-        # Step 1 starts from the same weights: only the micro-batch split
-        # differs, so the losses agree to fp32 summation-order noise. Later
-        # steps carry that noise through Adam (it grows chaotically), so the
-        # whole of B is held to the reference bound instead.
-        d = rel(metrics_b[0]["loss"], metrics_a[0]["loss"])
-        summary["B_vs_A_step1_loss_rel"] = d
-        if d > SAME_ROWS_BOUND:
-            fail(f"B vs A step 1: same rows and weights, loss {metrics_b[0]['loss']!r} vs "
-                 f"{metrics_a[0]['loss']!r} (rel {d:.2e})")
-        summary["B_vs_A_loss_rel_max"] = max(rel(mb["loss"], ma["loss"]) for ma, mb in zip(metrics_a, metrics_b))
-    else:
+    if not all(same_rows):
         fail(f"B: {same_rows.count(False)} steps hold other rows than A's: a step's rows must not depend on "
              "how it is split into micro-batches")
     _, hist_b = reference_train(model_dir, batches_b, STEPS, False)
     summary["B_vs_reference"] = compare_steps("B vs reference", metrics_b, hist_b, LOSS_BOUND)
+    # Step 1 starts from the same weights: only the micro-batch split differs,
+    # so the losses agree to fp32 summation-order noise (SAME_ROWS_BOUND).
+    d = rel(metrics_b[0]["loss"], metrics_a[0]["loss"])
+    summary["B_vs_A_step1_loss_rel"] = d
+    if d > SAME_ROWS_BOUND:
+        fail(f"B vs A step 1: same rows and weights, loss {metrics_b[0]['loss']!r} vs "
+             f"{metrics_a[0]['loss']!r} (rel {d:.2e})")
+    # Later steps carry that noise through Adam. The bound over all steps is
+    # derived from the reference: the same two splits of the same rows
+    # through transformers drift apart by `split_noise`; ours may drift at
+    # most twice as far (floored at SAME_ROWS_BOUND).
+    split_noise = max(rel(hb["loss"], ha["loss"]) for ha, hb in zip(hist_a, hist_b))
+    ours = max(rel(mb["loss"], ma["loss"]) for ma, mb in zip(metrics_a, metrics_b))
+    bound = max(2 * split_noise, SAME_ROWS_BOUND)
+    summary["B_vs_A_loss_rel_max"] = ours
+    summary["reference_split_noise"] = split_noise
+    if ours > bound:
+        fail(f"B vs A: the same rows split differently drift apart by {ours:.2e}, more than twice the "
+             f"reference's own drift ({split_noise:.2e})")
 
     # ---- C: packed rows
     _, metrics_c, batches_c = sft("run_c", model_dir, data, rows=2, accum=2, steps=PACKED_STEPS, packing=True)
