@@ -1,6 +1,7 @@
 #include "model/lm_head.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "common/error.h"
@@ -11,83 +12,203 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// The softmax runs in fp32, or in fp64 for fp64 models (tests that compare
-// summation orders need fp64 all the way through).
-at::ScalarType softmax_dtype(const at::Tensor& weight) {
+// The softmax and the accumulators run in fp32, or in fp64 for fp64 models
+// (tests that compare summation orders need fp64 all the way through).
+at::ScalarType accumulate_dtype(const at::Tensor& weight) {
   return weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// Logits of one chunk in the softmax dtype, as transformers computes them:
-// the matmul in the model dtype, then an upcast before the softmax.
+// Logits of one chunk in the model dtype, as transformers' lm_head computes them.
 at::Tensor chunk_logits(const at::Tensor& hidden_chunk, const at::Tensor& weight) {
-  return at::linear(hidden_chunk, weight).to(softmax_dtype(weight));
+  return at::mm(hidden_chunk, weight.t());
 }
+
+// cuBLAS can multiply bf16 matrices into an fp32 result (ATen's mm/addmm
+// with out_dtype), which saves rounding a partial product to bf16 and a
+// conversion pass. Checked once on a small product, since it is a recent
+// ATen addition; without it the product is rounded, then widened.
+bool widening_matmul_works(const at::Tensor& like) {
+  static const bool works = [&] {
+    try {
+      auto options = like.options().dtype(at::kBFloat16);
+      at::Tensor a = at::randn({8, 16}, options), b = at::randn({16, 8}, options);
+      at::Tensor expected = at::mm(a.to(at::kFloat), b.to(at::kFloat));
+      at::Tensor sum = at::zeros({8, 8}, options.dtype(at::kFloat));
+      at::addmm_out(sum, sum, a, b, at::kFloat);
+      at::addmm_out(sum, sum, a, b, at::kFloat);
+      return at::mm(a, b, at::kFloat).allclose(expected, 1e-3, 1e-3) && sum.allclose(2 * expected, 1e-3, 1e-3);
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return works;
+}
+
+bool widening(const at::Tensor& a, at::ScalarType acc) {
+  return a.is_cuda() && a.scalar_type() == at::kBFloat16 && acc == at::kFloat && widening_matmul_works(a);
+}
+
+// a @ b in the accumulate dtype. Without the widening product (the CPU) the
+// operands are widened first: exact products, one rounding at the end, where
+// rounding a low-precision partial product would lose what the other chunks
+// cancel.
+at::Tensor mm_accumulate(const at::Tensor& a, const at::Tensor& b, at::ScalarType acc) {
+  if (widening(a, acc)) return at::mm(a, b, acc);
+  return a.scalar_type() == acc ? at::mm(a, b) : at::mm(a.to(acc), b.to(acc));
+}
+
+// sum += a @ b, sum in the accumulate dtype.
+void addmm_accumulate_(at::Tensor& sum, const at::Tensor& a, const at::Tensor& b) {
+  const at::ScalarType acc = sum.scalar_type();
+  if (widening(a, acc))
+    at::addmm_out(sum, sum, a, b, acc);
+  else if (a.scalar_type() == acc)
+    sum.addmm_(a, b);
+  else
+    sum.addmm_(a.to(acc), b.to(acc));
+}
+
+// -------------------------------------------------------------- per-row log-probs
 
 class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogProbs> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                             const at::Tensor& targets, int64_t chunk_rows) {
     const int64_t rows = hidden.size(0);
-    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(softmax_dtype(weight)));
-    at::Tensor lse = at::empty({rows}, hidden.options().dtype(softmax_dtype(weight)));
-    at::Tensor valid = targets.ne(kIgnoreTarget);
-    at::Tensor safe_targets = targets.masked_fill(valid.logical_not(), 0);
+    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(accumulate_dtype(weight)));
+    at::Tensor lse = at::empty({rows}, hidden.options().dtype(accumulate_dtype(weight)));
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
-      at::Tensor logits = chunk_logits(hidden.narrow(0, start, n), weight);
-      at::Tensor chunk_targets = safe_targets.narrow(0, start, n).unsqueeze(1);
-      // ATen's fused log_softmax is faster on the CPU than logsumexp (one
-      // pass, no temporaries); the log-sum-exp backward needs is recovered
-      // as target logit - target log-prob.
-      at::Tensor chunk_log_probs = at::log_softmax(logits, 1).gather(1, chunk_targets).squeeze(1);
-      at::Tensor target_logit = logits.gather(1, chunk_targets).squeeze(1);
-      lse.narrow(0, start, n).copy_(target_logit - chunk_log_probs);
-      log_probs.narrow(0, start, n).copy_(chunk_log_probs);
+      RowLogSoftmax stats =
+          log_softmax_rows(chunk_logits(hidden.narrow(0, start, n), weight), targets.narrow(0, start, n));
+      lse.narrow(0, start, n).copy_(stats.lse);
+      log_probs.narrow(0, start, n).copy_(stats.target_log_prob);
     }
-    log_probs.masked_fill_(valid.logical_not(), 0.0);
-    ctx->save_for_backward({hidden, weight, safe_targets, valid, lse});
+    ctx->save_for_backward({hidden, weight, targets, lse});
     ctx->saved_data["chunk_rows"] = chunk_rows;
     return log_probs;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2], &valid = saved[3],
-                     &lse = saved[4];
+    const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2];
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const int64_t rows = hidden.size(0);
-    const at::ScalarType acc = softmax_dtype(weight);
-    at::Tensor grad = (grad_outputs[0].to(acc) * valid.to(acc));
-    at::Tensor grad_hidden = at::empty_like(hidden);
+    const at::ScalarType acc = accumulate_dtype(weight);
+    const bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    const at::Tensor coeff = grad_outputs[0].to(acc);
+    at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
     // Weight gradients accumulate over chunks in fp32, like one big matmul would.
-    at::Tensor grad_weight = at::zeros(weight.sizes(), weight.options().dtype(acc));
+    at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
-      at::Tensor h = hidden.narrow(0, start, n);
-      at::Tensor probs = at::exp(chunk_logits(h, weight) - lse.narrow(0, start, n).unsqueeze(1));
-      // d log p_t / d logits = onehot(t) - softmax.
-      at::Tensor g = grad.narrow(0, start, n).unsqueeze(1);
-      at::Tensor grad_logits = probs.mul_(g.neg());
-      grad_logits.scatter_add_(1, targets.narrow(0, start, n).unsqueeze(1), g);
-      at::Tensor grad_logits_dtype = grad_logits.to(weight.scalar_type());
-      grad_hidden.narrow(0, start, n).copy_(at::mm(grad_logits_dtype, weight));
-      grad_weight.add_(at::mm(grad_logits_dtype.t(), h).to(acc));
+      const at::Tensor h = hidden.narrow(0, start, n);
+      // The recomputed statistics equal the saved ones bit for bit (same
+      // inputs, same kernel), so the fused stats+gradient pass is used.
+      at::Tensor grad_logits = chunk_logits(h, weight);
+      log_softmax_rows_with_grad_(grad_logits, targets.narrow(0, start, n), coeff.narrow(0, start, n));
+      if (want_hidden) grad_hidden.narrow(0, start, n).copy_(at::mm(grad_logits, weight));
+      if (want_weight) addmm_accumulate_(grad_weight, grad_logits.t(), h);
     }
-    return {grad_hidden, grad_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor()};
+    return {grad_hidden, want_weight ? grad_weight.to(weight.scalar_type()) : at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
+
+// -------------------------------------------------------------- summed NLL
+
+class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
+                            const at::Tensor& targets, int64_t chunk_rows, bool want_hidden, bool want_weight) {
+    const int64_t rows = hidden.size(0);
+    const at::ScalarType acc = accumulate_dtype(weight);
+    at::Tensor nll = at::zeros({}, hidden.options().dtype(acc));
+    const bool want_grad = want_hidden || want_weight;
+    // d(-sum log p)/d log p = -1 per row; the upstream factor comes in backward.
+    const at::Tensor coeff = want_grad ? at::full({rows}, -1.0, hidden.options().dtype(at::kFloat)) : at::Tensor();
+    at::Tensor grad_hidden = want_hidden ? at::empty({rows, hidden.size(1)}, hidden.options().dtype(acc)) : at::Tensor();
+    at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();
+    for (int64_t start = 0; start < rows; start += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, rows - start);
+      const at::Tensor h = hidden.narrow(0, start, n);
+      at::Tensor logits = chunk_logits(h, weight);
+      if (!want_grad) {
+        nll.sub_(log_softmax_rows(logits, targets.narrow(0, start, n)).target_log_prob.sum());
+        continue;
+      }
+      // From here on `logits` holds their gradient.
+      RowLogSoftmax stats = log_softmax_rows_with_grad_(logits, targets.narrow(0, start, n), coeff.narrow(0, start, n));
+      nll.sub_(stats.target_log_prob.sum());
+      if (want_hidden) grad_hidden.narrow(0, start, n).copy_(mm_accumulate(logits, weight, acc));
+      if (want_weight) addmm_accumulate_(grad_weight, logits.t(), h);
+    }
+    ctx->saved_data["hidden_dtype"] = hidden.scalar_type();
+    ctx->saved_data["weight_dtype"] = weight.scalar_type();
+    ctx->saved_data["grad_hidden"] = grad_hidden;
+    ctx->saved_data["grad_weight"] = grad_weight;
+    return nll;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
+    const at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
+    const at::Tensor& upstream = grad_outputs[0];
+    const at::ScalarType hidden_dtype = ctx->saved_data["hidden_dtype"].toScalarType();
+    const at::ScalarType weight_dtype = ctx->saved_data["weight_dtype"].toScalarType();
+    // Scaled and rounded in one pass each, with no full-size fp32 temporary.
+    auto scaled = [&](const at::Tensor& g, at::ScalarType dtype) {
+      if (!g.defined()) return at::Tensor();
+      at::Tensor out = at::empty(g.sizes(), g.options().dtype(dtype));
+      return at::mul_out(out, g, upstream.to(g.scalar_type()));
+    };
+    return {scaled(grad_hidden, hidden_dtype), scaled(grad_weight, weight_dtype), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_shapes(const char* what, const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                  int64_t chunk_rows) {
+  if (hidden.dim() != 2 || weight.dim() != 2 || targets.dim() != 1)
+    fail(what, ": expected hidden [N, H], weight [V, H], targets [N], got ", hidden.sizes(), ", ", weight.sizes(),
+         ", ", targets.sizes());
+  if (hidden.size(1) != weight.size(1) || hidden.size(0) != targets.size(0))
+    fail(what, ": shapes disagree: hidden ", hidden.sizes(), ", weight ", weight.sizes(), ", targets ",
+         targets.sizes());
+  if (hidden.scalar_type() != weight.scalar_type())
+    fail(what, ": hidden is ", hidden.scalar_type(), " but weight is ", weight.scalar_type());
+  if (chunk_rows <= 0) fail(what, ": chunk_rows must be positive, got ", chunk_rows);
+}
+
+// int64 targets on the weight's device, each a vocabulary id or ignored
+// (one device-to-host sync per call, not per chunk).
+at::Tensor checked_targets(const char* what, const at::Tensor& targets, const at::Tensor& weight) {
+  at::Tensor t = targets.to(weight.device(), at::kLong);
+  if (t.numel() > 0) {
+    const int64_t high = t.max().item<int64_t>();
+    const int64_t low = t.min().item<int64_t>();
+    if (high >= weight.size(0) || (low < 0 && low != kIgnoreTarget))
+      fail(what, ": target ids must lie in [0, ", weight.size(0), ") or be ", kIgnoreTarget, "; found [", low, ", ",
+           high, "]");
+  }
+  return t;
+}
 
 }  // namespace
 
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                             int64_t chunk_rows) {
-  if (hidden.dim() != 2 || weight.dim() != 2 || targets.dim() != 1)
-    fail("target_log_probs: expected hidden [N, H], weight [V, H], targets [N]");
-  if (hidden.size(1) != weight.size(1) || hidden.size(0) != targets.size(0))
-    fail("target_log_probs: shapes disagree: hidden ", hidden.sizes(), ", weight ", weight.sizes(), ", targets ",
-         targets.sizes());
-  if (chunk_rows <= 0) fail("target_log_probs: chunk_rows must be positive");
-  return ChunkedTargetLogProbs::apply(hidden, weight, targets.to(at::kLong), chunk_rows);
+  check_shapes("target_log_probs", hidden, weight, targets, chunk_rows);
+  return ChunkedTargetLogProbs::apply(hidden, weight, checked_targets("target_log_probs", targets, weight),
+                                      chunk_rows);
+}
+
+at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                             int64_t chunk_rows) {
+  check_shapes("summed_target_nll", hidden, weight, targets, chunk_rows);
+  const bool grad = at::GradMode::is_enabled();
+  return ChunkedSummedNll::apply(hidden, weight, checked_targets("summed_target_nll", targets, weight), chunk_rows,
+                                 grad && hidden.requires_grad(), grad && weight.requires_grad());
 }
 
 }  // namespace st

@@ -1,22 +1,35 @@
 // The LM head and the log-probability of given target ids, chunk by chunk.
 // With a 256k vocabulary one bf16 row of logits per token is half a megabyte,
-// so [tokens x vocab] must never exist at once: this computes, per chunk of
-// rows, the logits, their fp32 log-sum-exp and the target's log-prob, keeps
-// only [rows] numbers, and recomputes the chunk's logits in backward. SFT's
-// loss, DPO's sequence log-probs and `score` are all this one computation.
+// so [tokens x vocab] never exists at once: per chunk of rows, the logits
+// come from one matmul, the row-wise log-softmax (a fused CUDA kernel on the
+// GPU, kernels/cross_entropy_op.h) reduces them to [rows] numbers and, when
+// gradients are wanted, overwrites them with their gradient, which two more
+// matmuls turn into the hidden and weight gradients. SFT's loss, DPO's
+// sequence log-probs and `score` are all this one computation.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include "model/kernels/cross_entropy_op.h"  // kIgnoreTarget
+
 namespace st {
 
-/// Rows whose target equals this are ignored: log-prob 0, no gradient.
-constexpr int64_t kIgnoreTarget = -100;
-
-/// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights), for hidden [N, H],
-/// weight [V, H], targets [N] (int64). Differentiable in hidden and weight
-/// without storing logits; at most chunk_rows x V logits exist at a time.
+/// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights),
+/// for hidden [N, H], weight [V, H], targets [N] (int64; kIgnoreTarget rows
+/// give 0). Differentiable in hidden and weight with any upstream gradient
+/// (DPO weighs each sequence differently): backward recomputes each chunk's
+/// logits, so the pair costs four matmuls. At most chunk_rows x V logits
+/// exist at a time.
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                             int64_t chunk_rows = 1024);
+
+/// -sum of target_log_probs over the rows (an fp32 scalar; fp64 for fp64
+/// weights): the summed cross-entropy SFT trains on. When gradients are
+/// wanted it computes them during the forward pass, while each chunk's
+/// logits exist anyway: three matmuls instead of four, nothing recomputed.
+/// The weight gradient accumulates over chunks in fp32, and each gradient is
+/// scaled by the upstream gradient and rounded once, in backward.
+at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                             int64_t chunk_rows = 1024);
 
 }  // namespace st

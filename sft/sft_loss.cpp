@@ -39,7 +39,7 @@ at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_
   options.attention_mask = batch.attention_mask;
   const at::Tensor hidden = model.hidden_states(batch.ids, options);
   const at::Tensor flat = hidden.reshape({-1, hidden.size(-1)}).index_select(0, batch.target_rows);
-  return -target_log_probs(flat, model.lm_head_weight(), batch.targets, chunk_rows).sum();
+  return summed_target_nll(flat, model.lm_head_weight(), batch.targets, chunk_rows);
 }
 
 }  // namespace st::sft

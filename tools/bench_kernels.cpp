@@ -9,8 +9,13 @@
 // traffic (every input read once, every output written once) against the
 // H100's 3.35 TB/s. The forward runs without autograd; the backward is
 // torch::autograd::grad over a graph built once (retain_graph), so both
-// paths pay the same engine overhead. Without a CUDA device it says so and
-// exits 0 with {"gpu": false}.
+// paths pay the same engine overhead. Then the LM head + cross-entropy at
+// 8192 tokens x 256k vocabulary (time against the three matmuls it cannot
+// avoid, peak extra memory against the unfused transformers path) and AdamW
+// (ATen's fused kernel against the _foreach composition and the bandwidth
+// bound). The device's own ceilings (a large copy, a large bf16 product) are
+// measured first. Without a CUDA device it says so and exits 0 with
+// {"gpu": false}.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
@@ -31,6 +36,10 @@
 #include "model/kernels/rotary_op.h"
 #include "model/kernels/swiglu_op.h"
 #include "model/layers.h"
+#include "model/lm_head.h"
+#include "model/kernels/cross_entropy_op.h"
+#include "model/kernels/fused_switch.h"
+#include "tools/bench_cuda.h"
 
 namespace {
 
@@ -39,20 +48,7 @@ constexpr int64_t kTokens = 8192;
 
 int iterations = 20;
 
-// Median wall time of `fn` in milliseconds, synchronising the device around each call.
-double time_ms(const std::function<void()>& fn) {
-  for (int i = 0; i < 3; ++i) fn();
-  c10::cuda::device_synchronize();
-  std::vector<double> samples;
-  for (int i = 0; i < iterations; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    fn();
-    c10::cuda::device_synchronize();
-    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
-}
+double time_ms(const std::function<void()>& fn) { return st::bench::time_ms(fn, iterations); }
 
 std::vector<std::string> records;
 
@@ -146,6 +142,142 @@ void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads) {
   record("rotary_qk", "backward", dtype, shape, 2 * n * element, fused, aten);
 }
 
+// ---------------------------------------------------------------- device ceilings
+
+struct Ceilings {
+  double copy_bytes_per_second;  // a 1 GiB device-to-device copy, bytes read + written
+  double matmul_flops_per_second;  // an 8192^3 bf16 product
+};
+
+Ceilings measure_ceilings() {
+  auto options = at::TensorOptions().device(at::kCUDA);
+  at::Tensor a = at::randn({256, 1024, 1024}, options), b = at::empty_like(a);
+  const double copy = time_ms([&] { b.copy_(a); });
+  at::Tensor x = at::randn({8192, 8192}, options.dtype(at::kBFloat16)), y = at::randn_like(x);
+  const double mm = time_ms([&] { at::mm(x, y); });
+  return {2.0 * static_cast<double>(a.numel()) * 4 / (copy * 1e-3), 2.0 * 8192.0 * 8192 * 8192 / (mm * 1e-3)};
+}
+
+// ---------------------------------------------------------------- LM head + cross-entropy
+
+std::vector<std::string> lm_head_records;
+
+// Forward + backward of the summed cross-entropy over `tokens` rows: the
+// unfused transformers path (full logits, fp32 upcast, cross_entropy), ours
+// with the kernel and without it (ATen row ops, same chunks), the per-row
+// log-probs (DPO's path, which recomputes logits in backward), and the three
+// matmuls alone, the lower bound of any implementation.
+void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vector<int64_t>& chunks,
+                   const Ceilings& ceilings) {
+  auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  at::Tensor h = at::randn({tokens, hidden}, options).requires_grad_();
+  at::Tensor w = (at::randn({vocab, hidden}, options) * 0.02).detach().requires_grad_();
+  at::Tensor targets = at::randint(0, vocab, {tokens}, options.dtype(at::kLong));
+  auto unfused = [&] {
+    at::Tensor logits = at::linear(h, w).to(at::kFloat);
+    at::Tensor loss = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Sum, st::kIgnoreTarget);
+    auto grads = torch::autograd::grad({loss}, {h, w});
+  };
+  auto summed = [&](int64_t chunk) {
+    return [&, chunk] { auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk)}, {h, w}); };
+  };
+  auto per_row = [&](int64_t chunk) {
+    return [&, chunk] {
+      auto grads = torch::autograd::grad({st::target_log_probs(h, w, targets, chunk).sum()}, {h, w});
+    };
+  };
+  const int iters = std::max(5, iterations / 2);
+  auto timed = [&](const std::function<void()>& fn) { return st::bench::time_ms(fn, iters, 2); };
+
+  const double unfused_bytes = static_cast<double>(st::bench::peak_extra_bytes(unfused));
+  const double unfused_ms = timed(unfused);
+  // The matmuls alone: logits, hidden gradient, weight gradient.
+  double matmul_ms = 0;
+  {
+    at::NoGradGuard no_grad;
+    at::Tensor g = at::randn({tokens, vocab}, options);
+    at::Tensor hd = h.detach(), wd = w.detach();
+    matmul_ms = timed([&] { at::mm(hd, wd.t()); }) + timed([&] { at::mm(g, wd); }) + timed([&] { at::mm(g.t(), hd); });
+  }
+  const double flops = 3 * 2.0 * tokens * vocab * hidden;
+  for (int64_t chunk : chunks) {
+    for (const char* path : {"summed_nll", "summed_nll_aten_rows", "per_row_log_probs"}) {
+      const bool kernel = std::strcmp(path, "summed_nll_aten_rows") != 0;
+      st::override_fused_kernels(kernel);
+      auto fn = std::strcmp(path, "per_row_log_probs") == 0 ? std::function<void()>(per_row(chunk))
+                                                            : std::function<void()>(summed(chunk));
+      const double bytes = static_cast<double>(st::bench::peak_extra_bytes(fn));
+      const double ms = timed(fn);
+      st::override_fused_kernels(std::nullopt);
+      char line[1024];
+      std::snprintf(line, sizeof line,
+                    "{\"path\": \"%s\", \"tokens\": %lld, \"vocab\": %lld, \"hidden\": %lld, \"chunk_rows\": %lld, "
+                    "\"ms\": %.3f, \"unfused_ms\": %.3f, \"speedup_vs_unfused\": %.3f, \"matmul_lower_bound_ms\": "
+                    "%.3f, \"ratio_to_matmul_bound\": %.3f, \"TFLOPs\": %.1f, \"fraction_of_measured_matmul_peak\": "
+                    "%.3f, \"peak_extra_bytes\": %.0f, \"unfused_peak_extra_bytes\": %.0f, "
+                    "\"memory_ratio_to_unfused\": %.4f}",
+                    path, static_cast<long long>(tokens), static_cast<long long>(vocab),
+                    static_cast<long long>(hidden), static_cast<long long>(chunk), ms, unfused_ms, unfused_ms / ms,
+                    matmul_ms, ms / matmul_ms, flops / (ms * 1e-3) / 1e12,
+                    flops / (ms * 1e-3) / ceilings.matmul_flops_per_second, bytes, unfused_bytes,
+                    bytes / unfused_bytes);
+      lm_head_records.push_back(line);
+      std::cerr << line << "\n";
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AdamW
+
+std::string adamw_record;
+
+// ATen's fused AdamW (what train/optimizer.cpp calls) against the textbook
+// multi-tensor (_foreach) composition, over eight 2B layers' fp32 tensors,
+// and against the bandwidth bound: each step must read weight, gradient and
+// both moments and write weight and moments, 28 bytes per parameter.
+void bench_adamw(const Ceilings& ceilings) {
+  auto options = at::TensorOptions().device(at::kCUDA);
+  std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+  const std::vector<std::vector<int64_t>> layer = {{2048, 2048}, {2048, 2048}, {2048, 2048}, {2048, 2048},
+                                                   {5440, 2048}, {5440, 2048}, {2048, 5440}, {2048}, {2048}};
+  double count = 0;
+  for (int l = 0; l < 8; ++l)
+    for (const auto& shape : layer) {
+      params.push_back(at::randn(shape, options));
+      grads.push_back(at::randn(shape, options) * 1e-3);
+      exp_avgs.push_back(at::zeros(shape, options));
+      exp_avg_sqs.push_back(at::zeros(shape, options));
+      steps.push_back(at::ones({}, options));
+      count += static_cast<double>(params.back().numel());
+    }
+  const double lr = 1e-5, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, decay = 0.01;
+  const double fused = time_ms([&] {
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, beta1, beta2, decay, eps, false, false);
+  });
+  const double bias1 = 1 - beta1, bias2 = std::sqrt(1 - beta2);  // step 1's corrections
+  const double foreach = time_ms([&] {
+    at::_foreach_lerp_(exp_avgs, grads, 1 - beta1);
+    at::_foreach_mul_(exp_avg_sqs, beta2);
+    at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2);
+    at::_foreach_mul_(params, 1 - lr * decay);
+    auto denom = at::_foreach_sqrt(exp_avg_sqs);
+    at::_foreach_div_(denom, bias2);
+    at::_foreach_add_(denom, eps);
+    at::_foreach_addcdiv_(params, exp_avgs, denom, -lr / bias1);
+  });
+  const double bytes = 28 * count;
+  char line[1024];
+  std::snprintf(line, sizeof line,
+                "{\"parameters\": %.0f, \"tensors\": %zu, \"fused_ms\": %.3f, \"foreach_ms\": %.3f, "
+                "\"fused_speedup_vs_foreach\": %.3f, \"bound_bytes\": %.0f, \"fused_GBps\": %.1f, "
+                "\"fused_fraction_of_measured_copy\": %.3f, \"fused_fraction_of_peak\": %.3f}",
+                count, params.size(), fused, foreach, foreach / fused, bytes, bytes / (fused * 1e-3) / 1e9,
+                bytes / (fused * 1e-3) / ceilings.copy_bytes_per_second,
+                bytes / (fused * 1e-3) / kPeakBytesPerSecond);
+  adamw_record = line;
+  std::cerr << line << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,7 +295,19 @@ int main(int argc, char** argv) {
     std::cout << "{\"gpu\": false, \"results\": []}\n";
     return 0;
   }
+  Ceilings ceilings{};
+  auto print = [&](const char* error) {
+    std::cout << "{\"gpu\": true, " << (error ? "\"error\": \"see stderr\", " : "")
+              << "\"peak_bytes_per_second\": " << kPeakBytesPerSecond << ", \"measured_copy_bytes_per_second\": "
+              << ceilings.copy_bytes_per_second << ", \"measured_bf16_matmul_flops_per_second\": "
+              << ceilings.matmul_flops_per_second << ", \"iterations\": " << iterations << ", \"results\": [";
+    for (size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << records[i];
+    std::cout << "\n], \"lm_head\": [";
+    for (size_t i = 0; i < lm_head_records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << lm_head_records[i];
+    std::cout << "\n], \"adamw\": " << (adamw_record.empty() ? "null" : adamw_record) << "}\n";
+  };
   try {
+    ceilings = measure_ceilings();
     for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
       for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden);
       for (int64_t ffn : {5440, 11008, 24576}) bench_swiglu(dtype, ffn);
@@ -171,16 +315,14 @@ int main(int argc, char** argv) {
       bench_rotary(dtype, 32, 8);
       bench_rotary(dtype, 64, 8);
     }
+    bench_adamw(ceilings);
+    bench_lm_head(8192, 256000, 4096, {1024, 2048}, ceilings);
+    bench_lm_head(8192, 256000, 2048, {1024}, ceilings);
   } catch (const std::exception& e) {
     std::cerr << "bench_kernels: " << e.what() << "\n";
-    std::cout << "{\"gpu\": true, \"error\": \"see stderr\", \"results\": [";
-    for (size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << records[i];
-    std::cout << "]}\n";
+    print("see stderr");
     return 1;
   }
-  std::cout << "{\"gpu\": true, \"peak_bytes_per_second\": " << kPeakBytesPerSecond << ", \"iterations\": "
-            << iterations << ", \"results\": [";
-  for (size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << records[i];
-  std::cout << "\n]}\n";
+  print(nullptr);
   return 0;
 }

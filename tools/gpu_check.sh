@@ -6,10 +6,11 @@
 #   2. configures a separate build against the machine's python3 torch (not
 #      the project's .venv), builds only the kernel tests and the benchmark,
 #   3. runs `ctest -L gpu` (the kernel GPU tests), the kernels' CPU reference
-#      tests, and tools/bench_kernels.cpp,
-#   4. writes JSON to $OUT: gpu_check.json (summary), kernel_gpu_test.json,
-#      kernel_reference_test.json (gtest), ctest_gpu.xml, bench_kernels.json,
-#      and logs/ with every step's output.
+#      tests, tools/bench_kernels.cpp and tools/bench_train_step.cpp,
+#   4. writes to $OUT (at most 8 files come back from the GPU machine):
+#      gpu_check.json (summary), kernel_gpu_test.json (gtest),
+#      bench_kernels.json, bench_train_step.json, and logs.tgz with every
+#      step's output, the ctest junit and the reference tests' gtest json.
 # Exit status: 0 when every step passed (GPU tests skipped on a machine
 # without a GPU count as passed), 1 otherwise.
 #
@@ -100,7 +101,7 @@ configure() {
 }
 
 build_targets() {
-  cmake --build "$build" -j "$jobs" --target kernel_gpu_test kernel_reference_test bench_kernels
+  cmake --build "$build" -j "$jobs" --target kernel_gpu_test kernel_reference_test bench_kernels bench_train_step
 }
 
 # The test binaries need the carried shared libraries (sentencepiece, toml++).
@@ -108,18 +109,21 @@ with_libs() { env LD_LIBRARY_PATH="$lib_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH
 
 gpu_tests() {
   (cd "$build" && with_libs GTEST_OUTPUT="json:$out/kernel_gpu_test.json" \
-    ctest -L gpu --output-on-failure --output-junit "$out/ctest_gpu.xml")
+    ctest -L gpu --output-on-failure --output-junit "$out/logs/ctest_gpu.xml")
 }
 
-reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/kernel_reference_test.json"; }
+reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json"; }
 
 bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" > "$out/bench_kernels.json"; }
+
+bench_train_step() { with_libs "$build/tests/bench_train_step" --steps "${TRAIN_STEPS:-6}" > "$out/bench_train_step.json"; }
 
 failed=0
 if step unpack unpack && step configure configure && step build build_targets; then
   step gpu_tests gpu_tests || failed=1
   step reference_tests reference_tests || failed=1
   step bench bench || failed=1
+  step bench_train_step bench_train_step || failed=1
 else
   failed=1
 fi
@@ -159,11 +163,12 @@ try:
     torch_info = {"version": torch.__version__, "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available()}
 except Exception as e:
     torch_info = {"error": str(e)}
-bench_path = os.path.join(out, "bench_kernels.json")
-try:
-    bench = json.load(open(bench_path))
-except Exception:
-    bench = None
+def load(path):
+    try:
+        return json.load(open(path))
+    except Exception:
+        return None
+bench = load(os.path.join(out, "bench_kernels.json"))
 summary = {
     "ok": not failed,
     "host": platform.node(),
@@ -171,11 +176,17 @@ summary = {
     "torch": torch_info,
     "steps": steps,
     "kernel_gpu_test": gtest_counts(os.path.join(out, "kernel_gpu_test.json")),
-    "kernel_reference_test": gtest_counts(os.path.join(out, "kernel_reference_test.json")),
+    "kernel_reference_test": gtest_counts(os.path.join(out, "logs", "kernel_reference_test.json")),
     "bench": bench,
+    "bench_train_step": load(os.path.join(out, "bench_train_step.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
-print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "kernel_gpu_test", "kernel_reference_test")},
-                 indent=2))
+print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "kernel_gpu_test", "kernel_reference_test",
+                                          "bench_train_step")}, indent=2))
+for r in (bench or {}).get("lm_head", []):
+    print(r["path"], r["hidden"], r["chunk_rows"], "ms", r["ms"], "x_matmul", r["ratio_to_matmul_bound"],
+          "mem_ratio", r["memory_ratio_to_unfused"], "speedup", r["speedup_vs_unfused"])
 PY
+# Few files come back from the GPU machine: the logs travel as one archive.
+tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$out/logs"
 exit "$failed"

@@ -33,7 +33,7 @@ void AdamW::accumulate_gradients() {
   for (Slot& s : slots_) {
     at::Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    s.grad.add_(g.to(at::kFloat));
+    s.grad.add_(g);  // widened as it is added: no fp32 temporary
     s.param.mutable_grad() = at::Tensor();
   }
 }
@@ -74,9 +74,13 @@ void AdamW::step(double lr) {
       grads.push_back(gradient(s));
       exp_avgs.push_back(s.exp_avg);
       exp_avg_sqs.push_back(s.exp_avg_sq);
-      steps.push_back(at::scalar_tensor(static_cast<double>(steps_), at::kFloat));
     }
     if (params.empty()) continue;
+    // The fused kernel reads each tensor's step count on the device: one
+    // fill for the whole group, one 0-dim view per tensor.
+    const at::Tensor counts = at::full({static_cast<int64_t>(params.size())}, static_cast<double>(steps_),
+                                       params.front().options().dtype(at::kFloat));
+    for (int64_t i = 0; i < counts.size(0); ++i) steps.push_back(counts[i]);
     at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1,
                       options_.beta2, decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false,
                       /*maximize=*/false);

@@ -1,19 +1,42 @@
 #include "model/kernels/fused_switch.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 namespace st {
+namespace {
 
-bool fused_kernel_enabled(const char* per_op_variable) {
+// -1: no override; 0 / 1: every kernel off / on.
+std::atomic<int> forced{-1};
+
+// "1" or "0" when the variable is set to one of them.
+std::optional<bool> read_flag(const char* variable) {
+  const char* value = std::getenv(variable);
+  if (!value || !*value) return std::nullopt;
+  return std::strcmp(value, "0") != 0;
+}
+
+}  // namespace
+
+FusedSwitch::FusedSwitch(const char* per_op_variable, bool default_on) {
+  if (auto op = read_flag(per_op_variable))
+    from_environment_ = *op;
+  else if (auto all = read_flag("ST_FUSED_KERNELS"))
+    from_environment_ = *all;
+  else
+    from_environment_ = default_on;
+}
+
+bool FusedSwitch::enabled() const {
 #ifdef ST_WITH_CUDA
-  if (const char* op = std::getenv(per_op_variable); op && *op) return std::strcmp(op, "1") == 0;
-  const char* all = std::getenv("ST_FUSED_KERNELS");
-  return all && std::strcmp(all, "1") == 0;
+  const int state = forced.load(std::memory_order_relaxed);
+  return state < 0 ? from_environment_ : state == 1;
 #else
-  (void)per_op_variable;
   return false;
 #endif
 }
+
+void override_fused_kernels(std::optional<bool> state) { forced.store(state ? int(*state) : -1); }
 
 }  // namespace st

@@ -1,16 +1,33 @@
-// The opt-in switch for the fused CUDA kernels. A kernel that has never
-// passed its GPU tests stays off by default; the model uses it on CUDA only
-// when the environment asks:
-//   ST_FUSED_KERNELS=1      every fused kernel
-//   ST_FUSED_<OP>=1 / =0    one kernel on / off, overriding ST_FUSED_KERNELS
-//                           (ST_FUSED_RMS_NORM, ST_FUSED_SWIGLU, ST_FUSED_ROTARY)
-// CPU runs always take the ATen reference.
+// The switch of each fused CUDA kernel. A kernel that has never passed its
+// GPU tests stays off by default; the model uses it on CUDA only when the
+// environment asks:
+//   ST_FUSED_KERNELS=1 / =0  every fused kernel on / off
+//   ST_FUSED_<OP>=1 / =0     one kernel on / off, overriding ST_FUSED_KERNELS
+//                            (ST_FUSED_RMS_NORM, ST_FUSED_SWIGLU, ST_FUSED_ROTARY,
+//                            ST_FUSED_CROSS_ENTROPY)
+// A kernel verified on a GPU is constructed default-on; the variables still
+// turn it off. CPU runs always take the ATen reference.
 #pragma once
+
+#include <optional>
 
 namespace st {
 
-/// True when this build has the CUDA kernels and the environment enables the
-/// op named by `per_op_variable` (read on every call; cache it at the caller).
-bool fused_kernel_enabled(const char* per_op_variable);
+class FusedSwitch {
+ public:
+  /// Reads the environment once: `per_op_variable`, then ST_FUSED_KERNELS, then `default_on`.
+  FusedSwitch(const char* per_op_variable, bool default_on);
+  /// The environment's answer unless override_fused_kernels() is in force;
+  /// always false in a build without the CUDA kernels.
+  bool enabled() const;
+
+ private:
+  bool from_environment_;
+};
+
+/// Forces every fused kernel on (true) or off (false) in this process, or
+/// returns them to their switches (nullopt). For benchmarks and tests that
+/// compare both paths in one run.
+void override_fused_kernels(std::optional<bool> state);
 
 }  // namespace st

@@ -84,6 +84,17 @@ inline at::Tensor plain_rotary(const at::Tensor& x, const at::Tensor& positions,
   return at::cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
 }
 
+/// Log-prob of each row's target under softmax(hidden weight^T), the way
+/// transformers computes it: logits in the inputs' dtype, upcast to fp32
+/// (fp64 stays fp64), log_softmax, gather; negative targets give 0.
+inline at::Tensor plain_target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets) {
+  const at::ScalarType up = hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor logits = at::linear(hidden, weight).to(up);
+  at::Tensor valid = targets.ge(0);
+  at::Tensor picked = at::log_softmax(logits, 1).gather(1, targets.masked_fill(valid.logical_not(), 0).unsqueeze(1));
+  return picked.squeeze(1) * valid.to(up);
+}
+
 // ---------------------------------------------------------------- errors
 
 /// Largest |a - truth| in fp64.

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <vector>
 
 #include "tests/kernels/kernel_test_util.h"
@@ -70,5 +71,44 @@ std::vector<at::Tensor> run_swiglu(Op op, const SwiGluCase& c, at::ScalarType dt
 }
 
 inline const char* kSwiGluNames[] = {"out", "dgate", "dup"};
+
+// ---------------------------------------------------------------- LM head + cross-entropy
+
+struct LmHeadCase {
+  at::Tensor hidden, weight, targets, upstream;  // upstream: one factor per row
+};
+
+/// Rows of hidden [rows, width], a weight [vocab, width] scaled so that the
+/// softmax is far from uniform, targets with every fifth row ignored, and
+/// per-row upstream factors.
+inline LmHeadCase make_lm_head_case(int64_t rows, int64_t width, int64_t vocab, at::ScalarType dtype,
+                                    const at::Device& device) {
+  auto r = [&](const at::Tensor& t) { return representable(t, dtype, device); };
+  at::Tensor targets = at::randint(0, vocab, {rows}, at::TensorOptions().dtype(at::kLong));
+  for (int64_t i = 4; i < rows; i += 5) targets[i] = -100;
+  return {r(at::randn({rows, width})), r(at::randn({vocab, width}) * (3.0 / std::sqrt(double(width)))),
+          targets.to(device), r(at::randn({rows}))};
+}
+
+/// {log_probs, dhidden, dweight} of `op(hidden, weight, targets)` -> per-row log-probs.
+template <typename Op>
+std::vector<at::Tensor> run_target_log_probs(Op op, const LmHeadCase& c, at::ScalarType dtype) {
+  at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+  at::Tensor out = op(h, w, c.targets);
+  auto grads = gradients({out}, {c.upstream}, {h, w});
+  return {out, grads[0], grads[1]};
+}
+
+/// {nll, dhidden, dweight} of `op(hidden, weight, targets)` -> the summed NLL,
+/// with upstream factor c.upstream[0] (as the trainer's 1/tokens).
+template <typename Op>
+std::vector<at::Tensor> run_summed_nll(Op op, const LmHeadCase& c, at::ScalarType dtype) {
+  at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+  at::Tensor out = op(h, w, c.targets);
+  auto grads = gradients({out}, {c.upstream[0].abs()}, {h, w});
+  return {out, grads[0], grads[1]};
+}
+
+inline const char* kLmHeadNames[] = {"value", "dhidden", "dweight"};
 
 }  // namespace st::kernel_test

@@ -1,0 +1,123 @@
+// Checks, dispatch and the ATen reference of the row-wise log-softmax of the
+// LM head's chunks (cross_entropy_op.h).
+#include "model/kernels/cross_entropy_op.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+#include "model/kernels/cross_entropy.h"
+#include "model/kernels/fused_switch.h"
+
+#ifdef ST_WITH_CUDA
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace st {
+namespace {
+
+void check(const at::Tensor& logits, const at::Tensor& targets) {
+  if (logits.dim() != 2 || targets.dim() != 1 || logits.size(0) != targets.size(0))
+    fail("log_softmax_rows: expected logits [rows, vocab] and targets [rows], got ", logits.sizes(), " and ",
+         targets.sizes());
+  if (targets.scalar_type() != at::kLong) fail("log_softmax_rows: targets must be int64, got ", targets.scalar_type());
+  if (logits.device() != targets.device())
+    fail("log_softmax_rows: logits on ", logits.device(), " but targets on ", targets.device());
+}
+
+at::ScalarType softmax_dtype(const at::Tensor& logits) {
+  return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+#ifdef ST_WITH_CUDA
+RowLogSoftmax launch(at::Tensor& logits, const at::Tensor& targets, const at::Tensor& coeff) {
+  c10::cuda::CUDAGuard guard(logits.device());
+  const at::Tensor t = targets.contiguous();
+  const at::Tensor c = coeff.defined() ? coeff.to(at::kFloat).contiguous() : at::Tensor();
+  RowLogSoftmax out{at::empty({logits.size(0)}, logits.options().dtype(at::kFloat)),
+                    at::empty({logits.size(0)}, logits.options().dtype(at::kFloat))};
+  kernels::LogSoftmaxRowsParams p{logits.data_ptr(),
+                                  t.data_ptr<int64_t>(),
+                                  c.defined() ? c.data_ptr<float>() : nullptr,
+                                  out.lse.data_ptr<float>(),
+                                  out.target_log_prob.data_ptr<float>(),
+                                  logits.size(0),
+                                  logits.size(1),
+                                  logits.scalar_type() == at::kFloat ? kernels::KernelDType::kFloat32
+                                                                     : kernels::KernelDType::kBFloat16};
+  kernels::launch_log_softmax_rows(p, c10::cuda::getCurrentCUDAStream().stream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+#endif
+
+bool kernel_applies(const at::Tensor& logits) {
+#ifdef ST_WITH_CUDA
+  const at::ScalarType t = logits.scalar_type();
+  return logits.is_cuda() && logits.dim() == 2 && logits.is_contiguous() && (t == at::kFloat || t == at::kBFloat16) &&
+         logits.size(0) <= std::numeric_limits<int32_t>::max();
+#else
+  (void)logits;
+  return false;
+#endif
+}
+
+}  // namespace
+
+RowLogSoftmax log_softmax_rows_reference(const at::Tensor& logits, const at::Tensor& targets) {
+  check(logits, targets);
+  const at::Tensor valid = targets.ge(0);
+  const at::Tensor safe = targets.masked_fill(valid.logical_not(), 0).unsqueeze(1);
+  const at::Tensor x = logits.to(softmax_dtype(logits));
+  // One fused log_softmax (faster on the CPU than logsumexp); the
+  // log-sum-exp is recovered as target logit - target log-prob.
+  const at::Tensor log_prob = at::log_softmax(x, 1).gather(1, safe).squeeze(1);
+  const at::Tensor lse = x.gather(1, safe).squeeze(1) - log_prob;
+  return {lse, log_prob.masked_fill(valid.logical_not(), 0.0)};
+}
+
+RowLogSoftmax log_softmax_rows_with_grad_reference_(at::Tensor& logits, const at::Tensor& targets,
+                                                    const at::Tensor& coeff) {
+  RowLogSoftmax stats = log_softmax_rows_reference(logits, targets);
+  const at::ScalarType acc = softmax_dtype(logits);
+  const at::Tensor valid = targets.ge(0);
+  const at::Tensor c = (coeff.to(acc) * valid.to(acc)).unsqueeze(1);
+  at::Tensor grad = at::exp(logits.to(acc) - stats.lse.unsqueeze(1)).mul_(c.neg());
+  grad.scatter_add_(1, targets.masked_fill(valid.logical_not(), 0).unsqueeze(1), c);
+  logits.copy_(grad);
+  return stats;
+}
+
+RowLogSoftmax log_softmax_rows(const at::Tensor& logits, const at::Tensor& targets) {
+  check(logits, targets);
+#ifdef ST_WITH_CUDA
+  if (fused_cross_entropy_applies(logits)) {
+    at::Tensor mutable_logits = logits;  // read only: no coefficients
+    return launch(mutable_logits, targets, at::Tensor());
+  }
+#endif
+  return log_softmax_rows_reference(logits, targets);
+}
+
+RowLogSoftmax log_softmax_rows_with_grad_(at::Tensor& logits, const at::Tensor& targets, const at::Tensor& coeff) {
+  check(logits, targets);
+  if (coeff.dim() != 1 || coeff.size(0) != logits.size(0))
+    fail("log_softmax_rows: expected coeff [", logits.size(0), "], got ", coeff.sizes());
+#ifdef ST_WITH_CUDA
+  if (fused_cross_entropy_applies(logits)) return launch(logits, targets, coeff);
+#endif
+  return log_softmax_rows_with_grad_reference_(logits, targets, coeff);
+}
+
+bool fused_cross_entropy_enabled() {
+  // Off by default until the kernel has passed its GPU tests.
+  static const FusedSwitch fused_switch("ST_FUSED_CROSS_ENTROPY", /*default_on=*/false);
+  return fused_switch.enabled();
+}
+
+bool fused_cross_entropy_applies(const at::Tensor& logits) {
+  return fused_cross_entropy_enabled() && kernel_applies(logits);
+}
+
+}  // namespace st

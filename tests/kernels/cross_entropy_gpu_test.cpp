@@ -1,0 +1,112 @@
+// GPU (label gpu): the row-wise log-softmax kernel (statistics, and the
+// gradient written in place) against its ATen reference, fp32 and bf16,
+// vocabularies from 1 to Salamandra's 256,000 with ignored rows and a
+// misaligned base; then the LM head's per-row log-probs and summed NLL with
+// the kernel, including a 2B-width head over the full vocabulary, against
+// transformers' plain composition. Rule (kernel_test_util.h): at most 2x the
+// reference's error against the fp64 truth. Skips cleanly without a CUDA device.
+#include <ATen/Context.h>
+#include <gtest/gtest.h>
+
+#include "model/kernels/fused_switch.h"
+#include "model/lm_head.h"
+#include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/op_cases.h"
+
+namespace st {
+namespace {
+
+using namespace kernel_test;
+
+// Every fused kernel on for the test's duration.
+struct KernelsOn {
+  KernelsOn() { override_fused_kernels(true); }
+  ~KernelsOn() { override_fused_kernels(std::nullopt); }
+};
+
+// {lse, log_prob, gradient} of `op` on a copy of `logits`.
+template <typename Op>
+std::vector<at::Tensor> run_rows(Op op, const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& coeff) {
+  at::Tensor work = logits.clone();
+  RowLogSoftmax stats = op(work, targets, coeff);
+  return {stats.lse, stats.target_log_prob, work};
+}
+
+TEST(FusedCrossEntropyGpu, RowsMatchReferenceWithinTwiceItsError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  KernelsOn on;
+  at::manual_seed(0);
+  const char* names[] = {"lse", "log_prob", "gradient"};
+  auto fused = [](at::Tensor& l, const at::Tensor& t, const at::Tensor& c) {
+    EXPECT_TRUE(fused_cross_entropy_applies(l));
+    return log_softmax_rows_with_grad_(l, t, c);
+  };
+  auto stats_only = [](at::Tensor& l, const at::Tensor& t, const at::Tensor&) { return log_softmax_rows(l, t); };
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (int64_t vocab : {1, 7, 1001, 32000, 256000}) {
+      for (int64_t rows : {1, 5, 64}) {
+        for (int64_t skip : {0, 1}) {
+          at::Tensor flat = representable(6 * at::randn({rows * vocab + skip}), dtype, at::kCUDA);
+          at::Tensor logits64 = flat.narrow(0, skip, rows * vocab).view({rows, vocab});
+          at::Tensor targets = at::randint(0, vocab, {rows}, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA);
+          if (rows > 1) targets[rows / 2] = kIgnoreTarget;
+          at::Tensor coeff = at::randn({rows}, at::TensorOptions().device(at::kCUDA));
+          // The dtype tensor keeps the skip, so its base is misaligned.
+          at::Tensor stored = flat.to(dtype).narrow(0, skip, rows * vocab).view({rows, vocab});
+          auto truth = run_rows(log_softmax_rows_with_grad_reference_, logits64, targets, coeff.to(at::kDouble));
+          auto ref = run_rows(log_softmax_rows_with_grad_reference_, stored, targets, coeff);
+          auto ours = run_rows(fused, stored, targets, coeff);
+          auto ours_stats = run_rows(stats_only, stored, targets, coeff);
+          for (size_t i = 0; i < truth.size(); ++i)
+            EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(ref[i], truth[i]))
+                << names[i] << " " << dtype << " " << rows << "x" << vocab << " skip " << skip;
+          EXPECT_TRUE(at::equal(ours_stats[0], ours[0]) && at::equal(ours_stats[1], ours[1]));
+          EXPECT_TRUE(at::equal(ours_stats[2], stored)) << "statistics alone must not write the logits";
+        }
+      }
+    }
+  }
+}
+
+struct Shape {
+  int64_t rows, width, vocab, chunk;
+};
+
+TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  KernelsOn on;
+  at::manual_seed(1);
+  const std::vector<Shape> shapes = {{13, 33, 1000, 4},    {37, 2048, 32000, 16}, {37, 4096, 32000, 37},
+                                     {21, 8192, 5003, 8},  {96, 2048, 256000, 40}};
+  auto nll_plain = [](const at::Tensor& h, const at::Tensor& w, const at::Tensor& t) {
+    return -plain_target_log_probs(h, w, t).sum();
+  };
+  for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    for (const Shape& s : shapes) {
+      LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, dtype, at::kCUDA);
+      auto per_row = [&](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, s.chunk); };
+      auto summed = [&](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, s.chunk); };
+      {
+        auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+        auto plain = run_target_log_probs(plain_target_log_probs, c, dtype);
+        auto ours = run_target_log_probs(per_row, c, dtype);
+        for (size_t i = 0; i < truth.size(); ++i)
+          EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
+              << "log-probs " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
+              << s.vocab;
+      }
+      {
+        auto truth = run_summed_nll(nll_plain, c, at::kDouble);
+        auto plain = run_summed_nll(nll_plain, c, dtype);
+        auto ours = run_summed_nll(summed, c, dtype);
+        for (size_t i = 0; i < truth.size(); ++i)
+          EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
+              << "nll " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
+              << s.vocab;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace st

@@ -1,0 +1,152 @@
+// CPU (unit): the LM head's chunked log-probs and summed NLL (model/lm_head.h)
+// and the row-wise log-softmax reference under them, against plain autograd
+// (linear, log_softmax, gather) in fp64: values and the gradients of hidden
+// and weight, at odd sizes and the 2B/7B/40B hidden widths, with ignored
+// rows and chunks that do not divide the rows; in fp32 and bf16, at most 2x
+// the plain composition's own error. The kernel is tested in
+// cross_entropy_gpu_test.cpp.
+#include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/lm_head.h"
+#include "tests/kernels/kernel_test_util.h"
+#include "tests/kernels/op_cases.h"
+
+namespace st {
+namespace {
+
+using namespace kernel_test;
+
+auto plain_nll = [](const at::Tensor& h, const at::Tensor& w, const at::Tensor& t) {
+  return -plain_target_log_probs(h, w, t).sum();
+};
+
+TEST(LogSoftmaxRowsReference, StatisticsAndGradientMatchAutogradInFp64) {
+  at::manual_seed(21);
+  for (int64_t vocab : {1, 7, 1000, 32001}) {
+    at::Tensor logits = 4 * at::randn({6, vocab}, at::kDouble);
+    at::Tensor targets = at::randint(0, vocab, {6}, at::TensorOptions().dtype(at::kLong));
+    targets[2] = kIgnoreTarget;
+    at::Tensor coeff = at::randn({6}, at::kDouble);
+    at::Tensor leaf_logits = logits.clone().requires_grad_(true);
+    at::Tensor valid = targets.ge(0);
+    at::Tensor truth = at::log_softmax(leaf_logits, 1).gather(1, targets.clamp_min(0).unsqueeze(1)).squeeze(1) *
+                       valid.to(at::kDouble);
+    at::Tensor truth_grad = torch::autograd::grad({(truth * coeff).sum()}, {leaf_logits})[0];
+
+    RowLogSoftmax stats = log_softmax_rows_reference(logits, targets);
+    EXPECT_LE(max_error(stats.target_log_prob, truth), 1e-12) << vocab;
+    EXPECT_LE(max_error(stats.lse, at::logsumexp(logits, 1)), 1e-12) << vocab;
+    at::Tensor in_place = logits.clone();
+    RowLogSoftmax again = log_softmax_rows_with_grad_reference_(in_place, targets, coeff);
+    EXPECT_TRUE(at::equal(again.lse, stats.lse));
+    EXPECT_LE(max_error(in_place, truth_grad), 1e-12) << vocab;
+    EXPECT_TRUE(at::equal(in_place[2], at::zeros({vocab}, at::kDouble))) << "ignored row " << vocab;
+  }
+}
+
+// Hidden widths of every preset against a small vocabulary, a large-ish
+// vocabulary against a small width; chunk sizes 1, 7 and all rows.
+struct Shape {
+  int64_t rows, width, vocab;
+};
+const std::vector<Shape> kShapes = {{13, 1, 7}, {13, 33, 1000}, {11, 2048, 61}, {11, 4096, 61}, {9, 8192, 37},
+                                    {6, 64, 32001}};
+
+TEST(LmHead, TargetLogProbsMatchAutogradInFp64) {
+  at::manual_seed(22);
+  for (const Shape& s : kShapes) {
+    LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kDouble, at::kCPU);
+    auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    for (int64_t chunk : {int64_t(1), int64_t(7), s.rows}) {
+      auto ours = run_target_log_probs(
+          [&](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, chunk); }, c, at::kDouble);
+      for (size_t i = 0; i < truth.size(); ++i) {
+        const double scale = std::max(1.0, truth[i].abs().max().item<double>());
+        EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale)
+            << kLmHeadNames[i] << " " << s.rows << "x" << s.width << " vocab " << s.vocab << " chunk " << chunk;
+      }
+    }
+  }
+}
+
+TEST(LmHead, SummedNllMatchesAutogradInFp64) {
+  at::manual_seed(23);
+  for (const Shape& s : kShapes) {
+    LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kDouble, at::kCPU);
+    auto truth = run_summed_nll(plain_nll, c, at::kDouble);
+    for (int64_t chunk : {int64_t(1), int64_t(7), s.rows}) {
+      auto ours = run_summed_nll([&](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, chunk); }, c,
+                                 at::kDouble);
+      for (size_t i = 0; i < truth.size(); ++i) {
+        const double scale = std::max(1.0, truth[i].abs().max().item<double>());
+        EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale)
+            << kLmHeadNames[i] << " " << s.rows << "x" << s.width << " vocab " << s.vocab << " chunk " << chunk;
+      }
+    }
+  }
+}
+
+TEST(LmHead, LowPrecisionWithinTwiceThePlainError) {
+  at::manual_seed(24);
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (const Shape& s : kShapes) {
+      LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, dtype, at::kCPU);
+      auto per_row = [](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, 4); };
+      auto summed = [](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, 4); };
+      auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+      auto plain = run_target_log_probs(plain_target_log_probs, c, dtype);
+      auto ours = run_target_log_probs(per_row, c, dtype);
+      auto nll_truth = run_summed_nll(plain_nll, c, at::kDouble);
+      auto nll_plain = run_summed_nll(plain_nll, c, dtype);
+      auto nll_ours = run_summed_nll(summed, c, dtype);
+      for (size_t i = 0; i < truth.size(); ++i) {
+        EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
+            << "log-probs " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
+            << s.vocab;
+        EXPECT_LE(max_error(nll_ours[i], nll_truth[i]), allowed_error(nll_plain[i], nll_truth[i]))
+            << "nll " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab " << s.vocab;
+      }
+    }
+  }
+}
+
+TEST(LmHead, NoGradientWorkWithoutGradMode) {
+  LmHeadCase c = make_lm_head_case(5, 16, 40, at::kFloat, at::kCPU);
+  at::Tensor h = c.hidden.to(at::kFloat).requires_grad_(true), w = c.weight.to(at::kFloat);
+  at::NoGradGuard no_grad;
+  at::Tensor nll = summed_target_nll(h, w, c.targets, 2);
+  EXPECT_FALSE(nll.requires_grad());
+  EXPECT_NEAR(nll.item<double>(), -plain_target_log_probs(h, w, c.targets).sum().item<double>(), 1e-4);
+}
+
+TEST(LmHead, FrozenWeightGetsNoGradient) {
+  LmHeadCase c = make_lm_head_case(5, 16, 40, at::kFloat, at::kCPU);
+  at::Tensor h = c.hidden.to(at::kFloat).requires_grad_(true), w = c.weight.to(at::kFloat);
+  for (at::Tensor out : {summed_target_nll(h, w, c.targets, 2), target_log_probs(h, w, c.targets, 2).sum()}) {
+    at::Tensor dh = torch::autograd::grad({out}, {h})[0];
+    EXPECT_EQ(dh.sizes(), h.sizes());
+  }
+}
+
+TEST(LmHead, RejectsBadInputWithItsName) {
+  at::Tensor h = at::randn({4, 8}), w = at::randn({10, 8});
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong)), Error);
+  EXPECT_THROW(target_log_probs(h, w, at::tensor({0, 1, -5, 2}, at::kLong)), Error);
+  EXPECT_THROW(target_log_probs(h, at::randn({10, 7}), at::tensor({0, 1, 2, 3}, at::kLong)), Error);
+  EXPECT_THROW(summed_target_nll(h, w.to(at::kDouble), at::tensor({0, 1, 2, 3}, at::kLong)), Error);
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2, 3}, at::kLong), 0), Error);
+  try {
+    summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong));
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("summed_target_nll"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LmHeadDispatch, CpuAlwaysTakesTheReference) {
+  EXPECT_FALSE(fused_cross_entropy_applies(at::randn({3, 40})));
+}
+
+}  // namespace
+}  // namespace st
