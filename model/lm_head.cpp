@@ -57,15 +57,15 @@ at::Tensor mm_accumulate(const at::Tensor& a, const at::Tensor& b, at::ScalarTyp
   return a.scalar_type() == acc ? at::mm(a, b) : at::mm(a.to(acc), b.to(acc));
 }
 
-// sum += a @ b, sum in the accumulate dtype.
-void addmm_accumulate_(at::Tensor& sum, const at::Tensor& a, const at::Tensor& b) {
+// sum += scale * (a @ b), sum in the accumulate dtype.
+void addmm_accumulate_(at::Tensor& sum, const at::Tensor& a, const at::Tensor& b, double scale = 1.0) {
   const at::ScalarType acc = sum.scalar_type();
   if (widening(a, acc))
-    at::addmm_out(sum, sum, a, b, acc);
+    at::addmm_out(sum, sum, a, b, acc, /*beta=*/1, /*alpha=*/scale);
   else if (a.scalar_type() == acc)
-    sum.addmm_(a, b);
+    sum.addmm_(a, b, /*beta=*/1, /*alpha=*/scale);
   else
-    sum.addmm_(a.to(acc), b.to(acc));
+    sum.addmm_(a.to(acc), b.to(acc), /*beta=*/1, /*alpha=*/scale);
 }
 
 // -------------------------------------------------------------- per-row log-probs
@@ -120,11 +120,14 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
 class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t chunk_rows, bool want_hidden, bool want_weight) {
+                            const at::Tensor& targets, int64_t chunk_rows, bool want_hidden, bool want_weight,
+                            const WeightGradSink& sink) {
     const int64_t rows = hidden.size(0);
     const at::ScalarType acc = accumulate_dtype(weight);
     at::Tensor nll = at::zeros({}, hidden.options().dtype(acc));
-    const bool want_grad = want_hidden || want_weight;
+    const bool to_sink = want_weight && sink.accumulator.defined();
+    if (to_sink) want_weight = false;  // autograd gets no weight gradient
+    const bool want_grad = want_hidden || want_weight || to_sink;
     // d(-sum log p)/d log p = -1 per row; the upstream factor comes in backward.
     const at::Tensor coeff = want_grad ? at::full({rows}, -1.0, hidden.options().dtype(at::kFloat)) : at::Tensor();
     at::Tensor grad_hidden = want_hidden ? at::empty({rows, hidden.size(1)}, hidden.options().dtype(acc)) : at::Tensor();
@@ -142,6 +145,10 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
       nll.sub_(stats.target_log_prob.sum());
       if (want_hidden) grad_hidden.narrow(0, start, n).copy_(mm_accumulate(logits, weight, acc));
       if (want_weight) addmm_accumulate_(grad_weight, logits.t(), h);
+      if (to_sink) {
+        at::Tensor accumulator = sink.accumulator;
+        addmm_accumulate_(accumulator, logits.t(), h, sink.scale);
+      }
     }
     ctx->saved_data["hidden_dtype"] = hidden.scalar_type();
     ctx->saved_data["weight_dtype"] = weight.scalar_type();
@@ -163,7 +170,7 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
       return at::mul_out(out, g, upstream.to(g.scalar_type()));
     };
     return {scaled(grad_hidden, hidden_dtype), scaled(grad_weight, weight_dtype), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -204,11 +211,17 @@ at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, 
 }
 
 at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                             int64_t chunk_rows) {
+                             int64_t chunk_rows, const WeightGradSink& sink) {
   check_shapes("summed_target_nll", hidden, weight, targets, chunk_rows);
+  if (sink.accumulator.defined() &&
+      (sink.accumulator.sizes() != weight.sizes() || sink.accumulator.device() != weight.device() ||
+       sink.accumulator.scalar_type() != accumulate_dtype(weight) || !sink.accumulator.is_contiguous()))
+    fail("summed_target_nll: the weight-gradient sink must be a contiguous ", accumulate_dtype(weight), " tensor of ",
+         weight.sizes(), " on ", weight.device(), ", got ", sink.accumulator.scalar_type(), " ",
+         sink.accumulator.sizes(), " on ", sink.accumulator.device());
   const bool grad = at::GradMode::is_enabled();
   return ChunkedSummedNll::apply(hidden, weight, checked_targets("summed_target_nll", targets, weight), chunk_rows,
-                                 grad && hidden.requires_grad(), grad && weight.requires_grad());
+                                 grad && hidden.requires_grad(), grad && weight.requires_grad(), sink);
 }
 
 }  // namespace st

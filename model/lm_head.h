@@ -29,7 +29,19 @@ at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, 
 /// logits exist anyway: three matmuls instead of four, nothing recomputed.
 /// The weight gradient accumulates over chunks in fp32, and each gradient is
 /// scaled by the upstream gradient and rounded once, in backward.
+///
+/// With a sink, the weight gradient times sink.scale is added straight into
+/// sink.accumulator (fp32, shaped like the weight: the optimizer's fp32
+/// gradient of it) during the forward pass, and autograd gets none for the
+/// weight. That is Megatron's gradient-accumulation fusion: no weight-sized
+/// temporary, no bf16 rounding of the gradient before it reaches fp32.
+/// The scale must be the factor backward would have brought (the trainer's
+/// 1 / tokens per step).
+struct WeightGradSink {
+  at::Tensor accumulator;  // undefined: the weight gradient goes through autograd
+  double scale = 1.0;
+};
 at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                             int64_t chunk_rows = 1024);
+                             int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
 
 }  // namespace st

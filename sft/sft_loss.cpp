@@ -33,13 +33,21 @@ BatchTensors to_tensors(const data::Batch& batch, const at::Device& device) {
   return t;
 }
 
-at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows) {
+at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows,
+                      const WeightGradSink& sink) {
   ForwardOptions options;
   options.position_ids = batch.position_ids;
   options.attention_mask = batch.attention_mask;
   const at::Tensor hidden = model.hidden_states(batch.ids, options);
   const at::Tensor flat = hidden.reshape({-1, hidden.size(-1)}).index_select(0, batch.target_rows);
-  return summed_target_nll(flat, model.lm_head_weight(), batch.targets, chunk_rows);
+  return summed_target_nll(flat, model.lm_head_weight(), batch.targets, chunk_rows, sink);
+}
+
+WeightGradSink lm_head_sink(const LlamaModel& model, const train::AdamW& optimizer, int64_t normalizer) {
+  const char* name = model.config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  WeightGradSink sink{optimizer.gradient_accumulator(name), normalizer > 0 ? 1.0 / static_cast<double>(normalizer) : 0.0};
+  if (!sink.accumulator.defined()) return {};
+  return sink;
 }
 
 }  // namespace st::sft

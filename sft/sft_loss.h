@@ -7,6 +7,8 @@
 
 #include "datasets/batching.h"
 #include "model/llama.h"
+#include "model/lm_head.h"
+#include "train/optimizer.h"
 
 namespace st::sft {
 
@@ -21,7 +23,14 @@ struct BatchTensors {
 };
 BatchTensors to_tensors(const data::Batch& batch, const at::Device& device);
 
-/// -sum log p(target) over the batch's trained targets (fp32 scalar).
-at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows);
+/// -sum log p(target) over the batch's trained targets (fp32 scalar). With a
+/// sink, the LM head's weight gradient goes straight into it (lm_head.h).
+at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows,
+                      const WeightGradSink& sink = {});
+
+/// The sink for a training step: the optimizer's fp32 gradient of the LM
+/// head weight (the embedding when tied) and the step's 1 / normalizer;
+/// empty without master weights.
+WeightGradSink lm_head_sink(const LlamaModel& model, const train::AdamW& optimizer, int64_t normalizer);
 
 }  // namespace st::sft

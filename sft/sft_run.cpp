@@ -249,7 +249,8 @@ std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeR
     input.normalizer = trained;
     input.summed_loss = [&](int64_t i) {
       const BatchTensors t = to_tensors(batches[static_cast<size_t>(i)], device);
-      return t.trained ? summed_nll(*model, t, config.lm_head_chunk) : at::Tensor();
+      return t.trained ? summed_nll(*model, t, config.lm_head_chunk, lm_head_sink(*model, optimizer, trained))
+                       : at::Tensor();
     };
     const train::StepResult result = train::optimizer_step(optimizer, input, lr, config.max_grad_norm);
     const double loss = result.loss, grad_norm = result.grad_norm;

@@ -165,8 +165,10 @@ std::vector<std::string> lm_head_records;
 // Forward + backward of the summed cross-entropy over `tokens` rows: the
 // unfused transformers path (full logits, fp32 upcast, cross_entropy), ours
 // with the kernel and without it (ATen row ops, same chunks), the per-row
-// log-probs (DPO's path, which recomputes logits in backward), and the three
-// matmuls alone, the lower bound of any implementation.
+// log-probs (DPO's path, which recomputes logits in backward), the summed
+// NLL adding its weight gradient into an fp32 accumulator (the trainer's
+// path with master weights), and the three matmuls alone, the lower bound
+// of any implementation.
 void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vector<int64_t>& chunks,
                    const Ceilings& ceilings) {
   auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -199,13 +201,24 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
     at::Tensor hd = h.detach(), wd = w.detach();
     matmul_ms = timed([&] { at::mm(hd, wd.t()); }) + timed([&] { at::mm(g, wd); }) + timed([&] { at::mm(g.t(), hd); });
   }
+  // Training with master weights: the weight gradient goes straight into the
+  // optimizer's fp32 accumulator, which exists anyway (allocated up front).
+  at::Tensor accumulator = at::zeros({vocab, hidden}, options.dtype(at::kFloat));
+  auto summed_into_accumulator = [&](int64_t chunk) {
+    return [&, chunk] {
+      const st::WeightGradSink sink{accumulator, 1.0 / static_cast<double>(tokens)};
+      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h});
+    };
+  };
   const double flops = 3 * 2.0 * tokens * vocab * hidden;
   for (int64_t chunk : chunks) {
-    for (const char* path : {"summed_nll", "summed_nll_aten_rows", "per_row_log_probs"}) {
+    for (const char* path : {"summed_nll_fp32_grad_accumulator", "summed_nll", "summed_nll_aten_rows",
+                             "per_row_log_probs"}) {
       const bool kernel = std::strcmp(path, "summed_nll_aten_rows") != 0;
       st::override_fused_kernels(kernel);
-      auto fn = std::strcmp(path, "per_row_log_probs") == 0 ? std::function<void()>(per_row(chunk))
-                                                            : std::function<void()>(summed(chunk));
+      std::function<void()> fn = summed(chunk);
+      if (std::strcmp(path, "per_row_log_probs") == 0) fn = per_row(chunk);
+      if (std::strcmp(path, "summed_nll_fp32_grad_accumulator") == 0) fn = summed_into_accumulator(chunk);
       const double bytes = static_cast<double>(st::bench::peak_extra_bytes(fn));
       const double ms = timed(fn);
       st::override_fused_kernels(std::nullopt);

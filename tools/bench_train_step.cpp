@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
         st::train::StepInput input;
         input.micro_batches = 1;
         input.normalizer = batch.trained;
-        input.summed_loss = [&](int64_t) { return st::sft::summed_nll(model, batch, 1024); };
+        const st::WeightGradSink sink = st::sft::lm_head_sink(model, optimizer, batch.trained);
+        input.summed_loss = [&](int64_t) { return st::sft::summed_nll(model, batch, 1024, sink); };
         loss = st::train::optimizer_step(optimizer, input, 1e-5, 1.0).loss;
       };
       step();  // warm-up: allocator, cuBLAS handles, kernel loading

@@ -56,6 +56,13 @@ void AdamW::scale_gradients(double factor) {
   for (Slot& s : slots_) gradient(s).mul_(factor);
 }
 
+at::Tensor AdamW::gradient_accumulator(const std::string& name) const {
+  if (!masters_) return at::Tensor();
+  for (const Slot& s : slots_)
+    if (s.name == name) return s.grad;
+  return at::Tensor();
+}
+
 void AdamW::zero_gradients() {
   for (Slot& s : slots_) {
     if (masters_) s.grad.zero_();

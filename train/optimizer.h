@@ -48,6 +48,10 @@ class AdamW {
   double gradient_norm() const;
   /// Multiplies the accumulated gradients (clipping).
   void scale_gradients(double factor);
+  /// The fp32 gradient accumulator of a parameter (with master weights), for
+  /// ops that add their gradient into it directly (lm_head.h's
+  /// WeightGradSink); undefined without masters or for an unknown name.
+  at::Tensor gradient_accumulator(const std::string& name) const;
   /// Zeroes the accumulators.
   void zero_gradients();
   /// One update with the accumulated gradients at learning rate `lr`.

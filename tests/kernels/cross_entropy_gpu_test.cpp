@@ -108,5 +108,29 @@ TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
   }
 }
 
+// The trainer's path with master weights: the weight gradient added into an
+// fp32 accumulator (cuBLAS's widening addmm with the scale as alpha).
+TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  KernelsOn on;
+  at::manual_seed(2);
+  auto nll_plain = [](const at::Tensor& h, const at::Tensor& w, const at::Tensor& t) {
+    return -plain_target_log_probs(h, w, t).sum();
+  };
+  for (const Shape& s : std::vector<Shape>{{37, 2048, 32000, 16}, {96, 2048, 256000, 40}}) {
+    LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kBFloat16, at::kCUDA);
+    auto truth = run_summed_nll(nll_plain, c, at::kDouble);
+    auto plain = run_summed_nll(nll_plain, c, at::kBFloat16);
+    const double upstream = c.upstream[0].abs().item<double>();
+    at::Tensor h = leaf(c.hidden, at::kBFloat16), w = leaf(c.weight, at::kBFloat16);
+    at::Tensor accumulator = at::zeros(w.sizes(), w.options().dtype(at::kFloat));
+    at::Tensor nll = summed_target_nll(h, w, c.targets, s.chunk, {accumulator, upstream});
+    nll.backward(at::full({}, upstream, nll.options()));
+    EXPECT_FALSE(w.grad().defined());
+    EXPECT_LE(max_error(accumulator, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
+    EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
+  }
+}
+
 }  // namespace
 }  // namespace st

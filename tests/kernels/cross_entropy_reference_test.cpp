@@ -130,6 +130,37 @@ TEST(LmHead, FrozenWeightGetsNoGradient) {
   }
 }
 
+// The sink receives scale x the weight gradient autograd would have
+// returned, in fp32, and autograd returns none for the weight.
+TEST(LmHead, WeightGradientSinkReceivesTheScaledGradient) {
+  at::manual_seed(25);
+  for (at::ScalarType dtype : {at::kDouble, at::kBFloat16}) {
+    LmHeadCase c = make_lm_head_case(11, 2048, 61, dtype, at::kCPU);
+    const double scale = 0.125;
+    auto truth = run_summed_nll(plain_nll, c, at::kDouble);  // upstream |c.upstream[0]|
+    auto plain = run_summed_nll(plain_nll, c, dtype);
+    const double upstream = c.upstream[0].abs().item<double>();
+    at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+    const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor accumulator = at::ones(w.sizes(), at::TensorOptions().dtype(acc));  // adds, never overwrites
+    at::Tensor nll = summed_target_nll(h, w, c.targets, 4, {accumulator, scale * upstream});
+    nll.backward(at::full({}, upstream, nll.options()));
+    EXPECT_FALSE(w.grad().defined()) << "autograd must not also produce the weight gradient";
+    at::Tensor received = (accumulator - 1) / scale;
+    if (dtype == at::kDouble) {
+      EXPECT_LE(max_error(received, truth[2]), 1e-12 * std::max(1.0, truth[2].abs().max().item<double>()));
+    } else {
+      // The sink's fp32 sum is more accurate than the plain bf16 gradient, never less.
+      EXPECT_LE(max_error(received, truth[2]), allowed_error(plain[2], truth[2]));
+    }
+    EXPECT_LE(max_error(h.grad(), truth[1]), dtype == at::kDouble ? 1e-12 : allowed_error(plain[1], truth[1]));
+  }
+  at::Tensor h = at::randn({3, 8}), w = at::randn({10, 8});
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 7}), 1.0}), Error);
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 8}, at::kDouble), 1.0}),
+               Error);
+}
+
 TEST(LmHead, RejectsBadInputWithItsName) {
   at::Tensor h = at::randn({4, 8}), w = at::randn({10, 8});
   EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong)), Error);
