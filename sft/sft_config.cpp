@@ -30,7 +30,10 @@ RecipeSchema sft_schema() {
        .choices = {"stop", "skip"}, .help = "a NaN/inf loss or gradient: stop with a message, or skip the step"},
       {.key = "training.threads", .type = K::kInt, .default_value = int64_t(0), .min = 0, .max = 1024,
        .help = "CPU threads for compute; 0: torch's default"},
-      {.key = "training.lm_head_chunk", .type = K::kInt, .default_value = int64_t(1024), .min = 1,
+      // 4096: on an H100 the weight-gradient product of a smaller chunk is
+      // bound by its fp32 accumulator's traffic (tools/bench_kernels.cpp);
+      // 4096 x 256k bf16 logits are 2 GB.
+      {.key = "training.lm_head_chunk", .type = K::kInt, .default_value = int64_t(4096), .min = 1,
        .help = "tokens per LM-head chunk (logits held at once: chunk x vocab)"},
       {.key = "optimizer.lr", .type = K::kFloat, .default_value = 2e-5, .min = 0.0, .help = "peak learning rate"},
       {.key = "optimizer.weight_decay", .type = K::kFloat, .default_value = 0.0, .min = 0.0,

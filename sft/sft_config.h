@@ -27,7 +27,7 @@ struct SftConfig {
   double max_grad_norm = 1.0;
   bool stop_on_nonfinite = true;
   int64_t threads = 0;
-  int64_t lm_head_chunk = 1024;
+  int64_t lm_head_chunk = 4096;
   train::AdamWOptions optimizer;
   bool master_weights = true;
   train::ScheduleKind schedule = train::ScheduleKind::kCosine;

@@ -13,20 +13,23 @@
 
 namespace st::bench {
 
-/// Median wall time of `fn` in milliseconds over `iterations` calls after
-/// `warmup` calls, synchronising the device around each call.
-inline double time_ms(const std::function<void()>& fn, int iterations, int warmup = 3) {
+/// Median time of one call of `fn` in milliseconds: `samples` samples after
+/// `warmup` calls, each sample `calls_per_sample` back-to-back calls between
+/// two device synchronisations (so short kernels are not timed with the
+/// synchronisation's latency; the launches still are, as in training).
+inline double time_ms(const std::function<void()>& fn, int samples, int warmup = 3, int calls_per_sample = 1) {
   for (int i = 0; i < warmup; ++i) fn();
   c10::cuda::device_synchronize();
-  std::vector<double> samples;
-  for (int i = 0; i < iterations; ++i) {
+  std::vector<double> times;
+  for (int i = 0; i < samples; ++i) {
     auto start = std::chrono::steady_clock::now();
-    fn();
+    for (int c = 0; c < calls_per_sample; ++c) fn();
     c10::cuda::device_synchronize();
-    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+                    calls_per_sample);
   }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 inline int64_t allocated_bytes() {

@@ -10,9 +10,11 @@
 // Per mode: the median step time, tokens/s, model FLOP utilisation against
 // the H100's 989 TFLOP/s (6 x matmul parameters per token, plus causal
 // attention's 6 x layers x seq x hidden), peak allocated memory and the
-// step's loss. Without a CUDA device it says so and exits 0 with {"gpu": false}.
+// step's loss; first, the loss of one forward with the kernels off and on
+// from the same weights. Without a CUDA device it says so and exits 0 with {"gpu": false}.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +25,7 @@
 
 #include "model/kernels/fused_switch.h"
 #include "model/llama.h"
+#include "sft/sft_config.h"
 #include "sft/sft_loss.h"
 #include "tools/bench_cuda.h"
 #include "train/optimizer.h"
@@ -107,6 +110,17 @@ int main(int argc, char** argv) {
     const double flops_per_token =
         6 * matmul_params + 6.0 * config.num_hidden_layers * static_cast<double>(o.seq) * config.hidden_size;
 
+    // The same forward with the kernels off and on, before any update: the
+    // whole model's agreement (RMSNorm, rotary, SwiGLU, cross-entropy).
+    double forward_loss[2];
+    {
+      at::NoGradGuard no_grad;
+      for (bool fused : {false, true}) {
+        st::override_fused_kernels(fused);
+        forward_loss[fused] = st::sft::summed_nll(model, batch, st::sft::SftConfig{}.lm_head_chunk).item<double>() /
+                              static_cast<double>(batch.trained);
+      }
+    }
     std::vector<std::string> modes;
     for (bool fused : {false, true}) {
       st::override_fused_kernels(fused);
@@ -116,7 +130,7 @@ int main(int argc, char** argv) {
         input.micro_batches = 1;
         input.normalizer = batch.trained;
         const st::WeightGradSink sink = st::sft::lm_head_sink(model, optimizer, batch.trained);
-        input.summed_loss = [&](int64_t) { return st::sft::summed_nll(model, batch, 1024, sink); };
+        input.summed_loss = [&](int64_t) { return st::sft::summed_nll(model, batch, st::sft::SftConfig{}.lm_head_chunk, sink); };
         loss = st::train::optimizer_step(optimizer, input, 1e-5, 1.0).loss;
       };
       step();  // warm-up: allocator, cuBLAS handles, kernel loading
@@ -138,8 +152,9 @@ int main(int argc, char** argv) {
     st::override_fused_kernels(std::nullopt);
     std::cout << "{\"gpu\": true, \"preset\": \"" << o.preset << "\", \"rows\": " << o.rows << ", \"seq\": " << o.seq
               << ", \"steps\": " << o.steps << ", \"activation_checkpointing\": " << (o.checkpointing ? "true" : "false")
-              << ", \"matmul_parameters\": " << matmul_params << ", \"modes\": [" << modes[0] << ", " << modes[1]
-              << "]}\n";
+              << ", \"matmul_parameters\": " << matmul_params << ", \"initial_loss_kernels_off\": " << forward_loss[0]
+              << ", \"initial_loss_kernels_on\": " << forward_loss[1] << ", \"modes\": [" << modes[0] << ", "
+              << modes[1] << "]}\n";
   } catch (const std::exception& e) {
     std::cerr << "bench_train_step: " << e.what() << "\n";
     std::cout << "{\"gpu\": true, \"error\": \"see stderr\"}\n";

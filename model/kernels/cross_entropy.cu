@@ -87,10 +87,12 @@ __global__ void __launch_bounds__(kThreads)
     accumulate<1>(m, s, v);
   }
   block_merge(m, s);
-  const float lse = m + logf(s);
+  // x - lse as (x - m) - log(s): x - m is exact near the maximum, so the
+  // likeliest tokens' log-probs keep their precision (log_softmax's order).
+  const float log_s = logf(s);
   if (threadIdx.x == 0) {
-    lse_out[row] = lse;
-    log_prob_out[row] = valid ? target_logit - lse : 0.f;
+    lse_out[row] = m + log_s;
+    log_prob_out[row] = valid ? (target_logit - m) - log_s : 0.f;
   }
   if constexpr (kGrad) {
     const float c = valid ? coeff[row] : 0.f;
@@ -98,13 +100,13 @@ __global__ void __launch_bounds__(kThreads)
       float v[N];
       load<T, N>(x + p * N, v);
 #pragma unroll
-      for (int j = 0; j < N; ++j) v[j] = (p * N + j == target ? c : 0.f) - c * expf(v[j] - lse);
+      for (int j = 0; j < N; ++j) v[j] = (p * N + j == target ? c : 0.f) - c * expf((v[j] - m) - log_s);
       store<T, N>(x + p * N, v);
     }
     for (int64_t i = packs * N + threadIdx.x; i < vocab; i += blockDim.x) {
       float v[1];
       load<T, 1>(x + i, v);
-      v[0] = (i == target ? c : 0.f) - c * expf(v[0] - lse);
+      v[0] = (i == target ? c : 0.f) - c * expf((v[0] - m) - log_s);
       store<T, 1>(x + i, v);
     }
   }

@@ -1,12 +1,11 @@
 // The switch of each fused CUDA kernel. A kernel that has never passed its
-// GPU tests stays off by default; the model uses it on CUDA only when the
-// environment asks:
+// GPU tests is constructed default-off; once verified on a GPU
+// (tools/gpu_check.sh), default-on. The environment overrides either way:
 //   ST_FUSED_KERNELS=1 / =0  every fused kernel on / off
 //   ST_FUSED_<OP>=1 / =0     one kernel on / off, overriding ST_FUSED_KERNELS
 //                            (ST_FUSED_RMS_NORM, ST_FUSED_SWIGLU, ST_FUSED_ROTARY,
 //                            ST_FUSED_CROSS_ENTROPY)
-// A kernel verified on a GPU is constructed default-on; the variables still
-// turn it off. CPU runs always take the ATen reference.
+// CPU runs always take the ATen reference.
 #pragma once
 
 #include <optional>

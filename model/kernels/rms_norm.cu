@@ -8,7 +8,7 @@
 // (and of the ATen reference, rms_norm_op.cpp). rstd per row is kept for the
 // backward.
 //
-// Backward: a grid of at most a few blocks per SM walks the rows; each block
+// Backward: a grid of as many blocks as fit on the device walks the rows; each block
 // accumulates its rows' weight gradient in shared memory (every thread owns
 // its columns, so no atomics), writes one fp32 partial row, and a second
 // kernel sums the partials per column (llm.c's layernorm backward does the
@@ -17,7 +17,7 @@
 //
 // Packs of 16 bytes are used when the row width and every pointer allow it,
 // else single elements (odd widths such as 7 or 1000 in bf16 still work).
-// Opt-in (ST_FUSED_RMS_NORM=1 or ST_FUSED_KERNELS=1) until verified on a GPU.
+// On by default on CUDA since it passed its GPU tests; ST_FUSED_RMS_NORM=0 turns it off.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -159,9 +159,33 @@ void forward_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
       static_cast<T*>(p.y), static_cast<T*>(p.sum), p.rstd, p.cols, p.eps);
 }
 
+// Blocks of the backward: as many as fit on the device at once (each walks
+// rows / blocks rows), from the occupancy of the kernel that a width of
+// `cols` selects.
+template <typename T, int N>
+int64_t backward_blocks_typed(int64_t rows, int64_t cols) {
+  int device = 0, sms = 132, per_sm = 0;
+  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  auto kernel = rms_norm_backward_kernel<T, N>;
+  const size_t shared = static_cast<size_t>(cols) * sizeof(float);
+  allow_shared_memory(kernel, shared);
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads_for(cols, N), shared) != cudaSuccess ||
+      per_sm < 1) {
+    cudaGetLastError();  // clear it; fall back to a few blocks per SM
+    per_sm = 4;
+  }
+  return std::max<int64_t>(1, std::min<int64_t>(rows, static_cast<int64_t>(per_sm) * sms));
+}
+
+template <typename T>
+int64_t backward_blocks_dtype(int64_t rows, int64_t cols) {
+  constexpr int kPack = 16 / sizeof(T);
+  return cols % kPack == 0 ? backward_blocks_typed<T, kPack>(rows, cols) : backward_blocks_typed<T, 1>(rows, cols);
+}
+
 template <typename T, int N>
 void backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) {
-  const int64_t blocks = rms_norm_backward_blocks(p.rows);
+  const int64_t blocks = rms_norm_backward_blocks(p.rows, p.cols, p.dtype);
   const size_t shared = static_cast<size_t>(p.cols) * sizeof(float);
   auto kernel = rms_norm_backward_kernel<T, N>;
   allow_shared_memory(kernel, shared);
@@ -201,11 +225,9 @@ void backward_dispatch(const RmsNormBackwardParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-int64_t rms_norm_backward_blocks(int64_t rows) {
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  // Enough blocks to fill the SMs a few times over; each handles rows / blocks rows.
-  return std::max<int64_t>(1, std::min<int64_t>(rows, 4 * static_cast<int64_t>(sms)));
+int64_t rms_norm_backward_blocks(int64_t rows, int64_t cols, KernelDType dtype) {
+  return dtype == KernelDType::kFloat32 ? backward_blocks_dtype<float>(rows, cols)
+                                        : backward_blocks_dtype<__nv_bfloat16>(rows, cols);
 }
 
 void launch_rms_norm_forward(const RmsNormForwardParams& p, void* stream) {

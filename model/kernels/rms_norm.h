@@ -39,7 +39,7 @@ struct RmsNormBackwardParams {
   const void* weight;    // [cols]
   const float* rstd;     // [rows] saved by the forward
   void* dx;              // [rows, cols]
-  float* workspace;      // [rms_norm_backward_blocks(rows), cols] fp32 partial weight gradients
+  float* workspace;      // [rms_norm_backward_blocks(rows, cols, dtype), cols] fp32 partial weight gradients
   void* dweight;         // [cols]
   int64_t rows;
   int64_t cols;
@@ -47,7 +47,7 @@ struct RmsNormBackwardParams {
 };
 
 /// Rows of the backward's workspace (one per block) for `rows` rows on the current device.
-int64_t rms_norm_backward_blocks(int64_t rows);
+int64_t rms_norm_backward_blocks(int64_t rows, int64_t cols, KernelDType dtype);
 
 /// Launch on `stream` (a cudaStream_t); defined only in CUDA builds.
 void launch_rms_norm_forward(const RmsNormForwardParams& params, void* stream);

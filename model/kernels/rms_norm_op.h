@@ -1,6 +1,6 @@
 // RMSNorm with the residual add fused in, as the model calls it: the fused
 // CUDA kernels (forward and backward, rms_norm.cu) when enabled and
-// applicable, else the ATen reference. See fused_switch.h for the opt-in.
+// applicable, else the ATen reference. See fused_switch.h for the switch.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,7 +14,7 @@ struct AddRmsNormOutput {
 };
 
 /// True when the fused kernels are compiled in and enabled (ST_FUSED_RMS_NORM
-/// or ST_FUSED_KERNELS; read once).
+/// or ST_FUSED_KERNELS; read once; on by default).
 bool fused_rms_norm_enabled();
 
 /// The ATen reference and CPU path: sum = residual + x (skipped when residual

@@ -7,7 +7,7 @@
 // Memory traffic is one read and one write of q and k; with 16-byte packs
 // when the head layout and pointers allow. The backward is the same kernel
 // with sign = -1 (the transpose of a rotation is the rotation by -angle).
-// Opt-in (ST_FUSED_ROTARY=1 or ST_FUSED_KERNELS=1) until verified on a GPU.
+// On by default on CUDA since it passed its GPU tests; ST_FUSED_ROTARY=0 turns it off.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 

@@ -165,8 +165,8 @@ void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& po
 }  // namespace
 
 bool fused_rotary_enabled() {
-  // Off by default until the kernel has passed its GPU tests.
-  static const FusedSwitch fused_switch("ST_FUSED_ROTARY", /*default_on=*/false);
+  // On by default: verified on an H100 (tools/gpu_check.sh, 2026-11-26).
+  static const FusedSwitch fused_switch("ST_FUSED_ROTARY", /*default_on=*/true);
   return fused_switch.enabled();
 }
 

@@ -1,6 +1,6 @@
 // Rotary position embedding of q and k as the model calls it: the fused CUDA
 // kernel (rotary.cu), in place, when enabled and applicable; else the ATen
-// reference (st::apply_rotary on tables). See fused_switch.h for the opt-in.
+// reference (st::apply_rotary on tables). See fused_switch.h for the switch.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -12,7 +12,7 @@
 namespace st {
 
 /// True when the fused kernel is compiled in and enabled (ST_FUSED_ROTARY or
-/// ST_FUSED_KERNELS; read once).
+/// ST_FUSED_KERNELS; read once; on by default).
 bool fused_rotary_enabled();
 
 /// The ATen reference and CPU path: tables from rotary_tables(inverse

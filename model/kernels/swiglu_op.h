@@ -1,6 +1,6 @@
 // SwiGLU (silu(gate) * up, the Llama MLP's activation) as the model calls
 // it: the fused CUDA kernels (swiglu.cu) when enabled and applicable, else
-// the ATen reference. See fused_switch.h for the opt-in.
+// the ATen reference. See fused_switch.h for the switch.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -8,7 +8,7 @@
 namespace st {
 
 /// True when the fused kernels are compiled in and enabled (ST_FUSED_SWIGLU
-/// or ST_FUSED_KERNELS; read once).
+/// or ST_FUSED_KERNELS; read once; on by default).
 bool fused_swiglu_enabled();
 
 /// The ATen reference and CPU path, as transformers' LlamaMLP computes it:

@@ -36,8 +36,12 @@ Case make_case(const AttentionShape& s, at::ScalarType dtype, const at::Tensor& 
 template <typename Op>
 std::vector<at::Tensor> run(Op op, const Case& c, at::ScalarType dtype, bool projection_layout) {
   at::Tensor q_leaf = leaf(c.q, dtype), k_leaf = leaf(c.k, dtype);
-  at::Tensor q = projection_layout ? q_leaf.clone().transpose(1, 2) : q_leaf.transpose(1, 2).contiguous();
-  at::Tensor k = projection_layout ? k_leaf.clone().transpose(1, 2) : k_leaf.transpose(1, 2).contiguous();
+  // Always a copy: contiguous() would return the leaf's own view when the
+  // transpose is already contiguous (one head), and the op rotates in place.
+  at::Tensor q = projection_layout ? q_leaf.clone().transpose(1, 2)
+                                   : q_leaf.transpose(1, 2).clone(at::MemoryFormat::Contiguous);
+  at::Tensor k = projection_layout ? k_leaf.clone().transpose(1, 2)
+                                   : k_leaf.transpose(1, 2).clone(at::MemoryFormat::Contiguous);
   auto [q_rot, k_rot] = op(q, k, c.positions, c.inverse_frequencies);
   auto grads = gradients({q_rot, k_rot}, {c.dq, c.dk}, {q_leaf, k_leaf});
   return {q_rot, k_rot, grads[0], grads[1]};
