@@ -6,10 +6,12 @@
 #   2. configures a separate build against the machine's python3 torch (not
 #      the project's .venv), builds only the kernel tests and the benchmark,
 #   3. runs `ctest -L gpu` (the kernel GPU tests), the kernels' CPU reference
-#      tests, tools/bench_kernels.cpp and tools/bench_train_step.cpp,
+#      tests, tools/bench_kernels.cpp, tools/bench_train_step.cpp and
+#      tools/bench_hf_step.py (the same step through transformers),
 #   4. writes to $OUT (at most 8 files come back from the GPU machine):
 #      gpu_check.json (summary), kernel_gpu_test.json (gtest),
-#      bench_kernels.json, bench_train_step.json, and logs.tgz with every
+#      bench_kernels.json, bench_train_step.json, bench_hf_step.json, and
+#      logs.tgz with every
 #      step's output, the ctest junit and the reference tests' gtest json.
 # Exit status: 0 when every step passed (GPU tests skipped on a machine
 # without a GPU count as passed), 1 otherwise.
@@ -118,12 +120,16 @@ bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" > "$out/bench_
 
 bench_train_step() { with_libs "$build/tests/bench_train_step" --steps "${TRAIN_STEPS:-6}" > "$out/bench_train_step.json"; }
 
+# The same step through transformers (the machine's python3 has it), for the ratio.
+bench_hf_step() { "$python" "$repo/tools/bench_hf_step.py" --steps "${TRAIN_STEPS:-6}" > "$out/bench_hf_step.json"; }
+
 failed=0
 if step unpack unpack && step configure configure && step build build_targets; then
   step gpu_tests gpu_tests || failed=1
   step reference_tests reference_tests || failed=1
   step bench bench || failed=1
   step bench_train_step bench_train_step || failed=1
+  step bench_hf_step bench_hf_step || failed=1
 else
   failed=1
 fi
@@ -179,10 +185,11 @@ summary = {
     "kernel_reference_test": gtest_counts(os.path.join(out, "logs", "kernel_reference_test.json")),
     "bench": bench,
     "bench_train_step": load(os.path.join(out, "bench_train_step.json")),
+    "bench_hf_step": load(os.path.join(out, "bench_hf_step.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "kernel_gpu_test", "kernel_reference_test",
-                                          "bench_train_step")}, indent=2))
+                                          "bench_train_step", "bench_hf_step")}, indent=2))
 for r in (bench or {}).get("lm_head", []):
     print(r["path"], r["hidden"], r["chunk_rows"], "ms", r["ms"], "x_matmul", r["ratio_to_matmul_bound"],
           "mem_ratio", r["memory_ratio_to_unfused"], "speedup", r["speedup_vs_unfused"])

@@ -12,8 +12,10 @@
 // accumulates its rows' weight gradient in shared memory (every thread owns
 // its columns, so no atomics), writes one fp32 partial row, and a second
 // kernel sums the partials per column (llm.c's layernorm backward does the
-// same). The input gradient needs mean(dn * n) over the row: one extra pass
-// over dy and s, which the L1/L2 serve.
+// same). The input gradient needs mean(dn * n) over the row before any
+// output: rows of up to 4 packs per thread (512 threads) are held in
+// registers between the two steps; wider rows are read twice (L1/L2 serve
+// the second read).
 //
 // Packs of 16 bytes are used when the row width and every pointer allow it,
 // else single elements (odd widths such as 7 or 1000 in bf16 still work).
@@ -123,15 +125,90 @@ __global__ void rms_norm_backward_kernel(const T* __restrict__ dy, const T* __re
     for (int j = 0; j < N; ++j) partial[i + j] = dweight_acc[i + j];
 }
 
-// One thread per column: sums the blocks' partial rows (coalesced across threads).
+// The same computation with the thread's PACKS packs of the row held in
+// registers: dy, s and dsum are read once per row (the generic kernel reads
+// them twice), all loads of a row are issued before the reduction, and the
+// weight is loaded once per block.
+template <typename T, int N, int PACKS>
+__global__ void rms_norm_backward_cached_kernel(const T* __restrict__ dy, const T* __restrict__ dsum,
+                                                const T* __restrict__ s, const T* __restrict__ weight,
+                                                const float* __restrict__ rstd, T* __restrict__ dx,
+                                                float* __restrict__ workspace, int64_t rows, int64_t cols) {
+  extern __shared__ float dweight_acc[];  // [cols], each column owned by one thread
+  __shared__ float scratch[32];
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * N, step = static_cast<int64_t>(blockDim.x) * N;
+  float w[PACKS][N];
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) {
+    const int64_t i = first + p * step;
+    if (i < cols) {
+      load<T, N>(weight + i, w[p]);
+#pragma unroll
+      for (int j = 0; j < N; ++j) dweight_acc[i + j] = 0.f;
+    }
+  }
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t offset = row * cols;
+    const float inv_rms = rstd[row];
+    float g[PACKS][N], v[PACKS][N], extra[PACKS][N];
+    float dot = 0.f;
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) {
+      const int64_t i = first + p * step;
+      if (i < cols) {
+        load<T, N>(dy + offset + i, g[p]);
+        load<T, N>(s + offset + i, v[p]);
+        if (dsum) load<T, N>(dsum + offset + i, extra[p]);
+#pragma unroll
+        for (int j = 0; j < N; ++j) dot += g[p][j] * w[p][j] * v[p][j];
+      }
+    }
+    const float mean_dn_n = block_sum(dot, scratch) * inv_rms / static_cast<float>(cols);
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) {
+      const int64_t i = first + p * step;
+      if (i < cols) {
+        float out[N];
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+          const float n = v[p][j] * inv_rms;
+          out[j] = inv_rms * (g[p][j] * w[p][j] - n * mean_dn_n) + (dsum ? extra[p][j] : 0.f);
+          dweight_acc[i + j] += g[p][j] * n;
+        }
+        store<T, N>(dx + offset + i, out);
+      }
+    }
+  }
+  float* partial = workspace + static_cast<int64_t>(blockIdx.x) * cols;
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) {
+    const int64_t i = first + p * step;
+    if (i < cols)
+#pragma unroll
+      for (int j = 0; j < N; ++j) partial[i + j] = dweight_acc[i + j];
+  }
+}
+
+// Sums the blocks' partial rows per column: a block per 32 columns, its 16
+// warps each summing every 16th partial row (coalesced), then across warps.
+constexpr int kDweightRowGroups = 16;
+
 template <typename T>
 __global__ void rms_norm_dweight_kernel(const float* __restrict__ workspace, T* __restrict__ dweight,
                                         int64_t blocks, int64_t cols) {
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (col >= cols) return;
+  __shared__ float partial[kDweightRowGroups][33];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
   float total = 0.f;
-  for (int64_t b = 0; b < blocks; ++b) total += workspace[b * cols + col];
-  dweight[col] = from_float<T>(total);
+  if (col < cols)
+    for (int64_t b = threadIdx.y; b < blocks; b += kDweightRowGroups) total += workspace[b * cols + col];
+  partial[threadIdx.y][threadIdx.x] = total;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    float sum = 0.f;
+#pragma unroll
+    for (int r = 0; r < kDweightRowGroups; ++r) sum += partial[r][threadIdx.x];
+    dweight[col] = from_float<T>(sum);
+  }
 }
 
 // ---------------------------------------------------------------- launchers
@@ -159,17 +236,41 @@ void forward_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
       static_cast<T*>(p.y), static_cast<T*>(p.sum), p.rstd, p.cols, p.eps);
 }
 
+// The backward kernel for a width: the register-cached one when the row
+// fits in at most 4 packs per thread (up to 512 threads), else the generic one.
+template <typename T>
+using BackwardKernel = void (*)(const T*, const T*, const T*, const T*, const float*, T*, float*, int64_t, int64_t);
+
+template <typename T>
+struct BackwardLaunch {
+  BackwardKernel<T> kernel;
+  int threads;
+  size_t shared;
+};
+
+template <typename T, int N>
+BackwardLaunch<T> backward_launch(int64_t cols) {
+  const size_t shared = static_cast<size_t>(cols) * sizeof(float);
+  const int64_t packs = (cols + N - 1) / N;
+  const int threads = static_cast<int>(std::clamp<int64_t>((packs + 31) / 32 * 32, 32, 512));
+  const int64_t per_thread = (packs + threads - 1) / threads;
+  BackwardLaunch<T> launch{rms_norm_backward_kernel<T, N>, threads_for(cols, N), shared};
+  if (per_thread == 1) launch = {rms_norm_backward_cached_kernel<T, N, 1>, threads, shared};
+  else if (per_thread == 2) launch = {rms_norm_backward_cached_kernel<T, N, 2>, threads, shared};
+  else if (per_thread <= 4) launch = {rms_norm_backward_cached_kernel<T, N, 4>, threads, shared};
+  allow_shared_memory(launch.kernel, launch.shared);
+  return launch;
+}
+
 // Blocks of the backward: as many as fit on the device at once (each walks
-// rows / blocks rows), from the occupancy of the kernel that a width of
-// `cols` selects.
+// rows / blocks rows), from the occupancy of the kernel the width selects.
 template <typename T, int N>
 int64_t backward_blocks_typed(int64_t rows, int64_t cols) {
   int device = 0, sms = 132, per_sm = 0;
   if (cudaGetDevice(&device) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  auto kernel = rms_norm_backward_kernel<T, N>;
-  const size_t shared = static_cast<size_t>(cols) * sizeof(float);
-  allow_shared_memory(kernel, shared);
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads_for(cols, N), shared) != cudaSuccess ||
+  const BackwardLaunch<T> launch = backward_launch<T, N>(cols);
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, launch.kernel, launch.threads, launch.shared) !=
+          cudaSuccess ||
       per_sm < 1) {
     cudaGetLastError();  // clear it; fall back to a few blocks per SM
     per_sm = 4;
@@ -186,14 +287,11 @@ int64_t backward_blocks_dtype(int64_t rows, int64_t cols) {
 template <typename T, int N>
 void backward_typed(const RmsNormBackwardParams& p, cudaStream_t stream) {
   const int64_t blocks = rms_norm_backward_blocks(p.rows, p.cols, p.dtype);
-  const size_t shared = static_cast<size_t>(p.cols) * sizeof(float);
-  auto kernel = rms_norm_backward_kernel<T, N>;
-  allow_shared_memory(kernel, shared);
-  kernel<<<static_cast<unsigned>(blocks), threads_for(p.cols, N), shared, stream>>>(
+  const BackwardLaunch<T> launch = backward_launch<T, N>(p.cols);
+  launch.kernel<<<static_cast<unsigned>(blocks), launch.threads, launch.shared, stream>>>(
       static_cast<const T*>(p.dy), static_cast<const T*>(p.dsum), static_cast<const T*>(p.s),
       static_cast<const T*>(p.weight), p.rstd, static_cast<T*>(p.dx), p.workspace, p.rows, p.cols);
-  const int threads = 256;
-  rms_norm_dweight_kernel<T><<<static_cast<unsigned>((p.cols + threads - 1) / threads), threads, 0, stream>>>(
+  rms_norm_dweight_kernel<T><<<static_cast<unsigned>((p.cols + 31) / 32), dim3(32, kDweightRowGroups), 0, stream>>>(
       p.workspace, static_cast<T*>(p.dweight), blocks, p.cols);
 }
 
