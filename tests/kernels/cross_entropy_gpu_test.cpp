@@ -86,24 +86,16 @@ TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
       LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, dtype, at::kCUDA);
       auto per_row = [&](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, s.chunk); };
       auto summed = [&](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, s.chunk); };
-      {
-        auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
-        auto plain = run_target_log_probs(plain_target_log_probs, c, dtype);
-        auto ours = run_target_log_probs(per_row, c, dtype);
+      auto check = [&](const char* what, const auto& truth, const auto& plain, const auto& ours) {
         for (size_t i = 0; i < truth.size(); ++i)
           EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
-              << "log-probs " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
+              << what << " " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
               << s.vocab;
-      }
-      {
-        auto truth = run_summed_nll(nll_plain, c, at::kDouble);
-        auto plain = run_summed_nll(nll_plain, c, dtype);
-        auto ours = run_summed_nll(summed, c, dtype);
-        for (size_t i = 0; i < truth.size(); ++i)
-          EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
-              << "nll " << kLmHeadNames[i] << " " << dtype << " " << s.rows << "x" << s.width << " vocab "
-              << s.vocab;
-      }
+      };
+      check("log-probs", run_target_log_probs(plain_target_log_probs, c, at::kDouble),
+            run_target_log_probs(plain_target_log_probs, c, dtype), run_target_log_probs(per_row, c, dtype));
+      check("nll", run_summed_nll(nll_plain, c, at::kDouble), run_summed_nll(nll_plain, c, dtype),
+            run_summed_nll(summed, c, dtype));
     }
   }
 }

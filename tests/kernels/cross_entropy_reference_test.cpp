@@ -54,36 +54,26 @@ struct Shape {
 const std::vector<Shape> kShapes = {{13, 1, 7}, {13, 33, 1000}, {11, 2048, 61}, {11, 4096, 61}, {9, 8192, 37},
                                     {6, 64, 32001}};
 
-TEST(LmHead, TargetLogProbsMatchAutogradInFp64) {
+// Both entry points (per-row log-probs, summed NLL) for chunks of 1, 7 and all rows.
+TEST(LmHead, MatchesAutogradInFp64) {
   at::manual_seed(22);
   for (const Shape& s : kShapes) {
     LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kDouble, at::kCPU);
-    auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    const auto truth_rows = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    const auto truth_nll = run_summed_nll(plain_nll, c, at::kDouble);
     for (int64_t chunk : {int64_t(1), int64_t(7), s.rows}) {
-      auto ours = run_target_log_probs(
-          [&](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, chunk); }, c, at::kDouble);
-      for (size_t i = 0; i < truth.size(); ++i) {
-        const double scale = std::max(1.0, truth[i].abs().max().item<double>());
-        EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale)
-            << kLmHeadNames[i] << " " << s.rows << "x" << s.width << " vocab " << s.vocab << " chunk " << chunk;
-      }
-    }
-  }
-}
-
-TEST(LmHead, SummedNllMatchesAutogradInFp64) {
-  at::manual_seed(23);
-  for (const Shape& s : kShapes) {
-    LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kDouble, at::kCPU);
-    auto truth = run_summed_nll(plain_nll, c, at::kDouble);
-    for (int64_t chunk : {int64_t(1), int64_t(7), s.rows}) {
-      auto ours = run_summed_nll([&](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, chunk); }, c,
-                                 at::kDouble);
-      for (size_t i = 0; i < truth.size(); ++i) {
-        const double scale = std::max(1.0, truth[i].abs().max().item<double>());
-        EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale)
-            << kLmHeadNames[i] << " " << s.rows << "x" << s.width << " vocab " << s.vocab << " chunk " << chunk;
-      }
+      auto per_row = [&](auto& h, auto& w, auto& t) { return target_log_probs(h, w, t, chunk); };
+      auto summed = [&](auto& h, auto& w, auto& t) { return summed_target_nll(h, w, t, chunk); };
+      const std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> results[] = {
+          {run_target_log_probs(per_row, c, at::kDouble), truth_rows},
+          {run_summed_nll(summed, c, at::kDouble), truth_nll}};
+      for (const auto& [ours, truth] : results)
+        for (size_t i = 0; i < truth.size(); ++i) {
+          const double scale = std::max(1.0, truth[i].abs().max().item<double>());
+          EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * scale) << kLmHeadNames[i] << " " << s.rows << "x"
+                                                                  << s.width << " vocab " << s.vocab << " chunk "
+                                                                  << chunk << (&truth == &truth_nll ? " nll" : "");
+        }
     }
   }
 }
