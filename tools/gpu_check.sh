@@ -25,6 +25,10 @@
 #   PYTHON         the python whose torch to build against (default: python3 on PATH)
 #   CUDA_ARCHS     CMAKE_CUDA_ARCHITECTURES (default 90-real;80-virtual, as CI)
 #   BENCH_ITERS    timed iterations per benchmark case (default 20)
+#   BENCH_ARGS     more arguments for bench_kernels (e.g. --graphs-only)
+#   GPU_CHECK_STEPS  the steps after the build (default: gpu_tests reference_tests
+#                  bench bench_train_step bench_hf_step)
+#   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks)
 #
 # Fetch the packages on a dev machine (Debian bookworm, as the project's CI):
 #   mkdir -p build-debs && cd build-debs && apt-get download libsentencepiece-dev \
@@ -103,7 +107,8 @@ configure() {
 }
 
 build_targets() {
-  cmake --build "$build" -j "$jobs" --target kernel_gpu_test kernel_reference_test bench_kernels bench_train_step
+  # shellcheck disable=SC2086  # a list of targets
+  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test kernel_reference_test bench_kernels bench_train_step}
 }
 
 # The test binaries need the carried shared libraries (sentencepiece, toml++).
@@ -116,7 +121,8 @@ gpu_tests() {
 
 reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json"; }
 
-bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" > "$out/bench_kernels.json"; }
+# shellcheck disable=SC2086  # extra arguments, e.g. --graphs-only
+bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" ${BENCH_ARGS:-} > "$out/bench_kernels.json"; }
 
 bench_train_step() { with_libs "$build/tests/bench_train_step" --steps "${TRAIN_STEPS:-6}" > "$out/bench_train_step.json"; }
 
@@ -125,11 +131,9 @@ bench_hf_step() { "$python" "$repo/tools/bench_hf_step.py" --steps "${TRAIN_STEP
 
 failed=0
 if step unpack unpack && step configure configure && step build build_targets; then
-  step gpu_tests gpu_tests || failed=1
-  step reference_tests reference_tests || failed=1
-  step bench bench || failed=1
-  step bench_train_step bench_train_step || failed=1
-  step bench_hf_step bench_hf_step || failed=1
+  for name in ${GPU_CHECK_STEPS:-gpu_tests reference_tests bench bench_train_step bench_hf_step}; do
+    step "$name" "$name" || failed=1
+  done
 else
   failed=1
 fi
