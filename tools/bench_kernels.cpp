@@ -1,7 +1,7 @@
 // Benchmark of the fused CUDA kernels (model/kernels/) against the unfused
 // ATen path in the same run, on the same GPU. Not a test: it asserts nothing.
 //
-//   bench_kernels [--iters N] [--graphs-only] > bench_kernels.json
+//   bench_kernels [--iters N] > bench_kernels.json
 //
 // Per op, dtype and Salamandra shape (8192 tokens; the 2B/7B/40B widths), for
 // the forward and the backward separately: the median milliseconds of both
@@ -10,9 +10,7 @@
 // traffic (every input read once, every output written once) against the
 // H100's 3.35 TB/s. The forward runs without autograd; the backward is
 // torch::autograd::grad over a graph built once (retain_graph), so both
-// paths pay the same engine overhead; that overhead bounds small backwards,
-// so each backward is also timed from CUDA graph replays (GPU time only,
-// pass "backward_graph"). Then the LM head + cross-entropy at
+// paths pay the same engine overhead. Then the LM head + cross-entropy at
 // 8192 tokens x 256k vocabulary (time against the three matmuls it cannot
 // avoid, peak extra memory against the unfused transformers path) and AdamW
 // (ATen's fused kernel against the _foreach composition and the bandwidth
@@ -22,10 +20,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -80,44 +75,12 @@ at::Tensor backward_of(const std::vector<at::Tensor>& outputs, const std::vector
   return grads[0];
 }
 
-bool graphs_only = false;
-
-// GPU time of `fn` alone (no host or autograd-engine time): captured once
-// into a CUDA graph on a side stream, then the graph's replays are timed.
-double graph_ms(const std::function<void()>& fn) {
-  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  c10::cuda::CUDAStreamGuard guard(side);
-  for (int i = 0; i < 3; ++i) fn();  // warm-up on the capturing stream
-  c10::cuda::device_synchronize();
-  at::cuda::CUDAGraph graph;
-  graph.capture_begin();
-  fn();
-  graph.capture_end();
-  return time_ms([&] { graph.replay(); });
-}
-
-// The backward's GPU time from graphs: (forward + backward) - forward, each
-// with autograd recording, for the fused op and the ATen path. A small
-// backward timed through torch::autograd::grad is bound by the engine's host
-// work; this is what the kernels themselves take.
-void record_backward_graphs(const std::string& op, at::ScalarType dtype, const std::string& shape, double bytes,
-                            const std::function<void()>& fused_forward, const std::function<void()>& fused_both,
-                            const std::function<void()>& aten_forward, const std::function<void()>& aten_both) {
-  try {
-    const double fused = graph_ms(fused_both) - graph_ms(fused_forward);
-    const double aten = graph_ms(aten_both) - graph_ms(aten_forward);
-    record(op, "backward_graph", dtype, shape, bytes, fused, aten);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_kernels: graph timing of " << op << " " << shape << " failed: " << e.what() << "\n";
-  }
-}
-
 void bench_rms_norm(at::ScalarType dtype, int64_t hidden) {
   auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
   at::Tensor x = at::randn({kTokens, hidden}, options), r = at::randn_like(x), w = at::randn({hidden}, options);
   const double element = at::elementSize(dtype), n = static_cast<double>(x.numel());
   const std::string shape = std::to_string(kTokens) + "x" + std::to_string(hidden);
-  if (!graphs_only) {
+  {
     at::NoGradGuard no_grad;
     const double fused = time_ms([&] { st::fused_add_rms_norm(x, r, w, 1e-5); });
     const double aten = time_ms([&] { st::add_rms_norm_reference(x, r, w, 1e-5); });
@@ -127,18 +90,6 @@ void bench_rms_norm(at::ScalarType dtype, int64_t hidden) {
   at::Tensor dy = at::randn_like(x), ds = at::randn_like(x);
   auto f = st::fused_add_rms_norm(xg, rg, wg, 1e-5);
   auto a = st::add_rms_norm_reference(xg, rg, wg, 1e-5);
-  record_backward_graphs(
-      "add_rms_norm", dtype, shape, 4 * n * element, [&] { st::fused_add_rms_norm(xg, rg, wg, 1e-5); },
-      [&] {
-        auto o = st::fused_add_rms_norm(xg, rg, wg, 1e-5);
-        backward_of({o.normed, o.sum}, {dy, ds}, {xg, rg, wg});
-      },
-      [&] { st::add_rms_norm_reference(xg, rg, wg, 1e-5); },
-      [&] {
-        auto o = st::add_rms_norm_reference(xg, rg, wg, 1e-5);
-        backward_of({o.normed, o.sum}, {dy, ds}, {xg, rg, wg});
-      });
-  if (graphs_only) return;
   const double fused = time_ms([&] { backward_of({f.normed, f.sum}, {dy, ds}, {xg, rg, wg}); });
   const double aten = time_ms([&] { backward_of({a.normed, a.sum}, {dy, ds}, {xg, rg, wg}); });
   record("add_rms_norm", "backward", dtype, shape, 4 * n * element, fused, aten);  // dy, dsum, s in; dx out
@@ -149,7 +100,7 @@ void bench_swiglu(at::ScalarType dtype, int64_t ffn) {
   at::Tensor g = at::randn({kTokens, ffn}, options), u = at::randn_like(g);
   const double element = at::elementSize(dtype), n = static_cast<double>(g.numel());
   const std::string shape = std::to_string(kTokens) + "x" + std::to_string(ffn);
-  if (!graphs_only) {
+  {
     at::NoGradGuard no_grad;
     const double fused = time_ms([&] { st::fused_swiglu(g, u); });
     const double aten = time_ms([&] { st::swiglu_reference(g, u); });
@@ -157,11 +108,6 @@ void bench_swiglu(at::ScalarType dtype, int64_t ffn) {
   }
   at::Tensor gg = g.detach().requires_grad_(), ug = u.detach().requires_grad_(), d = at::randn_like(g);
   at::Tensor f = st::fused_swiglu(gg, ug), a = st::swiglu_reference(gg, ug);
-  record_backward_graphs(
-      "swiglu", dtype, shape, 5 * n * element, [&] { st::fused_swiglu(gg, ug); },
-      [&] { backward_of({st::fused_swiglu(gg, ug)}, {d}, {gg, ug}); }, [&] { st::swiglu_reference(gg, ug); },
-      [&] { backward_of({st::swiglu_reference(gg, ug)}, {d}, {gg, ug}); });
-  if (graphs_only) return;
   const double fused = time_ms([&] { backward_of({f}, {d}, {gg, ug}); });
   const double aten = time_ms([&] { backward_of({a}, {d}, {gg, ug}); });
   record("swiglu", "backward", dtype, shape, 5 * n * element, fused, aten);  // dout, g, u in; dg, du out
@@ -180,7 +126,7 @@ void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads) {
   const double element = at::elementSize(dtype), n = static_cast<double>(q.numel() + k.numel());
   const std::string shape = "T" + std::to_string(kTokens) + " heads " + std::to_string(heads) + "/" +
                             std::to_string(kv_heads) + " D128";
-  if (!graphs_only) {
+  {
     at::NoGradGuard no_grad;
     const double fused = time_ms([&] { st::fused_rotary_(q, k, positions, freqs); });
     const double aten = time_ms([&] {
@@ -193,24 +139,6 @@ void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads) {
   at::Tensor dq = at::randn(q.sizes(), options), dk = at::randn(k.sizes(), options);
   auto [fq, fk] = st::fused_rotary_(q_leaf.clone(), k_leaf.clone(), positions, freqs);
   at::Tensor aq = st::apply_rotary(q_leaf, tables), ak = st::apply_rotary(k_leaf, tables);
-  // The fused op rotates in place, so each forward rotates fresh copies (in
-  // both graphs: the copies cancel out of the difference).
-  record_backward_graphs(
-      "rotary_qk", dtype, shape, 2 * n * element,
-      [&] { st::fused_rotary_(q_leaf.clone(), k_leaf.clone(), positions, freqs); },
-      [&] {
-        auto [oq, ok] = st::fused_rotary_(q_leaf.clone(), k_leaf.clone(), positions, freqs);
-        backward_of({oq, ok}, {dq, dk}, {q_leaf, k_leaf});
-      },
-      [&] {
-        st::apply_rotary(q_leaf.clone(), tables);
-        st::apply_rotary(k_leaf.clone(), tables);
-      },
-      [&] {
-        at::Tensor oq = st::apply_rotary(q_leaf.clone(), tables), ok = st::apply_rotary(k_leaf.clone(), tables);
-        backward_of({oq, ok}, {dq, dk}, {q_leaf, k_leaf});
-      });
-  if (graphs_only) return;
   const double fused = time_ms([&] { backward_of({fq, fk}, {dq, dk}, {q_leaf, k_leaf}); });
   const double aten = time_ms([&] { backward_of({aq, ak}, {dq, dk}, {q_leaf, k_leaf}); });
   record("rotary_qk", "backward", dtype, shape, 2 * n * element, fused, aten);
@@ -371,10 +299,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
       iterations = std::max(1, std::atoi(argv[++i]));
-    } else if (std::strcmp(argv[i], "--graphs-only") == 0) {
-      graphs_only = true;  // only the graph-timed backward passes of the elementwise kernels
     } else {
-      std::cerr << "usage: bench_kernels [--iters N] [--graphs-only] > bench_kernels.json\n";
+      std::cerr << "usage: bench_kernels [--iters N] > bench_kernels.json\n";
       return 2;
     }
   }
@@ -403,10 +329,6 @@ int main(int argc, char** argv) {
       bench_rotary(dtype, 16, 16);
       bench_rotary(dtype, 32, 8);
       bench_rotary(dtype, 64, 8);
-    }
-    if (graphs_only) {
-      print(nullptr);
-      return 0;
     }
     bench_adamw(ceilings);
     bench_lm_head(8192, 256000, 4096, {2048, 4096}, ceilings);
