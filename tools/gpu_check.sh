@@ -25,7 +25,7 @@
 #   PYTHON         the python whose torch to build against (default: python3 on PATH)
 #   CUDA_ARCHS     CMAKE_CUDA_ARCHITECTURES (default 90-real;80-virtual, as CI)
 #   BENCH_ITERS    timed iterations per benchmark case (default 20)
-#   BENCH_ARGS     more arguments for bench_kernels (e.g. --graphs-only)
+#   BENCH_ARGS     more arguments for bench_kernels (e.g. --iters 5)
 #   GPU_CHECK_STEPS  the steps after the build (default: gpu_tests reference_tests
 #                  bench bench_train_step bench_hf_step)
 #   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks)
@@ -121,7 +121,7 @@ gpu_tests() {
 
 reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json"; }
 
-# shellcheck disable=SC2086  # extra arguments, e.g. --graphs-only
+# shellcheck disable=SC2086  # extra arguments
 bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" ${BENCH_ARGS:-} > "$out/bench_kernels.json"; }
 
 bench_train_step() { with_libs "$build/tests/bench_train_step" --steps "${TRAIN_STEPS:-6}" > "$out/bench_train_step.json"; }
