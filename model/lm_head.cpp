@@ -76,15 +76,13 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
                             const at::Tensor& targets, int64_t chunk_rows) {
     const int64_t rows = hidden.size(0);
     at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(accumulate_dtype(weight)));
-    at::Tensor lse = at::empty({rows}, hidden.options().dtype(accumulate_dtype(weight)));
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
       RowLogSoftmax stats =
           log_softmax_rows(chunk_logits(hidden.narrow(0, start, n), weight), targets.narrow(0, start, n));
-      lse.narrow(0, start, n).copy_(stats.lse);
       log_probs.narrow(0, start, n).copy_(stats.target_log_prob);
     }
-    ctx->save_for_backward({hidden, weight, targets, lse});
+    ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["chunk_rows"] = chunk_rows;
     return log_probs;
   }
@@ -103,8 +101,8 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
       const at::Tensor h = hidden.narrow(0, start, n);
-      // The recomputed statistics equal the saved ones bit for bit (same
-      // inputs, same kernel), so the fused stats+gradient pass is used.
+      // The logits are recomputed, and with them the statistics, in the same
+      // pass that writes the gradient over them: nothing but the inputs is saved.
       at::Tensor grad_logits = chunk_logits(h, weight);
       log_softmax_rows_with_grad_(grad_logits, targets.narrow(0, start, n), coeff.narrow(0, start, n));
       if (want_hidden) grad_hidden.narrow(0, start, n).copy_(at::mm(grad_logits, weight));
