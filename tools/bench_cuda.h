@@ -2,6 +2,7 @@
 // timing with device synchronisation, and the caching allocator's peak.
 #pragma once
 
+#include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 
@@ -18,13 +19,17 @@ namespace st::bench {
 /// two device synchronisations (so short kernels are not timed with the
 /// synchronisation's latency; the launches still are, as in training).
 inline double time_ms(const std::function<void()>& fn, int samples, int warmup = 3, int calls_per_sample = 1) {
+  // The CPU smoke runs of the benchmarks have nothing to synchronise.
+  auto sync = [] {
+    if (at::hasCUDA()) c10::cuda::device_synchronize();
+  };
   for (int i = 0; i < warmup; ++i) fn();
-  c10::cuda::device_synchronize();
+  sync();
   std::vector<double> times;
   for (int i = 0; i < samples; ++i) {
     auto start = std::chrono::steady_clock::now();
     for (int c = 0; c < calls_per_sample; ++c) fn();
-    c10::cuda::device_synchronize();
+    sync();
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
                     calls_per_sample);
   }

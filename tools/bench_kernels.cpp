@@ -2,6 +2,7 @@
 // ATen path in the same run, on the same GPU. Not a test: it asserts nothing.
 //
 //   bench_kernels [--iters N] > bench_kernels.json
+//   bench_kernels --cpu-smoke     # the chained cases, small, on the CPU (checks this file)
 //
 // Per op, dtype and Salamandra shape (8192 tokens; the 2B/7B/40B widths), for
 // the forward and the backward separately: the median milliseconds of both
@@ -10,7 +11,9 @@
 // traffic (every input read once, every output written once) against the
 // H100's 3.35 TB/s. The forward runs without autograd; the backward is
 // torch::autograd::grad over a graph built once (retain_graph), so both
-// paths pay the same engine overhead. Then the LM head + cross-entropy at
+// paths pay the same engine overhead; since that overhead bounds the small
+// ones, each backward is also timed inside a chain of 16 ops under one
+// backward, as in training (pass "backward_in_chain"). Then the LM head + cross-entropy at
 // 8192 tokens x 256k vocabulary (time against the three matmuls it cannot
 // avoid, peak extra memory against the unfused transformers path) and AdamW
 // (ATen's fused kernel against the _foreach composition and the bandwidth
@@ -142,6 +145,126 @@ void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads) {
   const double fused = time_ms([&] { backward_of({fq, fk}, {dq, dk}, {q_leaf, k_leaf}); });
   const double aten = time_ms([&] { backward_of({aq, ak}, {dq, dk}, {q_leaf, k_leaf}); });
   record("rotary_qk", "backward", dtype, shape, 2 * n * element, fused, aten);
+}
+
+// ---------------------------------------------------------------- backward inside one engine run
+
+// A training step's backward runs every op's backward in one engine pass,
+// so the engine's host work per node is small; timing one op's backward per
+// torch::autograd::grad call (above) charges it a whole call, which for the
+// small ops is more than the kernel. Here each op is chained kChain times
+// (each link with its own parameters) under one backward, and the op's
+// backward time is (forward + backward - forward) / kChain.
+constexpr int kChain = 16;
+
+struct Chain {
+  std::vector<at::Tensor> leaves;                  // what the backward differentiates
+  std::function<std::vector<at::Tensor>()> outputs;  // runs the chain's forward
+  std::vector<at::Tensor> upstream;                // one gradient per output
+};
+
+double chained_backward_ms(const Chain& chain) {
+  // Each call is already kChain ops: fewer samples, two calls each.
+  auto timed = [](const std::function<void()>& fn) {
+    return st::bench::time_ms(fn, std::max(5, iterations / 2), /*warmup=*/2, /*calls_per_sample=*/2);
+  };
+  const double forward = timed([&] { chain.outputs(); });
+  const double both = timed([&] { torch::autograd::grad(chain.outputs(), chain.leaves, chain.upstream); });
+  return (both - forward) / kChain;
+}
+
+std::vector<at::Tensor> leaves_like(const at::Tensor& t, int count, double offset) {
+  std::vector<at::Tensor> out;
+  for (int i = 0; i < count; ++i) out.push_back((offset + at::randn_like(t)).detach().requires_grad_());
+  return out;
+}
+
+// Each link: (normed, sum) = add_rms_norm(x, r_i, w_i); x = normed + sum.
+void chained_rms_norm(const at::TensorOptions& options, int64_t tokens, int64_t hidden) {
+  at::Tensor x0 = at::randn({tokens, hidden}, options).requires_grad_();
+  const auto residuals = leaves_like(x0.detach(), kChain, 0.0);
+  const auto weights = leaves_like(at::ones({hidden}, options), kChain, 1.0);
+  auto chain = [&](bool fused) {
+    Chain c{{x0}, nullptr, {at::randn({tokens, hidden}, options)}};
+    for (int i = 0; i < kChain; ++i) c.leaves.push_back(residuals[i]), c.leaves.push_back(weights[i]);
+    c.outputs = [&, fused] {
+      at::Tensor x = x0;
+      for (int i = 0; i < kChain; ++i) {
+        auto o = fused ? st::fused_add_rms_norm(x, residuals[i], weights[i], 1e-5)
+                       : st::add_rms_norm_reference(x, residuals[i], weights[i], 1e-5);
+        x = o.normed + o.sum;
+      }
+      return std::vector<at::Tensor>{x};
+    };
+    return c;
+  };
+  const double n = static_cast<double>(x0.numel()), element = at::elementSize(options.dtype().toScalarType());
+  record("add_rms_norm", "backward_in_chain", options.dtype().toScalarType(),
+         std::to_string(tokens) + "x" + std::to_string(hidden), 4 * n * element, chained_backward_ms(chain(true)),
+         chained_backward_ms(chain(false)));
+}
+
+// Each link: x = swiglu(x, up_i).
+void chained_swiglu(const at::TensorOptions& options, int64_t tokens, int64_t ffn) {
+  at::Tensor x0 = at::randn({tokens, ffn}, options).requires_grad_();
+  const auto ups = leaves_like(x0.detach(), kChain, 0.0);
+  auto chain = [&](bool fused) {
+    Chain c{{x0}, nullptr, {at::randn({tokens, ffn}, options)}};
+    for (const auto& u : ups) c.leaves.push_back(u);
+    c.outputs = [&, fused] {
+      at::Tensor x = x0;
+      for (int i = 0; i < kChain; ++i) x = fused ? st::fused_swiglu(x, ups[i]) : st::swiglu_reference(x, ups[i]);
+      return std::vector<at::Tensor>{x};
+    };
+    return c;
+  };
+  const double n = static_cast<double>(x0.numel()), element = at::elementSize(options.dtype().toScalarType());
+  record("swiglu", "backward_in_chain", options.dtype().toScalarType(),
+         std::to_string(tokens) + "x" + std::to_string(ffn), 5 * n * element, chained_backward_ms(chain(true)),
+         chained_backward_ms(chain(false)));
+}
+
+// Each link rotates q and k again (the fused op in place on copies of the
+// attention's transposed views, the reference out of place).
+void chained_rotary(const at::TensorOptions& options, int64_t tokens, int64_t heads, int64_t kv_heads) {
+  const int64_t dim = 128;
+  at::Tensor q0 = at::randn({1, tokens, heads, dim}, options).transpose(1, 2).detach().requires_grad_();
+  at::Tensor k0 = at::randn({1, tokens, kv_heads, dim}, options).transpose(1, 2).detach().requires_grad_();
+  at::Tensor positions = (at::arange(tokens, options.dtype(at::kLong)) % 1000).view({1, tokens});
+  at::Tensor exponents = at::arange(0, dim, 2, options.dtype(at::kFloat)) / static_cast<double>(dim);
+  at::Tensor freqs = 1.0 / at::pow(10000.0, exponents);
+  const st::RotaryTables tables = st::rotary_tables(freqs, positions, options.dtype().toScalarType());
+  auto chain = [&](bool fused) {
+    Chain c{{q0, k0}, nullptr, {at::randn(q0.sizes(), options), at::randn(k0.sizes(), options)}};
+    c.outputs = [&, fused] {
+      at::Tensor q = fused ? q0.clone() : q0, k = fused ? k0.clone() : k0;
+      for (int i = 0; i < kChain; ++i) {
+        if (fused) {
+          st::fused_rotary_(q, k, positions, freqs);
+        } else {
+          q = st::apply_rotary(q, tables);
+          k = st::apply_rotary(k, tables);
+        }
+      }
+      return std::vector<at::Tensor>{q, k};
+    };
+    return c;
+  };
+  const double n = static_cast<double>(q0.numel() + k0.numel()), element = at::elementSize(options.dtype().toScalarType());
+  record("rotary_qk", "backward_in_chain", options.dtype().toScalarType(),
+         "T" + std::to_string(tokens) + " heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) + " D128",
+         2 * n * element, chained_backward_ms(chain(true)), chained_backward_ms(chain(false)));
+}
+
+void bench_chained(const at::Device& device, int64_t tokens, const std::vector<int64_t>& hidden,
+                   const std::vector<int64_t>& ffn) {
+  for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+    auto options = at::TensorOptions().device(device).dtype(dtype);
+    for (int64_t h : hidden) chained_rms_norm(options, tokens, h);
+    for (int64_t f : ffn) chained_swiglu(options, tokens, f);
+    chained_rotary(options, tokens, 16, 16);
+    chained_rotary(options, tokens, 32, 8);
+  }
 }
 
 // ---------------------------------------------------------------- device ceilings
@@ -299,8 +422,17 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
       iterations = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--cpu-smoke") == 0) {
+      // Small chained cases on the CPU (the fused ops' CPU formulas): checks
+      // the benchmark's own code where there is no GPU.
+      iterations = 2;
+      bench_chained(at::kCPU, 64, {256}, {320});
+      std::cout << "{\"gpu\": false, \"results\": [";
+      for (size_t r = 0; r < records.size(); ++r) std::cout << (r ? ",\n  " : "\n  ") << records[r];
+      std::cout << "\n]}\n";
+      return 0;
     } else {
-      std::cerr << "usage: bench_kernels [--iters N] > bench_kernels.json\n";
+      std::cerr << "usage: bench_kernels [--iters N] [--cpu-smoke] > bench_kernels.json\n";
       return 2;
     }
   }
@@ -330,6 +462,7 @@ int main(int argc, char** argv) {
       bench_rotary(dtype, 32, 8);
       bench_rotary(dtype, 64, 8);
     }
+    bench_chained(at::kCUDA, kTokens, {2048, 4096, 8192}, {5440, 11008});
     bench_adamw(ceilings);
     bench_lm_head(8192, 256000, 4096, {2048, 4096}, ceilings);
     bench_lm_head(8192, 256000, 2048, {1024, 2048, 4096}, ceilings);
