@@ -31,7 +31,9 @@ bool widening_matmul_works(const at::Tensor& like) {
   static const bool works = [&] {
     try {
       auto options = like.options().dtype(at::kBFloat16);
-      at::Tensor a = at::randn({8, 16}, options), b = at::randn({16, 8}, options);
+      // Fixed values, not the random generator: probing must not shift a seeded run.
+      at::Tensor a = at::linspace(-2.0, 2.0, 128, options).view({8, 16});
+      at::Tensor b = at::linspace(1.5, -1.0, 128, options).view({16, 8});
       at::Tensor expected = at::mm(a.to(at::kFloat), b.to(at::kFloat));
       at::Tensor sum = at::zeros({8, 8}, options.dtype(at::kFloat));
       at::addmm_out(sum, sum, a, b, at::kFloat);
@@ -49,12 +51,15 @@ bool widening(const at::Tensor& a, at::ScalarType acc) {
 }
 
 // a @ b in the accumulate dtype. Without the widening product (the CPU) the
-// operands are widened first: exact products, one rounding at the end, where
-// rounding a low-precision partial product would lose what the other chunks
-// cancel.
-at::Tensor mm_accumulate(const at::Tensor& a, const at::Tensor& b, at::ScalarType acc) {
+// operands are widened first: exact products and one rounding at the end
+// (the caller scales the result and rounds it again). `b_widened` is b in
+// the accumulate dtype when the caller has it (a weight, widened once per
+// call rather than per chunk).
+at::Tensor mm_accumulate(const at::Tensor& a, const at::Tensor& b, at::ScalarType acc,
+                         const at::Tensor& b_widened = {}) {
   if (widening(a, acc)) return at::mm(a, b, acc);
-  return a.scalar_type() == acc ? at::mm(a, b) : at::mm(a.to(acc), b.to(acc));
+  if (a.scalar_type() == acc) return at::mm(a, b);
+  return at::mm(a.to(acc), b_widened.defined() ? b_widened : b.to(acc));
 }
 
 // sum += scale * (a @ b), sum in the accumulate dtype.
@@ -130,6 +135,10 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
     const at::Tensor coeff = want_grad ? at::full({rows}, -1.0, hidden.options().dtype(at::kFloat)) : at::Tensor();
     at::Tensor grad_hidden = want_hidden ? at::empty({rows, hidden.size(1)}, hidden.options().dtype(acc)) : at::Tensor();
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();
+    // Without the widening product, the weight widened once for every chunk's hidden gradient.
+    const at::Tensor weight_widened = want_hidden && weight.scalar_type() != acc && !widening(weight, acc)
+                                          ? weight.to(acc)
+                                          : at::Tensor();
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
       const at::Tensor h = hidden.narrow(0, start, n);
@@ -141,7 +150,7 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
       // From here on `logits` holds their gradient.
       RowLogSoftmax stats = log_softmax_rows_with_grad_(logits, targets.narrow(0, start, n), coeff.narrow(0, start, n));
       nll.sub_(stats.target_log_prob.sum());
-      if (want_hidden) grad_hidden.narrow(0, start, n).copy_(mm_accumulate(logits, weight, acc));
+      if (want_hidden) grad_hidden.narrow(0, start, n).copy_(mm_accumulate(logits, weight, acc, weight_widened));
       if (want_weight) addmm_accumulate_(grad_weight, logits.t(), h);
       if (to_sink) {
         at::Tensor accumulator = sink.accumulator;
@@ -156,9 +165,19 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    // The gradients were computed in forward (and a sink's share already
+    // added): they serve one backward, and are released by it rather than
+    // held until the whole graph is freed.
+    if (ctx->saved_data.count("grad_hidden") == 0)
+      fail("summed_target_nll: a second backward through the same loss is not supported (its gradients are "
+           "computed in forward and released by the first backward; retain_graph does not keep them)");
+    const at::Tensor& upstream = grad_outputs[0];
+    if (upstream.requires_grad())
+      fail("summed_target_nll: double backward (create_graph) is not supported");
     const at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
     const at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
-    const at::Tensor& upstream = grad_outputs[0];
+    ctx->saved_data.erase("grad_hidden");
+    ctx->saved_data.erase("grad_weight");
     const at::ScalarType hidden_dtype = ctx->saved_data["hidden_dtype"].toScalarType();
     const at::ScalarType weight_dtype = ctx->saved_data["weight_dtype"].toScalarType();
     // Scaled and rounded in one pass each, with no full-size fp32 temporary.
@@ -190,8 +209,9 @@ void check_shapes(const char* what, const at::Tensor& hidden, const at::Tensor& 
 at::Tensor checked_targets(const char* what, const at::Tensor& targets, const at::Tensor& weight) {
   at::Tensor t = targets.to(weight.device(), at::kLong);
   if (t.numel() > 0) {
-    const int64_t high = t.max().item<int64_t>();
-    const int64_t low = t.min().item<int64_t>();
+    const auto [min, max] = at::aminmax(t);
+    const at::Tensor both = at::stack({min, max}).cpu();
+    const int64_t low = both[0].item<int64_t>(), high = both[1].item<int64_t>();
     if (high >= weight.size(0) || (low < 0 && low != kIgnoreTarget))
       fail(what, ": target ids must lie in [0, ", weight.size(0), ") or be ", kIgnoreTarget, "; found [", low, ", ",
            high, "]");

@@ -4,17 +4,21 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/error.h"
+
 namespace st {
 namespace {
 
 // -1: no override; 0 / 1: every kernel off / on.
 std::atomic<int> forced{-1};
 
-// "1" or "0" when the variable is set to one of them.
+// The variable's "1" or "0"; unset or empty: no answer; anything else is an error.
 std::optional<bool> read_flag(const char* variable) {
   const char* value = std::getenv(variable);
   if (!value || !*value) return std::nullopt;
-  return std::strcmp(value, "0") != 0;
+  if (std::strcmp(value, "1") == 0) return true;
+  if (std::strcmp(value, "0") == 0) return false;
+  fail("environment variable ", variable, "=", value, ": expected 1 (on) or 0 (off)");
 }
 
 }  // namespace

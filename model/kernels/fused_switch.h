@@ -15,6 +15,7 @@ namespace st {
 class FusedSwitch {
  public:
   /// Reads the environment once: `per_op_variable`, then ST_FUSED_KERNELS, then `default_on`.
+  /// A value other than 1 or 0 is an st::Error naming the variable.
   FusedSwitch(const char* per_op_variable, bool default_on);
   /// The environment's answer unless override_fused_kernels() is in force;
   /// always false in a build without the CUDA kernels.

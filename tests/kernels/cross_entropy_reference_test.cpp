@@ -8,7 +8,10 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "common/error.h"
+#include "model/kernels/fused_switch.h"
 #include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"
@@ -163,6 +166,26 @@ TEST(LmHead, RejectsBadInputWithItsName) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("summed_target_nll"), std::string::npos) << e.what();
   }
+}
+
+// The summed NLL's gradients are computed in forward and serve one backward.
+TEST(LmHead, SummedNllRefusesASecondAndADoubleBackward) {
+  LmHeadCase c = make_lm_head_case(5, 16, 40, at::kFloat, at::kCPU);
+  at::Tensor h = c.hidden.to(at::kFloat).requires_grad_(true), w = c.weight.to(at::kFloat).requires_grad_(true);
+  at::Tensor nll = summed_target_nll(h, w, c.targets, 2);
+  torch::autograd::grad({nll}, {h, w}, {}, /*retain_graph=*/true);
+  EXPECT_THROW(torch::autograd::grad({nll}, {h, w}), Error);
+  at::Tensor again = summed_target_nll(h, w, c.targets, 2);
+  at::Tensor upstream = at::ones({}, again.options()).requires_grad_(true);
+  EXPECT_THROW(torch::autograd::grad({again}, {h}, {upstream}, /*retain_graph=*/true, /*create_graph=*/true), Error);
+}
+
+TEST(FusedSwitch, RejectsAValueOtherThanOneOrZero) {
+  setenv("ST_FUSED_SWITCH_TEST", "maybe", 1);
+  EXPECT_THROW(FusedSwitch("ST_FUSED_SWITCH_TEST", false), Error);
+  setenv("ST_FUSED_SWITCH_TEST", "0", 1);
+  EXPECT_FALSE(FusedSwitch("ST_FUSED_SWITCH_TEST", true).enabled());
+  unsetenv("ST_FUSED_SWITCH_TEST");
 }
 
 TEST(LmHeadDispatch, CpuAlwaysTakesTheReference) {
