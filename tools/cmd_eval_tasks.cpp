@@ -87,7 +87,8 @@ nlohmann::ordered_json tally_json(const std::map<std::string, Tally>& rows) {
 }  // namespace
 
 int run_eval_tasks(int argc, char** argv) {
-  std::string model_dir, data_path, output, dtype = "float32", device = "auto";
+  std::string model_dir, data_path, output;
+  ComputeFlags compute;
   int64_t max_new_tokens = 16, limit = 0, show = 0;
   Args args("eval-tasks",
             "Exact-match accuracy of greedy answers: each sample's last assistant message is the reference;\n"
@@ -100,8 +101,7 @@ int run_eval_tasks(int argc, char** argv) {
   args.option("limit", "N", "evaluate only the first N samples (0: all)", &limit);
   args.option("show", "N", "print the first N prompts with reference and answer", &show);
   args.option("output", "FILE", "write {accuracy, n, per_task, per_language} as JSON", &output);
-  args.option("dtype", "TYPE", "compute dtype: float32 or bfloat16", &dtype);
-  args.option("device", "DEV", "auto, cpu or cuda", &device);
+  compute.add_to(args);
   if (!args.parse(argc, argv)) return 0;
   if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be >= 1");
   if (limit < 0 || show < 0) throw UsageError("--limit and --show must be >= 0");
@@ -112,7 +112,7 @@ int run_eval_tasks(int argc, char** argv) {
   ST_CHECK(labels.size() == samples.size(), labels.size(), " labels for ", samples.size(), " samples");
   if (limit > 0 && static_cast<size_t>(limit) < samples.size()) samples.resize(static_cast<size_t>(limit));
 
-  at::TensorOptions options = tensor_options(dtype, device);
+  at::TensorOptions options = compute.tensor_options();
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   auto model = load_model(model_dir, options);
   // Prompts as training encodes them (template, generation prompt, one BOS).

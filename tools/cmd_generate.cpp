@@ -11,7 +11,8 @@
 namespace st::cli {
 
 int run_generate(int argc, char** argv) {
-  std::string model_dir, prompt, dtype = "float32", device = "auto";
+  std::string model_dir, prompt;
+  ComputeFlags compute;
   // Left empty unless given: the model's generation_config.json decides.
   std::optional<int64_t> max_new_tokens, top_k;
   std::optional<double> temperature, top_p, repetition_penalty;
@@ -31,12 +32,11 @@ int run_generate(int argc, char** argv) {
   args.option("seed", "N", "sampling seed", &seed);
   args.flag("no-cache", "recompute the whole sequence each step instead of using the KV cache", &no_cache);
   args.flag("ids", "print the generated token ids instead of text", &raw_ids);
-  args.option("dtype", "TYPE", "compute dtype: float32 or bfloat16", &dtype);
-  args.option("device", "DEV", "auto, cpu or cuda", &device);
+  compute.add_to(args);
   if (!args.parse(argc, argv)) return 0;
   if (sample && greedy) throw UsageError("--sample and --greedy exclude each other");
 
-  at::TensorOptions options = tensor_options(dtype, device);
+  at::TensorOptions options = compute.tensor_options();
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   auto model = load_model(model_dir, options);
   GenerationSettings settings = load_generation_settings(model_dir, model->config());

@@ -55,7 +55,8 @@ std::vector<Document> read_documents(const std::string& path, std::string format
 }  // namespace
 
 int run_score(int argc, char** argv) {
-  std::string model_dir, input, output, format = "auto", dtype = "float32", device = "auto";
+  std::string model_dir, input, output, format = "auto";
+  ComputeFlags compute;
   int64_t chunk_rows = 1024;
   Args args("score", "Scores documents: for each, the token ids (BOS included) and the log-probability\n"
                      "of each id given the ids before it (null for the first). Writes JSONL.");
@@ -63,13 +64,12 @@ int run_score(int argc, char** argv) {
   args.option("input", "FILE", "plain text (one document per line) or JSONL with a \"text\" field", &input, true);
   args.option("output", "FILE", "where to write the JSONL (written atomically) [default: stdout]", &output);
   args.option("format", "F", "input format: auto (by extension), text or jsonl", &format);
-  args.option("dtype", "TYPE", "compute dtype: float32 or bfloat16", &dtype);
-  args.option("device", "DEV", "auto, cpu or cuda", &device);
+  compute.add_to(args);
   args.option("chunk-rows", "N", "tokens per LM-head chunk", &chunk_rows);
   if (!args.parse(argc, argv)) return 0;
   if (chunk_rows <= 0) throw UsageError("--chunk-rows must be positive");
 
-  at::TensorOptions options = tensor_options(dtype, device);
+  at::TensorOptions options = compute.tensor_options();
   std::vector<Document> documents = read_documents(input, format);
   Tokenizer tokenizer = Tokenizer::load(model_dir);
   auto model = load_model(model_dir, options);

@@ -21,4 +21,14 @@ int run_sft(int argc, char** argv);
 /// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).
 at::TensorOptions tensor_options(const std::string& dtype, const std::string& device);
 
+class Args;
+
+/// --dtype and --device of the commands that run a model (generate, score, eval-tasks).
+struct ComputeFlags {
+  std::string dtype = "float32", device = "auto";
+  /// Declares both options on `args`, writing into this.
+  void add_to(Args& args);
+  at::TensorOptions tensor_options() const { return cli::tensor_options(dtype, device); }
+};
+
 }  // namespace st::cli

@@ -2,6 +2,7 @@
 #include <ATen/Context.h>
 
 #include "common/error.h"
+#include "tools/args.h"
 #include "tools/commands.h"
 
 namespace st::cli {
@@ -19,6 +20,11 @@ at::TensorOptions tensor_options(const std::string& dtype, const std::string& de
     throw UsageError(cat("--device must be auto, cpu or cuda, got \"", device, "\""));
   }
   return options;
+}
+
+void ComputeFlags::add_to(Args& args) {
+  args.option("dtype", "TYPE", "compute dtype: float32 or bfloat16", &dtype);
+  args.option("device", "DEV", "auto, cpu or cuda", &device);
 }
 
 }  // namespace st::cli

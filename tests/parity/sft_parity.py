@@ -341,11 +341,6 @@ def main():
         for lines in SENTENCES.values():
             out.write("\n".join(lines * 20) + "\n")
         out.write("\n".join(SYSTEMS) + "\n")
-        for folder in ("model", "datasets"):
-            for name in sorted(os.listdir(os.path.join(ROOT, folder))):
-                path = os.path.join(ROOT, folder, name)
-                if os.path.isfile(path):
-                    out.write(open(path, encoding="utf-8").read())
     tok = os.path.join(WORK, "tok")
     run("build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", 1200, stdout=subprocess.DEVNULL)
     config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 1200, "hidden_size": 96,
