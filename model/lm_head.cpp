@@ -5,18 +5,13 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "common/error.h"
+#include "model/kernels/op_dtypes.h"
 
 namespace st {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The softmax and the accumulators run in fp32, or in fp64 for fp64 models
-// (tests that compare summation orders need fp64 all the way through).
-at::ScalarType accumulate_dtype(const at::Tensor& weight) {
-  return weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 // Logits of one chunk in the model dtype, as transformers' lm_head computes them.
 at::Tensor chunk_logits(const at::Tensor& hidden_chunk, const at::Tensor& weight) {
@@ -80,7 +75,7 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                             const at::Tensor& targets, int64_t chunk_rows) {
     const int64_t rows = hidden.size(0);
-    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(accumulate_dtype(weight)));
+    at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(arithmetic_dtype(weight)));
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - start);
       RowLogSoftmax stats =
@@ -97,7 +92,7 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
     const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2];
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const int64_t rows = hidden.size(0);
-    const at::ScalarType acc = accumulate_dtype(weight);
+    const at::ScalarType acc = arithmetic_dtype(weight);
     const bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
     const at::Tensor coeff = grad_outputs[0].to(acc);
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
@@ -126,7 +121,7 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
                             const at::Tensor& targets, int64_t chunk_rows, bool want_hidden, bool want_weight,
                             const WeightGradSink& sink) {
     const int64_t rows = hidden.size(0);
-    const at::ScalarType acc = accumulate_dtype(weight);
+    const at::ScalarType acc = arithmetic_dtype(weight);
     at::Tensor nll = at::zeros({}, hidden.options().dtype(acc));
     const bool to_sink = want_weight && sink.accumulator.defined();
     if (to_sink) want_weight = false;  // autograd gets no weight gradient
@@ -157,8 +152,7 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
         addmm_accumulate_(accumulator, logits.t(), h, sink.scale);
       }
     }
-    ctx->saved_data["hidden_dtype"] = hidden.scalar_type();
-    ctx->saved_data["weight_dtype"] = weight.scalar_type();
+    ctx->saved_data["dtype"] = hidden.scalar_type();  // also the weight's (checked by the caller)
     ctx->saved_data["grad_hidden"] = grad_hidden;
     ctx->saved_data["grad_weight"] = grad_weight;
     return nll;
@@ -178,15 +172,14 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
     const at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
     ctx->saved_data.erase("grad_hidden");
     ctx->saved_data.erase("grad_weight");
-    const at::ScalarType hidden_dtype = ctx->saved_data["hidden_dtype"].toScalarType();
-    const at::ScalarType weight_dtype = ctx->saved_data["weight_dtype"].toScalarType();
+    const at::ScalarType dtype = ctx->saved_data["dtype"].toScalarType();
     // Scaled and rounded in one pass each, with no full-size fp32 temporary.
-    auto scaled = [&](const at::Tensor& g, at::ScalarType dtype) {
+    auto scaled = [&](const at::Tensor& g) {
       if (!g.defined()) return at::Tensor();
       at::Tensor out = at::empty(g.sizes(), g.options().dtype(dtype));
       return at::mul_out(out, g, upstream.to(g.scalar_type()));
     };
-    return {scaled(grad_hidden, hidden_dtype), scaled(grad_weight, weight_dtype), at::Tensor(), at::Tensor(),
+    return {scaled(grad_hidden), scaled(grad_weight), at::Tensor(), at::Tensor(),
             at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -233,8 +226,8 @@ at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight,
   check_shapes("summed_target_nll", hidden, weight, targets, chunk_rows);
   if (sink.accumulator.defined() &&
       (sink.accumulator.sizes() != weight.sizes() || sink.accumulator.device() != weight.device() ||
-       sink.accumulator.scalar_type() != accumulate_dtype(weight) || !sink.accumulator.is_contiguous()))
-    fail("summed_target_nll: the weight-gradient sink must be a contiguous ", accumulate_dtype(weight), " tensor of ",
+       sink.accumulator.scalar_type() != arithmetic_dtype(weight) || !sink.accumulator.is_contiguous()))
+    fail("summed_target_nll: the weight-gradient sink must be a contiguous ", arithmetic_dtype(weight), " tensor of ",
          weight.sizes(), " on ", weight.device(), ", got ", sink.accumulator.scalar_type(), " ",
          sink.accumulator.sizes(), " on ", sink.accumulator.device());
   const bool grad = at::GradMode::is_enabled();

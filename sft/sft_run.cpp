@@ -247,10 +247,10 @@ std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeR
     train::StepInput input;
     input.micro_batches = static_cast<int64_t>(batches.size());
     input.normalizer = trained;
+    const WeightGradSink sink = lm_head_sink(*model, optimizer, trained);
     input.summed_loss = [&](int64_t i) {
       const BatchTensors t = to_tensors(batches[static_cast<size_t>(i)], device);
-      return t.trained ? summed_nll(*model, t, config.lm_head_chunk, lm_head_sink(*model, optimizer, trained))
-                       : at::Tensor();
+      return t.trained ? summed_nll(*model, t, config.lm_head_chunk, sink) : at::Tensor();
     };
     const train::StepResult result = train::optimizer_step(optimizer, input, lr, config.max_grad_norm);
     const double loss = result.loss, grad_norm = result.grad_norm;

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "model/kernels/cross_entropy.h"
 #include "model/kernels/fused_switch.h"
+#include "model/kernels/op_dtypes.h"
 
 #ifdef ST_WITH_CUDA
 #include <c10/cuda/CUDAException.h>
@@ -26,10 +27,6 @@ void check(const at::Tensor& logits, const at::Tensor& targets) {
     fail("log_softmax_rows: logits on ", logits.device(), " but targets on ", targets.device());
 }
 
-at::ScalarType softmax_dtype(const at::Tensor& logits) {
-  return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 #ifdef ST_WITH_CUDA
 RowLogSoftmax launch(at::Tensor& logits, const at::Tensor& targets, const at::Tensor& coeff) {
   c10::cuda::CUDAGuard guard(logits.device());
@@ -44,8 +41,7 @@ RowLogSoftmax launch(at::Tensor& logits, const at::Tensor& targets, const at::Te
                                   out.target_log_prob.data_ptr<float>(),
                                   logits.size(0),
                                   logits.size(1),
-                                  logits.scalar_type() == at::kFloat ? kernels::KernelDType::kFloat32
-                                                                     : kernels::KernelDType::kBFloat16};
+                                  kernel_dtype(logits)};
   kernels::launch_log_softmax_rows(p, c10::cuda::getCurrentCUDAStream().stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
@@ -69,7 +65,7 @@ RowLogSoftmax log_softmax_rows_reference(const at::Tensor& logits, const at::Ten
   check(logits, targets);
   const at::Tensor valid = targets.ge(0);
   const at::Tensor safe = targets.masked_fill(valid.logical_not(), 0).unsqueeze(1);
-  const at::Tensor x = logits.to(softmax_dtype(logits));
+  const at::Tensor x = logits.to(arithmetic_dtype(logits));
   // One fused log_softmax (faster on the CPU than logsumexp); the
   // log-sum-exp is recovered as target logit - target log-prob.
   const at::Tensor log_prob = at::log_softmax(x, 1).gather(1, safe).squeeze(1);
@@ -80,7 +76,7 @@ RowLogSoftmax log_softmax_rows_reference(const at::Tensor& logits, const at::Ten
 RowLogSoftmax log_softmax_rows_with_grad_reference_(at::Tensor& logits, const at::Tensor& targets,
                                                     const at::Tensor& coeff) {
   RowLogSoftmax stats = log_softmax_rows_reference(logits, targets);
-  const at::ScalarType acc = softmax_dtype(logits);
+  const at::ScalarType acc = arithmetic_dtype(logits);
   const at::Tensor valid = targets.ge(0);
   const at::Tensor c = (coeff.to(acc) * valid.to(acc)).unsqueeze(1);
   at::Tensor grad = at::exp(logits.to(acc) - stats.lse.unsqueeze(1)).mul_(c.neg());

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "model/kernels/fused_switch.h"
+#include "model/kernels/op_dtypes.h"
 #include "model/kernels/rms_norm.h"
 #include "model/layers.h"
 
@@ -33,10 +34,9 @@ struct ForwardResult {
 // The kernels' arithmetic written with ATen ops: fp32 (fp64 for fp64 inputs),
 // rounding to the storage dtype where the kernel rounds.
 
-at::ScalarType compute_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 ForwardResult forward_aten(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight, double eps) {
-  const at::ScalarType ct = compute_type(x);
+  const at::ScalarType ct = arithmetic_dtype(x);
   at::Tensor s = residual.defined() ? residual + x : x;
   at::Tensor v = s.to(ct);
   at::Tensor rstd = at::rsqrt(v.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -46,7 +46,7 @@ ForwardResult forward_aten(const at::Tensor& x, const at::Tensor& residual, cons
 
 std::pair<at::Tensor, at::Tensor> backward_aten(const at::Tensor& dy, const at::Tensor& dsum, const at::Tensor& s,
                                                 const at::Tensor& weight, const at::Tensor& rstd) {
-  const at::ScalarType ct = compute_type(s);
+  const at::ScalarType ct = arithmetic_dtype(s);
   at::Tensor n = s.to(ct) * rstd;
   at::Tensor g = dy.to(ct);
   at::Tensor dn = g * weight.to(ct);
@@ -71,10 +71,6 @@ bool kernel_applies(const at::Tensor& x, const at::Tensor& residual, const at::T
 }
 
 #ifdef ST_WITH_CUDA
-kernels::KernelDType kernel_dtype(const at::Tensor& t) {
-  return t.scalar_type() == at::kFloat ? kernels::KernelDType::kFloat32 : kernels::KernelDType::kBFloat16;
-}
-
 ForwardResult forward_cuda(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight, double eps,
                            bool want_rstd) {
   c10::cuda::CUDAGuard guard(x.device());

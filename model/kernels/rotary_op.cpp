@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "model/kernels/fused_switch.h"
+#include "model/kernels/op_dtypes.h"
 #include "model/kernels/rotary.h"
 
 #ifdef ST_WITH_CUDA
@@ -34,7 +35,7 @@ using torch::autograd::variable_list;
 void rotate_aten(const at::Tensor& in, const at::Tensor& out, const at::Tensor& positions,
                  const at::Tensor& inverse_frequencies, double sign) {
   const int64_t half = in.size(-1) / 2;
-  const at::ScalarType ct = in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = arithmetic_dtype(in);
   at::Tensor angles = positions.to(at::kFloat).unsqueeze(-1) * inverse_frequencies.to(at::kFloat);  // [B|1, T, D/2]
   at::Tensor c = angles.cos().to(ct).unsqueeze(1), s = (angles.sin() * sign).to(ct).unsqueeze(1);
   at::Tensor x1 = in.narrow(-1, 0, half).to(ct), x2 = in.narrow(-1, half, half).to(ct);
@@ -82,7 +83,7 @@ void rotate_cuda(const at::Tensor& q_in, const at::Tensor& q_out, const at::Tens
   p.steps = q_in.size(2);
   p.head_dim = q_in.size(3);
   p.sign = sign;
-  p.dtype = q_in.scalar_type() == at::kFloat ? kernels::KernelDType::kFloat32 : kernels::KernelDType::kBFloat16;
+  p.dtype = kernel_dtype(q_in);
   kernels::launch_rotary(p, c10::cuda::getCurrentCUDAStream().stream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/kernels/fused_switch.h"
+#include "model/kernels/op_dtypes.h"
 #include "model/kernels/swiglu.h"
 
 #ifdef ST_WITH_CUDA
@@ -23,16 +24,15 @@ using torch::autograd::variable_list;
 // ---------------------------------------------------------------- ATen formulas
 // The kernels' arithmetic with ATen ops: fp32 (fp64 for fp64 inputs), one rounding per output.
 
-at::ScalarType compute_type(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 at::Tensor forward_aten(const at::Tensor& gate, const at::Tensor& up) {
-  const at::ScalarType ct = compute_type(gate);
+  const at::ScalarType ct = arithmetic_dtype(gate);
   at::Tensor g = gate.to(ct);
   return (g * at::sigmoid(g) * up.to(ct)).to(gate.scalar_type());
 }
 
 std::pair<at::Tensor, at::Tensor> backward_aten(const at::Tensor& dout, const at::Tensor& gate, const at::Tensor& up) {
-  const at::ScalarType ct = compute_type(gate);
+  const at::ScalarType ct = arithmetic_dtype(gate);
   at::Tensor d = dout.to(ct), g = gate.to(ct), u = up.to(ct);
   at::Tensor sg = at::sigmoid(g);
   at::Tensor dup = d * g * sg;
@@ -53,10 +53,6 @@ bool kernel_applies(const at::Tensor& gate, const at::Tensor& up) {
 }
 
 #ifdef ST_WITH_CUDA
-kernels::KernelDType kernel_dtype(const at::Tensor& t) {
-  return t.scalar_type() == at::kFloat ? kernels::KernelDType::kFloat32 : kernels::KernelDType::kBFloat16;
-}
-
 at::Tensor forward_cuda(const at::Tensor& gate, const at::Tensor& up) {
   c10::cuda::CUDAGuard guard(gate.device());
   at::Tensor g = gate.contiguous(), u = up.contiguous();
