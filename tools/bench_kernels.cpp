@@ -12,12 +12,16 @@
 // H100's 3.35 TB/s. The forward runs without autograd; the backward is
 // torch::autograd::grad over a graph built once (retain_graph), so both
 // paths pay the same engine overhead; since that overhead bounds the small
-// ones, each backward is also timed inside a chain of 16 ops under one
-// backward, as in training (pass "backward_in_chain"). Then the LM head + cross-entropy at
+// ones, RMSNorm and rotary are timed again at 8x the rows (65536), where
+// the GPU work outlasts the host's and no operand fits in L2: the kernels'
+// own bandwidth. Each backward is also timed inside a chain of 16 ops under
+// one backward, as in training (pass "backward_in_chain"; consecutive links
+// share operands, so L2 can flatter it). Then the LM head + cross-entropy at
 // 8192 tokens x 256k vocabulary (time against the three matmuls it cannot
 // avoid, peak extra memory against the unfused transformers path) and AdamW
 // (ATen's fused kernel against the _foreach composition and the bandwidth
-// bound). The device's own ceilings (a large copy, a large bf16 product) are
+// bound), and a LoRA projection (tools/bench_lora.cpp: whether a fused one
+// could pay). The device's own ceilings (a large copy, a large bf16 product) are
 // measured first. Without a CUDA device it says so and exits 0 with
 // {"gpu": false}.
 #include <ATen/ATen.h>
@@ -44,11 +48,13 @@
 #include "model/kernels/cross_entropy_op.h"
 #include "model/kernels/fused_switch.h"
 #include "tools/bench_cuda.h"
+#include "tools/bench_lora.h"
 
 namespace {
 
 constexpr double kPeakBytesPerSecond = 3.35e12;  // H100 SXM HBM3
 constexpr int64_t kTokens = 8192;
+constexpr int64_t kLargeTokens = 8 * kTokens;
 
 int iterations = 20;
 
@@ -78,11 +84,11 @@ at::Tensor backward_of(const std::vector<at::Tensor>& outputs, const std::vector
   return grads[0];
 }
 
-void bench_rms_norm(at::ScalarType dtype, int64_t hidden) {
+void bench_rms_norm(at::ScalarType dtype, int64_t hidden, int64_t tokens = kTokens) {
   auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
-  at::Tensor x = at::randn({kTokens, hidden}, options), r = at::randn_like(x), w = at::randn({hidden}, options);
+  at::Tensor x = at::randn({tokens, hidden}, options), r = at::randn_like(x), w = at::randn({hidden}, options);
   const double element = at::elementSize(dtype), n = static_cast<double>(x.numel());
-  const std::string shape = std::to_string(kTokens) + "x" + std::to_string(hidden);
+  const std::string shape = std::to_string(tokens) + "x" + std::to_string(hidden);
   {
     at::NoGradGuard no_grad;
     const double fused = time_ms([&] { st::fused_add_rms_norm(x, r, w, 1e-5); });
@@ -116,18 +122,18 @@ void bench_swiglu(at::ScalarType dtype, int64_t ffn) {
   record("swiglu", "backward", dtype, shape, 5 * n * element, fused, aten);  // dout, g, u in; dg, du out
 }
 
-void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads) {
+void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads, int64_t tokens = kTokens) {
   const int64_t dim = 128;
   auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
   // The attention's layout: transposed views of [1, T, heads, D].
-  at::Tensor q = at::randn({1, kTokens, heads, dim}, options).transpose(1, 2);
-  at::Tensor k = at::randn({1, kTokens, kv_heads, dim}, options).transpose(1, 2);
-  at::Tensor positions = (at::arange(kTokens, options.dtype(at::kLong)) % 1000).view({1, kTokens});
+  at::Tensor q = at::randn({1, tokens, heads, dim}, options).transpose(1, 2);
+  at::Tensor k = at::randn({1, tokens, kv_heads, dim}, options).transpose(1, 2);
+  at::Tensor positions = (at::arange(tokens, options.dtype(at::kLong)) % 1000).view({1, tokens});
   at::Tensor exponents = at::arange(0, dim, 2, options.dtype(at::kFloat)) / static_cast<double>(dim);
   at::Tensor freqs = 1.0 / at::pow(10000.0, exponents);
   st::RotaryTables tables = st::rotary_tables(freqs, positions, dtype);  // built once per forward in the model
   const double element = at::elementSize(dtype), n = static_cast<double>(q.numel() + k.numel());
-  const std::string shape = "T" + std::to_string(kTokens) + " heads " + std::to_string(heads) + "/" +
+  const std::string shape = "T" + std::to_string(tokens) + " heads " + std::to_string(heads) + "/" +
                             std::to_string(kv_heads) + " D128";
   {
     at::NoGradGuard no_grad;
@@ -427,8 +433,11 @@ int main(int argc, char** argv) {
       // the benchmark's own code where there is no GPU.
       iterations = 2;
       bench_chained(at::kCPU, 64, {256}, {320});
+      const auto lora = st::bench::bench_lora_projections({{"smoke", 64, 48}}, 32, 4, /*cuda=*/false, iterations);
       std::cout << "{\"gpu\": false, \"results\": [";
       for (size_t r = 0; r < records.size(); ++r) std::cout << (r ? ",\n  " : "\n  ") << records[r];
+      std::cout << "\n], \"lora_projection\": [";
+      for (size_t r = 0; r < lora.size(); ++r) std::cout << (r ? ",\n  " : "\n  ") << lora[r];
       std::cout << "\n]}\n";
       return 0;
     } else {
@@ -443,6 +452,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   Ceilings ceilings{};
+  std::vector<std::string> lora_records;
   auto print = [&](const char* error) {
     std::cout << "{\"gpu\": true, " << (error ? "\"error\": \"see stderr\", " : "")
               << "\"peak_bytes_per_second\": " << kPeakBytesPerSecond << ", \"measured_copy_bytes_per_second\": "
@@ -451,6 +461,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << records[i];
     std::cout << "\n], \"lm_head\": [";
     for (size_t i = 0; i < lm_head_records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << lm_head_records[i];
+    std::cout << "\n], \"lora_projection\": [";
+    for (size_t i = 0; i < lora_records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << lora_records[i];
     std::cout << "\n], \"adamw\": " << (adamw_record.empty() ? "null" : adamw_record) << "}\n";
   };
   try {
@@ -462,8 +474,20 @@ int main(int argc, char** argv) {
       bench_rotary(dtype, 32, 8);
       bench_rotary(dtype, 64, 8);
     }
+    // The kernels' own bandwidth: with 8x the rows each call's GPU work
+    // outlasts the engine's host work, which then hides behind it (at 8192
+    // rows it does not for the small backward passes), and no operand fits
+    // in the 50 MB L2.
+    for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+      for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden, kLargeTokens);
+      bench_rotary(dtype, 16, 16, kLargeTokens);
+      bench_rotary(dtype, 32, 8, kLargeTokens);
+      bench_rotary(dtype, 64, 8, kLargeTokens);
+    }
     bench_chained(at::kCUDA, kTokens, {2048, 4096, 8192}, {5440, 11008});
     bench_adamw(ceilings);
+    lora_records = st::bench::bench_lora_projections(st::bench::salamandra_lora_shapes(), kTokens, 16,
+                                                     /*cuda=*/true, iterations);
     bench_lm_head(8192, 256000, 4096, {2048, 4096}, ceilings);
     bench_lm_head(8192, 256000, 2048, {1024, 2048, 4096}, ceilings);
   } catch (const std::exception& e) {

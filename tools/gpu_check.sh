@@ -9,7 +9,7 @@
 #      tests, tools/bench_kernels.cpp, tools/bench_train_step.cpp and
 #      tools/bench_hf_step.py (the same step through transformers),
 #   4. writes to $OUT (at most 8 files come back from the GPU machine):
-#      gpu_check.json (summary), kernel_gpu_test.json (gtest),
+#      gpu_check.json (summary, with the GPU tests' counts),
 #      bench_kernels.json, bench_train_step.json, bench_hf_step.json, and
 #      logs.tgz with every
 #      step's output, the ctest junit and the reference tests' gtest json.
@@ -108,14 +108,15 @@ configure() {
 
 build_targets() {
   # shellcheck disable=SC2086  # a list of targets
-  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test kernel_reference_test bench_kernels bench_train_step}
+  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test packed_forward_gpu_test kernel_reference_test bench_kernels bench_train_step}
 }
 
 # The test binaries need the carried shared libraries (sentencepiece, toml++).
 with_libs() { env LD_LIBRARY_PATH="$lib_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
 
 gpu_tests() {
-  (cd "$build" && with_libs GTEST_OUTPUT="json:$out/kernel_gpu_test.json" \
+  # One gtest json per test binary (a folder: the binaries would overwrite one file).
+  (cd "$build" && with_libs GTEST_OUTPUT="json:$out/logs/gpu_tests/" \
     ctest -L gpu --output-on-failure --output-junit "$out/logs/ctest_gpu.xml")
 }
 
@@ -163,6 +164,19 @@ def gtest_counts(path):
                 counts["passed"] += 1
     return counts
 
+def merged_counts(folder):
+    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    merged = None
+    for name in files:
+        counts = gtest_counts(os.path.join(folder, name))
+        if counts is None:
+            continue
+        merged = merged or {"passed": 0, "failed": 0, "skipped": 0, "failures": [], "binaries": []}
+        for key in ("passed", "failed", "skipped", "failures"):
+            merged[key] += counts[key]
+        merged["binaries"].append(name)
+    return merged
+
 try:
     gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
                          capture_output=True, text=True, timeout=30).stdout.strip() or None
@@ -185,15 +199,21 @@ summary = {
     "gpu": gpu,
     "torch": torch_info,
     "steps": steps,
-    "kernel_gpu_test": gtest_counts(os.path.join(out, "kernel_gpu_test.json")),
+    "gpu_tests": merged_counts(os.path.join(out, "logs", "gpu_tests")),
     "kernel_reference_test": gtest_counts(os.path.join(out, "logs", "kernel_reference_test.json")),
     "bench": bench,
     "bench_train_step": load(os.path.join(out, "bench_train_step.json")),
     "bench_hf_step": load(os.path.join(out, "bench_hf_step.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
-print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "kernel_gpu_test", "kernel_reference_test",
+print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "gpu_tests", "kernel_reference_test",
                                           "bench_train_step", "bench_hf_step")}, indent=2))
+for r in (bench or {}).get("results", []):
+    if r["pass"] == "backward_in_chain" or r["fused_fraction_of_peak"] < 0.8:
+        print(r["op"], r["pass"], r["dtype"], r["shape"], "fused_ms", r["fused_ms"], "of_peak", r["fused_fraction_of_peak"])
+for r in (bench or {}).get("lora_projection", []):
+    print(r["shape"], "base", r["base_ms"], "peft", r["peft_ms"], "addmm", r["addmm_ms"],
+          "fused_could_save", r["most_a_fused_kernel_saves"])
 for r in (bench or {}).get("lm_head", []):
     print(r["path"], r["hidden"], r["chunk_rows"], "ms", r["ms"], "x_matmul", r["ratio_to_matmul_bound"],
           "mem_ratio", r["memory_ratio_to_unfused"], "speedup", r["speedup_vs_unfused"])

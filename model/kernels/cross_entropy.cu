@@ -23,10 +23,18 @@ using detail::to_float;
 
 constexpr int kThreads = 1024;
 
+// NaN: fmaxf ignores a NaN operand, so a NaN logit never becomes the
+// maximum; it reaches the sum through exp(NaN - max) instead, which makes
+// the row's log-sum-exp NaN, as log_softmax's is. The branches for an
+// all -inf (or empty) maximum below must not drop one either.
+
 // Merges the running pair (m, s), sum = s * exp(m), with (om, os).
 __device__ __forceinline__ void merge(float& m, float& s, float om, float os) {
   const float nm = fmaxf(m, om);
-  if (nm == -INFINITY) return;  // both still empty
+  if (nm == -INFINITY) {  // both empty or -inf so far: the sums are 0, or NaN
+    s += os;
+    return;
+  }
   s = s * expf(m - nm) + os * expf(om - nm);
   m = nm;
 }
@@ -38,7 +46,12 @@ __device__ __forceinline__ void accumulate(float& m, float& s, const float (&v)[
 #pragma unroll
   for (int j = 1; j < N; ++j) pm = fmaxf(pm, v[j]);
   const float nm = fmaxf(m, pm);
-  if (nm == -INFINITY) return;
+  if (nm == -INFINITY) {  // nothing above -inf yet; only a NaN counts
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      if (isnan(v[j])) s = NAN;
+    return;
+  }
   float sum = 0.f;
 #pragma unroll
   for (int j = 0; j < N; ++j) sum += expf(v[j] - nm);

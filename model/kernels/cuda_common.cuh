@@ -34,6 +34,30 @@ __device__ __forceinline__ void load(const T* p, float (&out)[N]) {
   for (int j = 0; j < N; ++j) out[j] = to_float(pack.v[j]);
 }
 
+/// The pack at p as stored (no conversion): kernels that keep rows in
+/// registers hold them this way, 16 bytes per pack whatever the dtype, so a
+/// bf16 row costs half the registers of its fp32 copy.
+template <typename T, int N>
+__device__ __forceinline__ Pack<T, N> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, N>*>(p);
+}
+
+/// An empty asm that claims to change the pack's registers: values derived
+/// from the pack before this point cannot be reused after it, so a kernel
+/// that holds packs across a barrier keeps them as stored and converts them
+/// again, instead of keeping their wider fp32 conversions alive.
+template <typename T, int N>
+__device__ __forceinline__ void keep_as_stored(Pack<T, N>& pack) {
+  if constexpr (sizeof(Pack<T, N>) % 4 == 0) {
+    auto* words = reinterpret_cast<uint32_t*>(&pack);
+#pragma unroll
+    for (size_t k = 0; k < sizeof(Pack<T, N>) / 4; ++k) asm volatile("" : "+r"(words[k]));
+  } else {
+    static_assert(sizeof(Pack<T, N>) == 2, "packs of 32-bit words or one 16-bit element");
+    asm volatile("" : "+h"(*reinterpret_cast<uint16_t*>(&pack)));
+  }
+}
+
 /// Rounds N fp32 values to T and stores them at p as one unit.
 template <typename T, int N>
 __device__ __forceinline__ void store(T* p, const float (&in)[N]) {

@@ -1,21 +1,28 @@
 // Fused residual add + RMSNorm, forward and backward.
 //
 // Forward: one block per row. The row (after the residual add, rounded to the
-// storage dtype exactly as `residual + x` would be) is stashed in shared
-// memory as fp32 so global memory is read once; the sum of squares is reduced
-// in fp32; each element is normalised, rounded to the storage dtype and
-// multiplied by the weight, the order of casts of transformers' LlamaRMSNorm
-// (and of the ATen reference, rms_norm_op.cpp). rstd per row is kept for the
-// backward.
+// storage dtype exactly as `residual + x` would be) is kept on chip so global
+// memory is read once: in registers, as stored 16-byte packs, when it is at
+// most 4 packs per thread (every Salamandra width), else in shared memory as
+// fp32. The sum of squares is reduced in fp32; each element is normalised,
+// rounded to the storage dtype and multiplied by the weight, the order of
+// casts of transformers' LlamaRMSNorm (and of the ATen reference,
+// rms_norm_op.cpp). rstd per row is kept for the backward.
 //
-// Backward: a grid of as many blocks as fit on the device walks the rows; each block
-// accumulates its rows' weight gradient in shared memory (every thread owns
-// its columns, so no atomics), writes one fp32 partial row, and a second
-// kernel sums the partials per column (llm.c's layernorm backward does the
-// same). The input gradient needs mean(dn * n) over the row before any
-// output: rows of up to 4 packs per thread (512 threads) are held in
-// registers between the two steps; wider rows are read twice (L1/L2 serve
-// the second read).
+// Backward: a grid of as many blocks as fit on the device walks the rows;
+// each block accumulates its rows' weight gradient in shared memory (every
+// thread owns its columns, so no atomics), writes one fp32 partial row, and
+// a second kernel sums the partials per column (llm.c's layernorm backward
+// does the same). The input gradient needs mean(dn * n) over the row before
+// any output: rows of up to 4 packs per thread (512 threads) are held in
+// registers, as stored 16-byte packs, between the two steps; wider rows are
+// read twice (L1/L2 serve the second read).
+//
+// Why stored packs and not fp32 copies: a bf16 row in fp32 takes twice the
+// registers, which at width 8192 left room for one 512-thread block per SM,
+// so nothing overlapped a block's reduction (the first version: 47% of peak
+// there; with packs two blocks fit). Reading two rows per block step instead
+// was tried on the H100 and was no faster.
 //
 // Packs of 16 bytes are used when the row width and every pointer allow it,
 // else single elements (odd widths such as 7 or 1000 in bf16 still work).
@@ -34,6 +41,8 @@ namespace {
 using detail::block_sum;
 using detail::from_float;
 using detail::load;
+using detail::load_pack;
+using detail::Pack;
 using detail::store;
 using detail::to_float;
 
@@ -75,6 +84,52 @@ __global__ void rms_norm_forward_kernel(const T* __restrict__ x, const T* __rest
 #pragma unroll
     for (int j = 0; j < N; ++j) out[j] = w[j] * to_float(from_float<T>(row_cache[i + j] * inv_rms));
     store<T, N>(y + i, out);
+  }
+}
+
+// The forward with the thread's PACKS packs of the row held in registers as
+// stored (after the residual add they are the rounded sums, exactly what the
+// shared-memory version keeps as fp32), and no shared row.
+template <typename T, int N, int PACKS>
+__global__ void rms_norm_forward_cached_kernel(const T* __restrict__ x, const T* __restrict__ residual,
+                                               const T* __restrict__ weight, T* __restrict__ y, T* __restrict__ sum,
+                                               float* __restrict__ rstd, int64_t cols, float eps) {
+  __shared__ float scratch[32];
+  const int64_t offset = static_cast<int64_t>(blockIdx.x) * cols;
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * N, step = static_cast<int64_t>(blockDim.x) * N;
+  Pack<T, N> row[PACKS];
+  float squares = 0.f;
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) {
+    const int64_t i = first + p * step;
+    if (i < cols) {
+      row[p] = load_pack<T, N>(x + offset + i);
+      if (residual) {
+        const Pack<T, N> r = load_pack<T, N>(residual + offset + i);
+        // Round the sum as `residual + x` in the storage dtype would.
+#pragma unroll
+        for (int j = 0; j < N; ++j) row[p].v[j] = from_float<T>(to_float(r.v[j]) + to_float(row[p].v[j]));
+        *reinterpret_cast<Pack<T, N>*>(sum + offset + i) = row[p];
+      }
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        const float v = to_float(row[p].v[j]);
+        squares += v * v;
+      }
+    }
+  }
+  const float inv_rms = rsqrtf(block_sum(squares, scratch) / static_cast<float>(cols) + eps);
+  if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = inv_rms;
+#pragma unroll
+  for (int p = 0; p < PACKS; ++p) {
+    const int64_t i = first + p * step;
+    if (i < cols) {
+      float w[N], out[N];
+      load<T, N>(weight + i, w);
+#pragma unroll
+      for (int j = 0; j < N; ++j) out[j] = w[j] * to_float(from_float<T>(to_float(row[p].v[j]) * inv_rms));
+      store<T, N>(y + offset + i, out);
+    }
   }
 }
 
@@ -126,23 +181,26 @@ __global__ void rms_norm_backward_kernel(const T* __restrict__ dy, const T* __re
 }
 
 // The same computation with the thread's PACKS packs of the row held in
-// registers: dy, s and dsum are read once per row (the generic kernel reads
-// them twice), all loads of a row are issued before the reduction, and the
-// weight is loaded once per block.
+// registers as stored: dy, s and dsum are read once per row (the generic
+// kernel reads them twice), all loads of a row are issued before the
+// reduction, and the weight is loaded once per block. Holding the packs as
+// stored (not as fp32) halves a bf16 row's registers, which lets two blocks
+// share an SM (up to 2 packs per thread), so one block's loads overlap
+// the other's reduction.
 template <typename T, int N, int PACKS>
-__global__ void rms_norm_backward_cached_kernel(const T* __restrict__ dy, const T* __restrict__ dsum,
-                                                const T* __restrict__ s, const T* __restrict__ weight,
-                                                const float* __restrict__ rstd, T* __restrict__ dx,
-                                                float* __restrict__ workspace, int64_t rows, int64_t cols) {
+__global__ void __launch_bounds__(512, PACKS <= 2 ? 2 : 1)
+    rms_norm_backward_cached_kernel(const T* __restrict__ dy, const T* __restrict__ dsum, const T* __restrict__ s,
+                                    const T* __restrict__ weight, const float* __restrict__ rstd, T* __restrict__ dx,
+                                    float* __restrict__ workspace, int64_t rows, int64_t cols) {
   extern __shared__ float dweight_acc[];  // [cols], each column owned by one thread
   __shared__ float scratch[32];
   const int64_t first = static_cast<int64_t>(threadIdx.x) * N, step = static_cast<int64_t>(blockDim.x) * N;
-  float w[PACKS][N];
+  Pack<T, N> w[PACKS];
 #pragma unroll
   for (int p = 0; p < PACKS; ++p) {
     const int64_t i = first + p * step;
     if (i < cols) {
-      load<T, N>(weight + i, w[p]);
+      w[p] = load_pack<T, N>(weight + i);
 #pragma unroll
       for (int j = 0; j < N; ++j) dweight_acc[i + j] = 0.f;
     }
@@ -150,20 +208,29 @@ __global__ void rms_norm_backward_cached_kernel(const T* __restrict__ dy, const 
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t offset = row * cols;
     const float inv_rms = rstd[row];
-    float g[PACKS][N], v[PACKS][N], extra[PACKS][N];
+    Pack<T, N> g[PACKS], v[PACKS], extra[PACKS];
     float dot = 0.f;
 #pragma unroll
     for (int p = 0; p < PACKS; ++p) {
       const int64_t i = first + p * step;
       if (i < cols) {
-        load<T, N>(dy + offset + i, g[p]);
-        load<T, N>(s + offset + i, v[p]);
-        if (dsum) load<T, N>(dsum + offset + i, extra[p]);
+        g[p] = load_pack<T, N>(dy + offset + i);
+        v[p] = load_pack<T, N>(s + offset + i);
+        if (dsum) extra[p] = load_pack<T, N>(dsum + offset + i);
 #pragma unroll
-        for (int j = 0; j < N; ++j) dot += g[p][j] * w[p][j] * v[p][j];
+        for (int j = 0; j < N; ++j) dot += to_float(g[p].v[j]) * to_float(w[p].v[j]) * to_float(v[p].v[j]);
       }
     }
     const float mean_dn_n = block_sum(dot, scratch) * inv_rms / static_cast<float>(cols);
+    // Without this the compiler keeps the fp32 conversions from the dot
+    // product alive across the reduction (twice the registers) instead of
+    // converting the stored packs again, which costs a few integer ops.
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) {
+      detail::keep_as_stored(g[p]);
+      detail::keep_as_stored(v[p]);
+      detail::keep_as_stored(w[p]);
+    }
 #pragma unroll
     for (int p = 0; p < PACKS; ++p) {
       const int64_t i = first + p * step;
@@ -171,9 +238,9 @@ __global__ void rms_norm_backward_cached_kernel(const T* __restrict__ dy, const 
         float out[N];
 #pragma unroll
         for (int j = 0; j < N; ++j) {
-          const float n = v[p][j] * inv_rms;
-          out[j] = inv_rms * (g[p][j] * w[p][j] - n * mean_dn_n) + (dsum ? extra[p][j] : 0.f);
-          dweight_acc[i + j] += g[p][j] * n;
+          const float gj = to_float(g[p].v[j]), n = to_float(v[p].v[j]) * inv_rms;
+          out[j] = inv_rms * (gj * to_float(w[p].v[j]) - n * mean_dn_n) + (dsum ? to_float(extra[p].v[j]) : 0.f);
+          dweight_acc[i + j] += gj * n;
         }
         store<T, N>(dx + offset + i, out);
       }
@@ -228,10 +295,20 @@ void allow_shared_memory(Kernel kernel, size_t bytes) {
 
 template <typename T, int N>
 void forward_typed(const RmsNormForwardParams& p, cudaStream_t stream) {
-  const size_t shared = static_cast<size_t>(p.cols) * sizeof(float);
-  auto kernel = rms_norm_forward_kernel<T, N>;
-  allow_shared_memory(kernel, shared);
-  kernel<<<static_cast<unsigned>(p.rows), threads_for(p.cols, N), shared, stream>>>(
+  using Kernel = void (*)(const T*, const T*, const T*, T*, T*, float*, int64_t, float);
+  const int threads = threads_for(p.cols, N);
+  const int64_t packs = (p.cols + N - 1) / N, per_thread = (packs + threads - 1) / threads;
+  // The register-cached kernel when the row fits 4 packs per thread, else the shared-memory one.
+  size_t shared = 0;
+  Kernel kernel = rms_norm_forward_cached_kernel<T, N, 4>;
+  if (per_thread == 1) kernel = rms_norm_forward_cached_kernel<T, N, 1>;
+  else if (per_thread == 2) kernel = rms_norm_forward_cached_kernel<T, N, 2>;
+  else if (per_thread > 4) {
+    kernel = rms_norm_forward_kernel<T, N>;
+    shared = static_cast<size_t>(p.cols) * sizeof(float);
+    allow_shared_memory(kernel, shared);
+  }
+  kernel<<<static_cast<unsigned>(p.rows), threads, shared, stream>>>(
       static_cast<const T*>(p.x), static_cast<const T*>(p.residual), static_cast<const T*>(p.weight),
       static_cast<T*>(p.y), static_cast<T*>(p.sum), p.rstd, p.cols, p.eps);
 }

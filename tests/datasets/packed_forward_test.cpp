@@ -2,65 +2,27 @@
 // packed batch (positions restarting per document, the document mask) equal
 // the logits of each document run alone. Also for padded rows.
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "datasets/batching.h"
-#include "model/document_mask.h"
 #include "model/llama.h"
 #include "tests/common/test_model.h"
+#include "tests/datasets/packed_forward_cases.h"
 
 namespace st {
 namespace {
 
 ModelConfig small_config() { return test::small_model_config(97); }
 
-struct Docs {
-  std::vector<std::vector<uint32_t>> ids;
-  std::vector<std::vector<uint8_t>> masks;
-  data::SequenceView view() const {
-    return {[this](uint32_t i) { return std::span<const uint32_t>(ids[i]); },
-            [this](uint32_t i) { return std::span<const uint8_t>(masks[i]); }};
-  }
-};
+using test::Docs;
+using test::random_docs;
 
-Docs random_docs(const std::vector<uint32_t>& lengths, int64_t vocab) {
-  Docs docs;
-  data::Shuffler rng(11);
-  for (uint32_t length : lengths) {
-    docs.ids.emplace_back();
-    for (uint32_t t = 0; t < length; ++t) docs.ids.back().push_back(static_cast<uint32_t>(rng.below(vocab)));
-    docs.masks.emplace_back(length, 1);
-  }
-  return docs;
-}
-
-at::Tensor to_tensor(const std::vector<int32_t>& values, int64_t rows, int64_t cols) {
-  return at::tensor(values, at::kLong).view({rows, cols});
-}
-
-// Logits of every document of the batch, run through the model as a batch,
-// compared with the document alone.
+// Each document's logits inside the batch equal its logits alone.
 void expect_batch_equals_documents(const LlamaModel& model, const data::BatchLayout& layout, const Docs& docs,
                                    const data::BatchOptions& options, double atol) {
-  at::NoGradGuard no_grad;
-  const data::Batch batch = materialize(layout, docs.view(), options, /*pad_id=*/0);
-  ForwardOptions forward;
-  forward.position_ids = to_tensor(batch.position_ids, batch.rows, batch.cols);
-  forward.attention_mask = document_attention_mask(to_tensor(batch.document, batch.rows, batch.cols));
-  const at::Tensor logits =
-      model.logits(model.hidden_states(to_tensor(batch.ids, batch.rows, batch.cols), forward));
-  for (int64_t r = 0; r < batch.rows; ++r) {
-    int64_t at_col = 0;
-    for (uint32_t d : layout.rows[r]) {
-      const auto& ids = docs.ids[d];
-      std::vector<int32_t> as_int(ids.begin(), ids.end());
-      const at::Tensor alone = model.logits(model.hidden_states(to_tensor(as_int, 1, ids.size())))[0];
-      const at::Tensor packed = logits[r].narrow(0, at_col, static_cast<int64_t>(ids.size()));
-      EXPECT_LE((packed - alone).abs().max().item<double>(), atol) << "row " << r << " document " << d;
-      at_col += static_cast<int64_t>(ids.size());
-    }
-  }
+  const auto pairs = test::packed_and_alone_logits(model, layout, docs, options);
+  for (size_t d = 0; d < pairs.size(); ++d)
+    EXPECT_LE((pairs[d].first - pairs[d].second).abs().max().item<double>(), atol) << "document " << d;
 }
 
 class PackedForward : public ::testing::TestWithParam<at::ScalarType> {};

@@ -68,6 +68,31 @@ TEST(FusedCrossEntropyGpu, RowsMatchReferenceWithinTwiceItsError) {
   }
 }
 
+// A NaN logit makes its row's statistics and gradient NaN, as in the
+// reference (log_softmax), wherever it sits (op_cases.h: nan_logit_rows).
+TEST(FusedCrossEntropyGpu, NanLogitsGiveNanRowsLikeTheReference) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  KernelsOn on;
+  at::manual_seed(3);
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (int64_t vocab : {1001, 256000}) {
+      at::Tensor logits = nan_logit_rows(vocab);
+      at::Tensor stored = logits.to(dtype).to(at::kCUDA);
+      at::Tensor targets = at::full({5}, vocab - 1, at::TensorOptions().dtype(at::kLong).device(at::kCUDA));
+      at::Tensor coeff = at::ones({5}, at::TensorOptions().device(at::kCUDA));
+      auto fused = [](at::Tensor& l, const at::Tensor& t, const at::Tensor& c) {
+        return log_softmax_rows_with_grad_(l, t, c);
+      };
+      auto ref = run_rows(log_softmax_rows_with_grad_reference_, stored, targets, coeff);
+      auto ours = run_rows(fused, stored, targets, coeff);
+      for (size_t i = 0; i < ref.size(); ++i)
+        EXPECT_TRUE(at::equal(at::isnan(ours[i]), at::isnan(ref[i]))) << i << " " << dtype << " vocab " << vocab;
+      EXPECT_TRUE(at::isnan(ref[0].narrow(0, 0, 3)).all().item<bool>()) << "the reference's NaN rows";
+      EXPECT_FALSE(at::isnan(ref[0].narrow(0, 3, 2)).any().item<bool>());
+    }
+  }
+}
+
 struct Shape {
   int64_t rows, width, vocab, chunk;
 };

@@ -58,6 +58,22 @@ const std::vector<Shape> kShapes = {{13, 1, 7}, {13, 33, 1000}, {11, 2048, 61}, 
                                     {6, 64, 32001}};
 
 // Both entry points (per-row log-probs, summed NLL) for chunks of 1, 7 and all rows.
+// NaN logits: the reference's rows are NaN exactly where log_softmax's are
+// (the GPU kernel is held to the same rule).
+TEST(LogSoftmaxRowsReference, NanLogitsGiveNanRowsLikeLogSoftmax) {
+  at::manual_seed(3);
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor logits = nan_logit_rows(1001).to(dtype);
+    at::Tensor targets = at::full({5}, 1000, at::TensorOptions().dtype(at::kLong));
+    const RowLogSoftmax stats = log_softmax_rows_reference(logits, targets);
+    const at::Tensor plain = at::log_softmax(logits.to(at::kFloat), 1).select(1, 1000);
+    EXPECT_TRUE(at::equal(at::isnan(stats.target_log_prob), at::isnan(plain))) << dtype;
+    EXPECT_TRUE(at::equal(at::isnan(stats.lse), at::isnan(plain))) << dtype;
+    EXPECT_TRUE(at::isnan(plain.narrow(0, 0, 3)).all().item<bool>());
+    EXPECT_FALSE(at::isnan(plain.narrow(0, 3, 2)).any().item<bool>());
+  }
+}
+
 TEST(LmHead, MatchesAutogradInFp64) {
   at::manual_seed(22);
   for (const Shape& s : kShapes) {

@@ -74,6 +74,21 @@ inline const char* kSwiGluNames[] = {"out", "dgate", "dup"};
 
 // ---------------------------------------------------------------- LM head + cross-entropy
 
+/// Five rows of fp64 logits of which the first three hold a NaN: filling
+/// the first 32 entries; after only -inf; in the middle. Row 3 starts with
+/// 32 -inf (no NaN), row 4 is plain. Every row's statistics must be NaN
+/// exactly where log_softmax's are.
+inline at::Tensor nan_logit_rows(int64_t vocab) {
+  const double nan = std::nan(""), inf = INFINITY;
+  at::Tensor logits = at::randn({5, vocab}, at::TensorOptions().dtype(at::kDouble));
+  logits[0].narrow(0, 0, 32).fill_(nan);
+  logits[1].narrow(0, 0, 32).fill_(-inf);
+  logits[1][5] = nan;
+  logits[2][vocab / 2] = nan;
+  logits[3].narrow(0, 0, 32).fill_(-inf);
+  return logits;
+}
+
 struct LmHeadCase {
   at::Tensor hidden, weight, targets, upstream;  // upstream: one factor per row
 };
