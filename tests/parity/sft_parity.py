@@ -34,11 +34,14 @@ Checks:
             implementations have, carried through 20 Adam steps).
   B vs A    every step of B must hold the same rows as the same step of A
             (plans are made per optimizer step); step 1, from the same
-            weights, must give the same loss to 1e-6 relative (fp32
-            summation order only). Over all steps A and B may drift apart
-            by at most twice what the reference drifts between the same two
-            splits (rounding noise amplified through Adam). All of B is also
-            checked against the reference trained on B's batches (1e-4).
+            weights, must give the same loss and gradient norm to 1e-6
+            relative (fp32 summation order only). All of B is also checked
+            against the reference trained on B's batches (1e-4). Later
+            steps' B-vs-A drift is reported, not bounded: it is rounding
+            noise amplified chaotically through Adam, and its ratio to the
+            reference's own drift between the same splits ranged from 0.01
+            to 2.9 over seven data/init seeds with every other check
+            passing, so no single run's drift makes a sound bound.
   C vs ref  packed batches: the reference gets position_ids and a 4D
             additive mask (causal within a document; transformers passes a
             4D mask through as given) -- first verified to equal separate
@@ -238,8 +241,7 @@ def check_batches(name, batches, samples, packed, rows, accum, steps):
     if len(batches) != steps or [b["step"] for b in batches] != list(range(1, steps + 1)):
         fail(f"{name}: batches.jsonl has steps {[b['step'] for b in batches]}, expected 1..{steps}")
     for b in batches:
-        if len(b["micro_batches"]) != accum:
-            fail(f"{name} step {b['step']}: {len(b['micro_batches'])} micro-batches, expected {accum}")
+        seen_before = len(seen)
         for mb in b["micro_batches"]:
             R, C = mb["rows"], mb["cols"]
             if R > rows or any(len(mb[k]) != R * C for k in ("ids", "position_ids", "document", "loss_mask")):
@@ -266,6 +268,12 @@ def check_batches(name, batches, samples, packed, rows, accum, steps):
                         fail(f"{name} step {b['step']} row {r}: document {d} is not a prepared sample "
                              f"(or its mask differs): {list(key)[:20]}...")
                     seen.append(key)
+        # Fewer micro-batches only where the step ends an epoch (its last,
+        # partial accumulation window, as transformers' Trainer does).
+        ends_epoch = len(seen) > seen_before and len(seen) % len(samples) == 0
+        count = len(b["micro_batches"])
+        if count != accum and not (count < accum and ends_epoch):
+            fail(f"{name} step {b['step']}: {count} micro-batches, expected {accum}")
     epoch_steps = math.ceil(len(samples) / (rows * accum)) if not packed else None
     if epoch_steps and steps >= epoch_steps:
         first_epoch = sorted(seen[:len(samples)])
@@ -423,24 +431,16 @@ def main():
     _, hist_b = reference_train(model_dir, batches_b, STEPS, False)
     summary["B_vs_reference"] = compare_steps("B vs reference", metrics_b, hist_b, LOSS_BOUND)
     # Step 1 starts from the same weights: only the micro-batch split differs,
-    # so the losses agree to fp32 summation-order noise (SAME_ROWS_BOUND).
-    d = rel(metrics_b[0]["loss"], metrics_a[0]["loss"])
-    summary["B_vs_A_step1_loss_rel"] = d
-    if d > SAME_ROWS_BOUND:
-        fail(f"B vs A step 1: same rows and weights, loss {metrics_b[0]['loss']!r} vs "
-             f"{metrics_a[0]['loss']!r} (rel {d:.2e})")
-    # Later steps carry that noise through Adam. The bound over all steps is
-    # derived from the reference: the same two splits of the same rows
-    # through transformers drift apart by `split_noise`; ours may drift at
-    # most twice as far (floored at SAME_ROWS_BOUND).
-    split_noise = max(rel(hb["loss"], ha["loss"]) for ha, hb in zip(hist_a, hist_b))
-    ours = max(rel(mb["loss"], ma["loss"]) for ma, mb in zip(metrics_a, metrics_b))
-    bound = max(2 * split_noise, SAME_ROWS_BOUND)
-    summary["B_vs_A_loss_rel_max"] = ours
-    summary["reference_split_noise"] = split_noise
-    if ours > bound:
-        fail(f"B vs A: the same rows split differently drift apart by {ours:.2e}, more than twice the "
-             f"reference's own drift ({split_noise:.2e})")
+    # so loss and gradient norm agree to fp32 summation-order noise.
+    for key in ("loss", "grad_norm"):
+        d = rel(metrics_b[0][key], metrics_a[0][key])
+        summary[f"B_vs_A_step1_{key}_rel"] = d
+        if d > SAME_ROWS_BOUND:
+            fail(f"B vs A step 1: same rows and weights, {key} {metrics_b[0][key]!r} vs {metrics_a[0][key]!r} "
+                 f"(rel {d:.2e} > {SAME_ROWS_BOUND:.0e})")
+    # Later steps: reported only (see the docstring).
+    summary["B_vs_A_loss_rel_max"] = max(rel(mb["loss"], ma["loss"]) for ma, mb in zip(metrics_a, metrics_b))
+    summary["reference_split_drift"] = max(rel(hb["loss"], ha["loss"]) for ha, hb in zip(hist_a, hist_b))
 
     # ---- C: packed rows
     _, metrics_c, batches_c = sft("run_c", model_dir, data, rows=2, accum=2, steps=PACKED_STEPS, packing=True)
