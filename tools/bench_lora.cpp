@@ -6,7 +6,9 @@
 //   - peft:  PEFT's composition: base(x) + lora_B(lora_A(x)) * s, with
 //            separate matmuls, a scale and an add in each direction;
 //   - addmm: the low-rank product added by the second matmul itself
-//            (addmm with alpha = s into the base output), no extra pass.
+//            (addmm with alpha = s into the base output), autograd's backward;
+//   - fused: st::lora_projection (model/lora_projection.h), the same in
+//            both directions with a hand-written backward.
 // A fused kernel pays only if (best of peft and addmm) - base is a real
 // share of the time; "most_a_fused_kernel_saves" is that share.
 #include "tools/bench_lora.h"
@@ -19,6 +21,7 @@
 #include <functional>
 #include <iostream>
 
+#include "model/lora_projection.h"
 #include "tools/bench_cuda.h"
 
 namespace st::bench {
@@ -49,19 +52,24 @@ std::vector<std::string> bench_lora_projections(const std::vector<LoraShape>& sh
       at::Tensor y = at::addmm(at::linear(x, w), at::mm(x, a.t()), b.t(), /*beta=*/1, /*alpha=*/scale);
       torch::autograd::grad({y}, {x, a, b}, {upstream});
     };
+    auto fused = [&] {
+      torch::autograd::grad({st::lora_projection(x, w, {}, a, b, scale)}, {x, a, b}, {upstream});
+    };
     auto timed = [&](const std::function<void()>& fn) { return time_ms(fn, iterations, 3, 3); };
-    const double base_ms = timed(base), peft_ms = timed(peft), addmm_ms = timed(addmm);
+    const double base_ms = timed(base), peft_ms = timed(peft), addmm_ms = timed(addmm), fused_ms = timed(fused);
     const double best = std::min(peft_ms, addmm_ms);
     const double flops = 2.0 * 2.0 * tokens * s.in * s.out;  // forward + input gradient of the frozen W
     char line[768];
     std::snprintf(line, sizeof line,
                   "{\"op\": \"lora_projection\", \"shape\": \"%s\", \"tokens\": %lld, \"in\": %lld, \"out\": %lld, "
-                  "\"rank\": %lld, \"base_ms\": %.4f, \"peft_ms\": %.4f, \"addmm_ms\": %.4f, "
+                  "\"rank\": %lld, \"base_ms\": %.4f, \"peft_ms\": %.4f, \"addmm_ms\": %.4f, \"fused_ms\": %.4f, "
                   "\"peft_overhead_vs_base\": %.3f, \"addmm_overhead_vs_base\": %.3f, "
+                  "\"fused_overhead_vs_base\": %.3f, \"fused_speedup_vs_peft\": %.3f, "
                   "\"most_a_fused_kernel_saves\": %.3f, \"base_TFLOPs\": %.1f}",
                   s.name.c_str(), static_cast<long long>(tokens), static_cast<long long>(s.in),
-                  static_cast<long long>(s.out), static_cast<long long>(rank), base_ms, peft_ms, addmm_ms,
-                  peft_ms / base_ms - 1, addmm_ms / base_ms - 1, (best - base_ms) / best,
+                  static_cast<long long>(s.out), static_cast<long long>(rank), base_ms, peft_ms, addmm_ms, fused_ms,
+                  peft_ms / base_ms - 1, addmm_ms / base_ms - 1, fused_ms / base_ms - 1, peft_ms / fused_ms,
+                  (best - base_ms) / best,
                   flops / (base_ms * 1e-3) / 1e12);
     records.push_back(line);
     std::cerr << line << "\n";

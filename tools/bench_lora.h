@@ -17,9 +17,9 @@ struct LoraShape {
 std::vector<LoraShape> salamandra_lora_shapes();
 
 /// One JSON object per shape: forward + backward of a LoRA projection of
-/// `tokens` rows at `rank`, as PEFT composes it and with the low-rank term
-/// added by the matmuls themselves (addmm), against the frozen projection
-/// alone, which bounds any fused kernel from below. Each call is timed by
+/// `tokens` rows at `rank`, as PEFT composes it, with the low-rank term
+/// added by the matmul itself (addmm), and through st::lora_projection,
+/// against the frozen projection alone, which bounds any fused one from below. Each call is timed by
 /// `time_ms` (milliseconds of one call of its argument).
 std::vector<std::string> bench_lora_projections(const std::vector<LoraShape>& shapes, int64_t tokens, int64_t rank,
                                                 bool cuda, int iterations);

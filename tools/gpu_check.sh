@@ -212,7 +212,7 @@ for r in (bench or {}).get("results", []):
     if r["pass"] == "backward_in_chain" or r["fused_fraction_of_peak"] < 0.8:
         print(r["op"], r["pass"], r["dtype"], r["shape"], "fused_ms", r["fused_ms"], "of_peak", r["fused_fraction_of_peak"])
 for r in (bench or {}).get("lora_projection", []):
-    print(r["shape"], "base", r["base_ms"], "peft", r["peft_ms"], "addmm", r["addmm_ms"],
+    print(r["shape"], "base", r["base_ms"], "peft", r["peft_ms"], "addmm", r["addmm_ms"], "fused", r.get("fused_ms"),
           "fused_could_save", r["most_a_fused_kernel_saves"])
 for r in (bench or {}).get("lm_head", []):
     print(r["path"], r["hidden"], r["chunk_rows"], "ms", r["ms"], "x_matmul", r["ratio_to_matmul_bound"],

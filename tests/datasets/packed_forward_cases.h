@@ -7,24 +7,17 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include <span>
 #include <utility>
 #include <vector>
 
 #include "datasets/batching.h"
 #include "model/document_mask.h"
 #include "model/llama.h"
+#include "tests/common/owned_sequences.h"
 
 namespace st::test {
 
-struct Docs {
-  std::vector<std::vector<uint32_t>> ids;
-  std::vector<std::vector<uint8_t>> masks;
-  data::SequenceView view() const {
-    return {[this](uint32_t i) { return std::span<const uint32_t>(ids[i]); },
-            [this](uint32_t i) { return std::span<const uint8_t>(masks[i]); }};
-  }
-};
+using Docs = OwnedSequences;
 
 inline Docs random_docs(const std::vector<uint32_t>& lengths, int64_t vocab) {
   Docs docs;

@@ -9,6 +9,7 @@
 #include "datasets/batching.h"
 #include "model/llama.h"
 #include "sft/sft_loss.h"
+#include "tests/common/owned_sequences.h"
 #include "tests/common/test_model.h"
 #include "train/schedule.h"
 #include "train/step.h"
@@ -16,14 +17,7 @@
 namespace st {
 namespace {
 
-struct Rows {
-  std::vector<std::vector<uint32_t>> ids;
-  std::vector<std::vector<uint8_t>> masks;
-  data::SequenceView view() const {
-    return {[this](uint32_t i) { return std::span<const uint32_t>(ids[i]); },
-            [this](uint32_t i) { return std::span<const uint8_t>(masks[i]); }};
-  }
-};
+using Rows = test::OwnedSequences;
 
 Rows random_rows() {
   Rows rows;

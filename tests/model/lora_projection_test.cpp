@@ -1,0 +1,127 @@
+// The fused LoRA projection (model/lora_projection.h) against PEFT's
+// composition with autograd's gradients: in fp64 to rounding (the same
+// function, other summation order), and in fp32/bf16 within 2x the
+// composition's own error against fp64 (kernel_test_util.h's rule), at odd
+// sizes and the Salamandra widths, with and without bias and trainable base.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/lora_projection.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace st {
+namespace {
+
+using kernel_test::allowed_error;
+using kernel_test::gradients;
+using kernel_test::leaf;
+using kernel_test::max_error;
+
+struct Case {
+  std::vector<int64_t> x_shape;  // [..., in]
+  int64_t out, rank;
+  bool bias, train_base;
+};
+
+struct Inputs {
+  at::Tensor x, weight, bias, a, b, upstream;  // fp64 values exactly representable in `dtype`
+};
+
+Inputs make_inputs(const Case& c, at::ScalarType dtype) {
+  const int64_t in = c.x_shape.back();
+  auto r = [&](const at::Tensor& t) { return t.to(dtype).to(at::kDouble); };
+  std::vector<int64_t> y_shape = c.x_shape;
+  y_shape.back() = c.out;
+  return {r(at::randn(c.x_shape)),
+          r(at::randn({c.out, in}) / std::sqrt(static_cast<double>(in))),
+          c.bias ? r(at::randn({c.out})) : at::Tensor(),
+          r(at::randn({c.rank, in}) / std::sqrt(static_cast<double>(in))),
+          r(at::randn({c.out, c.rank})),
+          r(at::randn(y_shape))};
+}
+
+// {y, dx, dA, dB[, dW][, db]} of `op` on leaves of `dtype`.
+template <typename Op>
+std::vector<at::Tensor> run(Op op, const Case& c, const Inputs& in, at::ScalarType dtype, double scale) {
+  at::Tensor x = leaf(in.x, dtype), a = leaf(in.a, dtype), b = leaf(in.b, dtype);
+  at::Tensor w = in.weight.to(dtype), bias = c.bias ? in.bias.to(dtype) : at::Tensor();
+  std::vector<at::Tensor> wrt = {x, a, b};
+  if (c.train_base) {
+    w.requires_grad_();
+    wrt.push_back(w);
+    if (c.bias) bias.requires_grad_(), wrt.push_back(bias);
+  }
+  at::Tensor y = op(x, w, bias, a, b, scale);
+  std::vector<at::Tensor> out = {y.detach()};
+  for (const at::Tensor& g : gradients({y}, {in.upstream.to(dtype)}, wrt)) out.push_back(g);
+  return out;
+}
+
+const std::vector<Case> kCases = {
+    {{5, 33}, 17, 4, false, false},     {{2, 3, 33}, 17, 1, true, true},    {{37, 64}, 48, 16, true, false},
+    {{9, 2048}, 2048, 16, false, true}, {{3, 4096}, 1024, 8, false, false}, {{4, 2048}, 5440, 16, false, false},
+    {{2, 5440}, 2048, 16, false, false}};
+
+TEST(LoraProjection, MatchesPeftCompositionInFp64) {
+  at::manual_seed(0);
+  for (const Case& c : kCases) {
+    const Inputs in = make_inputs(c, at::kDouble);
+    const auto truth = run(lora_projection_reference, c, in, at::kDouble, 2.0);
+    const auto ours = run(lora_projection, c, in, at::kDouble, 2.0);
+    ASSERT_EQ(ours.size(), truth.size());
+    for (size_t i = 0; i < truth.size(); ++i) {
+      ASSERT_EQ(ours[i].sizes(), truth[i].sizes()) << i;
+      const double scale = truth[i].abs().max().item<double>();
+      EXPECT_LE(max_error(ours[i], truth[i]), 1e-12 * std::max(scale, 1.0)) << "output " << i << " in " << c.x_shape;
+    }
+  }
+}
+
+TEST(LoraProjection, LowPrecisionWithinTwiceTheCompositionsError) {
+  at::manual_seed(1);
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    for (const Case& c : kCases) {
+      const Inputs in = make_inputs(c, dtype);
+      const auto truth = run(lora_projection_reference, c, in, at::kDouble, 0.5);
+      const auto plain = run(lora_projection_reference, c, in, dtype, 0.5);
+      const auto ours = run(lora_projection, c, in, dtype, 0.5);
+      for (size_t i = 0; i < truth.size(); ++i)
+        EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
+            << "output " << i << " " << dtype << " x " << c.x_shape << " out " << c.out << " r " << c.rank;
+    }
+  }
+}
+
+TEST(LoraProjection, FrozenBaseGetsNoGradient) {
+  at::manual_seed(2);
+  const Case c{{6, 40}, 24, 4, true, false};
+  const Inputs in = make_inputs(c, at::kFloat);
+  at::Tensor x = leaf(in.x, at::kFloat), a = leaf(in.a, at::kFloat), b = leaf(in.b, at::kFloat);
+  at::Tensor w = in.weight.to(at::kFloat), bias = in.bias.to(at::kFloat);
+  lora_projection(x, w, bias, a, b, 1.0).sum().backward();
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_FALSE(bias.grad().defined());
+  EXPECT_TRUE(x.grad().defined() && a.grad().defined() && b.grad().defined());
+}
+
+TEST(LoraProjection, BadShapesNameTheOpAndTensors) {
+  const at::Tensor x = at::randn({3, 8}), w = at::randn({5, 8}), a = at::randn({2, 8}), b = at::randn({5, 2});
+  auto message = [](auto fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { lora_projection(x, w, {}, at::randn({2, 7}), b, 1.0); }).find("lora_a"), std::string::npos);
+  EXPECT_NE(message([&] { lora_projection(x, w, {}, a, at::randn({5, 3}), 1.0); }).find("lora_b"), std::string::npos);
+  EXPECT_NE(message([&] { lora_projection(at::randn({3, 9}), w, {}, a, b, 1.0); }).find("lora_projection"),
+            std::string::npos);
+  EXPECT_NE(message([&] { lora_projection(x, w, at::randn({4}), a, b, 1.0); }).find("bias"), std::string::npos);
+  EXPECT_NE(message([&] { lora_projection(x, w.to(at::kDouble), {}, a, b, 1.0); }).find("dtype"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace st
