@@ -73,7 +73,7 @@ void addmm_accumulate_(at::Tensor& sum, const at::Tensor& a, const at::Tensor& b
 class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogProbs> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t chunk_rows) {
+                            const at::Tensor& targets, int64_t chunk_rows, const WeightGradSink& sink) {
     const int64_t rows = hidden.size(0);
     at::Tensor log_probs = at::empty({rows}, hidden.options().dtype(arithmetic_dtype(weight)));
     for (int64_t start = 0; start < rows; start += chunk_rows) {
@@ -84,6 +84,11 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
     }
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["chunk_rows"] = chunk_rows;
+    // The optimizer's buffer, not a saved activation: backward adds into it.
+    if (sink.accumulator.defined()) {
+      ctx->saved_data["sink"] = sink.accumulator;
+      ctx->saved_data["sink_scale"] = sink.scale;
+    }
     return log_probs;
   }
 
@@ -93,7 +98,12 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const int64_t rows = hidden.size(0);
     const at::ScalarType acc = arithmetic_dtype(weight);
-    const bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    const bool want_hidden = ctx->needs_input_grad(0);
+    // With a sink the weight gradient goes there (fp32, scaled), not to autograd.
+    const bool to_sink = ctx->needs_input_grad(1) && ctx->saved_data.count("sink") > 0;
+    const bool want_weight = ctx->needs_input_grad(1) && !to_sink;
+    at::Tensor sink = to_sink ? ctx->saved_data["sink"].toTensor() : at::Tensor();
+    const double sink_scale = to_sink ? ctx->saved_data["sink_scale"].toDouble() : 1.0;
     const at::Tensor coeff = grad_outputs[0].to(acc);
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
     // Weight gradients accumulate over chunks in fp32, like one big matmul would.
@@ -107,9 +117,10 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
       log_softmax_rows_with_grad_(grad_logits, targets.narrow(0, start, n), coeff.narrow(0, start, n));
       if (want_hidden) grad_hidden.narrow(0, start, n).copy_(at::mm(grad_logits, weight));
       if (want_weight) addmm_accumulate_(grad_weight, grad_logits.t(), h);
+      if (to_sink) addmm_accumulate_(sink, grad_logits.t(), h, sink_scale);
     }
     return {grad_hidden, want_weight ? grad_weight.to(weight.scalar_type()) : at::Tensor(), at::Tensor(),
-            at::Tensor()};
+            at::Tensor(), at::Tensor()};
   }
 };
 
@@ -197,6 +208,14 @@ void check_shapes(const char* what, const at::Tensor& hidden, const at::Tensor& 
   if (chunk_rows <= 0) fail(what, ": chunk_rows must be positive, got ", chunk_rows);
 }
 
+void check_sink(const char* what, const WeightGradSink& sink, const at::Tensor& weight) {
+  const at::Tensor& a = sink.accumulator;
+  if (a.defined() && (a.sizes() != weight.sizes() || a.device() != weight.device() ||
+                      a.scalar_type() != arithmetic_dtype(weight) || !a.is_contiguous()))
+    fail(what, ": the weight-gradient sink must be a contiguous ", arithmetic_dtype(weight), " tensor of ",
+         weight.sizes(), " on ", weight.device(), ", got ", a.scalar_type(), " ", a.sizes(), " on ", a.device());
+}
+
 // int64 targets on the weight's device, each a vocabulary id or ignored
 // (one device-to-host sync per call, not per chunk).
 at::Tensor checked_targets(const char* what, const at::Tensor& targets, const at::Tensor& weight) {
@@ -215,21 +234,17 @@ at::Tensor checked_targets(const char* what, const at::Tensor& targets, const at
 }  // namespace
 
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                            int64_t chunk_rows) {
+                            int64_t chunk_rows, const WeightGradSink& sink) {
   check_shapes("target_log_probs", hidden, weight, targets, chunk_rows);
+  check_sink("target_log_probs", sink, weight);
   return ChunkedTargetLogProbs::apply(hidden, weight, checked_targets("target_log_probs", targets, weight),
-                                      chunk_rows);
+                                      chunk_rows, sink);
 }
 
 at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                              int64_t chunk_rows, const WeightGradSink& sink) {
   check_shapes("summed_target_nll", hidden, weight, targets, chunk_rows);
-  if (sink.accumulator.defined() &&
-      (sink.accumulator.sizes() != weight.sizes() || sink.accumulator.device() != weight.device() ||
-       sink.accumulator.scalar_type() != arithmetic_dtype(weight) || !sink.accumulator.is_contiguous()))
-    fail("summed_target_nll: the weight-gradient sink must be a contiguous ", arithmetic_dtype(weight), " tensor of ",
-         weight.sizes(), " on ", weight.device(), ", got ", sink.accumulator.scalar_type(), " ",
-         sink.accumulator.sizes(), " on ", sink.accumulator.device());
+  check_sink("summed_target_nll", sink, weight);
   const bool grad = at::GradMode::is_enabled();
   return ChunkedSummedNll::apply(hidden, weight, checked_targets("summed_target_nll", targets, weight), chunk_rows,
                                  grad && hidden.requires_grad(), grad && weight.requires_grad(), sink);

@@ -14,15 +14,6 @@
 
 namespace st {
 
-/// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights),
-/// for hidden [N, H], weight [V, H], targets [N] (int64; kIgnoreTarget rows
-/// give 0). Differentiable in hidden and weight with any upstream gradient
-/// (DPO weighs each sequence differently): backward recomputes each chunk's
-/// logits, so the pair costs four matmuls. At most chunk_rows x V logits
-/// exist at a time.
-at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                            int64_t chunk_rows = 1024);
-
 /// -sum of target_log_probs over the rows (an fp32 scalar; fp64 for fp64
 /// weights): the summed cross-entropy SFT trains on. When gradients are
 /// wanted it computes them during the forward pass, while each chunk's
@@ -43,5 +34,17 @@ struct WeightGradSink {
 };
 at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                              int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
+
+/// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights),
+/// for hidden [N, H], weight [V, H], targets [N] (int64; kIgnoreTarget rows
+/// give 0). Differentiable in hidden and weight with any upstream gradient
+/// (DPO weighs each sequence differently): backward recomputes each chunk's
+/// logits, so the pair costs four matmuls. At most chunk_rows x V logits
+/// exist at a time. With a sink, backward adds the weight gradient times
+/// sink.scale (1 for exactly what autograd would give, the upstream gradient
+/// being known by then) into sink.accumulator instead of returning it: no
+/// weight-sized fp32 temporary.
+at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                            int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
 
 }  // namespace st

@@ -296,10 +296,10 @@ std::vector<std::string> lm_head_records;
 // Forward + backward of the summed cross-entropy over `tokens` rows: the
 // unfused transformers path (full logits, fp32 upcast, cross_entropy), ours
 // with the kernel and without it (ATen row ops, same chunks), the per-row
-// log-probs (DPO's path, which recomputes logits in backward), the summed
-// NLL adding its weight gradient into an fp32 accumulator (the trainer's
-// path with master weights), and the three matmuls alone, the lower bound
-// of any implementation.
+// log-probs (DPO's path, which recomputes logits in backward), both adding
+// their weight gradient into an fp32 accumulator (the trainer's path with
+// master weights), and the three matmuls alone, the lower bound of any
+// implementation.
 void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vector<int64_t>& chunks,
                    const Ceilings& ceilings) {
   auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -341,15 +341,22 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
       auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h});
     };
   };
+  // DPO's path with master weights: the same accumulator, filled in backward.
+  auto per_row_into_accumulator = [&](int64_t chunk) {
+    return [&, chunk] {
+      auto grads = torch::autograd::grad({st::target_log_probs(h, w, targets, chunk, {accumulator, 1.0}).sum()}, {h});
+    };
+  };
   const double flops = 3 * 2.0 * tokens * vocab * hidden;
   for (int64_t chunk : chunks) {
     for (const char* path : {"summed_nll_fp32_grad_accumulator", "summed_nll", "summed_nll_aten_rows",
-                             "per_row_log_probs"}) {
+                             "per_row_log_probs", "per_row_log_probs_fp32_grad_accumulator"}) {
       const bool kernel = std::strcmp(path, "summed_nll_aten_rows") != 0;
       st::override_fused_kernels(kernel);
       std::function<void()> fn = summed(chunk);
       if (std::strcmp(path, "per_row_log_probs") == 0) fn = per_row(chunk);
       if (std::strcmp(path, "summed_nll_fp32_grad_accumulator") == 0) fn = summed_into_accumulator(chunk);
+      if (std::strcmp(path, "per_row_log_probs_fp32_grad_accumulator") == 0) fn = per_row_into_accumulator(chunk);
       const double bytes = static_cast<double>(st::bench::peak_extra_bytes(fn));
       const double ms = timed(fn);
       st::override_fused_kernels(std::nullopt);

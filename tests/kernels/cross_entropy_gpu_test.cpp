@@ -126,7 +126,8 @@ TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
 }
 
 // The trainer's path with master weights: the weight gradient added into an
-// fp32 accumulator (cuBLAS's widening addmm with the scale as alpha).
+// fp32 accumulator (cuBLAS's widening addmm with the scale as alpha), for the
+// summed NLL and for the per-row log-probs.
 TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   KernelsOn on;
@@ -146,6 +147,19 @@ TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
     EXPECT_FALSE(w.grad().defined());
     EXPECT_LE(max_error(accumulator, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
     EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
+
+    // The per-row log-probs (DPO's path) with the same sink, any upstream.
+    auto rows_truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    auto rows_plain = run_target_log_probs(plain_target_log_probs, c, at::kBFloat16);
+    at::Tensor h2 = leaf(c.hidden, at::kBFloat16), w2 = leaf(c.weight, at::kBFloat16);
+    at::Tensor accumulator2 = at::zeros(w2.sizes(), w2.options().dtype(at::kFloat));
+    at::Tensor log_probs = target_log_probs(h2, w2, c.targets, s.chunk, {accumulator2, 1.0});
+    log_probs.backward(c.upstream.to(log_probs.scalar_type()));
+    EXPECT_FALSE(w2.grad().defined());
+    EXPECT_LE(max_error(accumulator2, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
+        << "per-row " << s.rows << "x" << s.vocab;
+    EXPECT_LE(max_error(h2.grad(), rows_truth[1]), allowed_error(rows_plain[1], rows_truth[1]))
+        << "per-row " << s.rows << "x" << s.vocab;
   }
 }
 

@@ -132,6 +132,30 @@ TEST(LmHead, NoGradientWorkWithoutGradMode) {
 
 // A frozen weight (LoRA's case) skips the weight-gradient products; the
 // hidden gradient must still be plain autograd's.
+// DPO's path with master weights: the per-row log-probs' weight gradient,
+// for any upstream gradient, added into the optimizer's accumulator in backward.
+TEST(LmHead, PerRowSinkReceivesTheWeightGradient) {
+  at::manual_seed(26);
+  for (at::ScalarType dtype : {at::kDouble, at::kBFloat16}) {
+    LmHeadCase c = make_lm_head_case(11, 2048, 61, dtype, at::kCPU);
+    const double scale = 0.5;
+    auto truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    auto plain = run_target_log_probs(plain_target_log_probs, c, dtype);
+    at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+    const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor accumulator = at::ones(w.sizes(), at::TensorOptions().dtype(acc));  // adds, never overwrites
+    at::Tensor log_probs = target_log_probs(h, w, c.targets, 4, {accumulator, scale});
+    log_probs.backward(c.upstream.to(log_probs.scalar_type()));
+    EXPECT_FALSE(w.grad().defined()) << "autograd must not also produce the weight gradient";
+    at::Tensor received = (accumulator - 1) / scale;
+    const double exact = 1e-12 * std::max(1.0, truth[2].abs().max().item<double>());
+    EXPECT_LE(max_error(received, truth[2]), dtype == at::kDouble ? exact : allowed_error(plain[2], truth[2]));
+    EXPECT_LE(max_error(h.grad(), truth[1]), dtype == at::kDouble ? 1e-12 : allowed_error(plain[1], truth[1]));
+  }
+  at::Tensor h = at::randn({3, 8}), w = at::randn({10, 8});
+  EXPECT_THROW(target_log_probs(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 7}), 1.0}), Error);
+}
+
 TEST(LmHead, FrozenWeightStillGivesTheHiddenGradient) {
   LmHeadCase c = make_lm_head_case(5, 16, 40, at::kDouble, at::kCPU);
   at::Tensor h = leaf(c.hidden, at::kDouble), w = c.weight.clone();
