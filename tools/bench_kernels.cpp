@@ -1,7 +1,7 @@
 // Benchmark of the fused CUDA kernels (model/kernels/) against the unfused
 // ATen path in the same run, on the same GPU. Not a test: it asserts nothing.
 //
-//   bench_kernels [--iters N] > bench_kernels.json
+//   bench_kernels [--iters N] [--only rms_norm,rotary,...] > bench_kernels.json
 //   bench_kernels --cpu-smoke     # the chained cases, small, on the CPU (checks this file)
 //
 // Per op, dtype and Salamandra shape (8192 tokens; the 2B/7B/40B widths), for
@@ -37,6 +37,8 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,11 @@ constexpr int64_t kTokens = 8192;
 constexpr int64_t kLargeTokens = 8 * kTokens;
 
 int iterations = 20;
+
+// The sections to run (--only); empty: all of them.
+std::set<std::string> only;
+const std::set<std::string> kSections = {"rms_norm", "swiglu", "rotary", "chain", "adamw", "lora", "lm_head"};
+bool wanted(const std::string& section) { return only.empty() || only.count(section) > 0; }
 
 // The elementwise kernels take tens of microseconds: ten calls per sample.
 double time_ms(const std::function<void()>& fn) { return st::bench::time_ms(fn, iterations, 3, 10); }
@@ -435,6 +442,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
       iterations = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+      std::stringstream list(argv[++i]);
+      for (std::string name; std::getline(list, name, ',');) {
+        if (kSections.count(name) == 0) {
+          std::cerr << "bench_kernels: --only: unknown section '" << name
+                    << "' (rms_norm, swiglu, rotary, chain, adamw, lora, lm_head)\n";
+          return 2;
+        }
+        only.insert(name);
+      }
     } else if (std::strcmp(argv[i], "--cpu-smoke") == 0) {
       // Small chained cases on the CPU (the fused ops' CPU formulas): checks
       // the benchmark's own code where there is no GPU.
@@ -448,7 +465,7 @@ int main(int argc, char** argv) {
       std::cout << "\n]}\n";
       return 0;
     } else {
-      std::cerr << "usage: bench_kernels [--iters N] [--cpu-smoke] > bench_kernels.json\n";
+      std::cerr << "usage: bench_kernels [--iters N] [--only SECTION[,SECTION...]] [--cpu-smoke] > bench_kernels.json\n";
       return 2;
     }
   }
@@ -475,28 +492,33 @@ int main(int argc, char** argv) {
   try {
     ceilings = measure_ceilings();
     for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-      for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden);
-      for (int64_t ffn : {5440, 11008, 24576}) bench_swiglu(dtype, ffn);
-      bench_rotary(dtype, 16, 16);
-      bench_rotary(dtype, 32, 8);
-      bench_rotary(dtype, 64, 8);
+      if (wanted("rms_norm"))
+        for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden);
+      if (wanted("swiglu"))
+        for (int64_t ffn : {5440, 11008, 24576}) bench_swiglu(dtype, ffn);
+      if (wanted("rotary"))
+        for (auto [heads, kv_heads] : {std::pair{16, 16}, {32, 8}, {64, 8}}) bench_rotary(dtype, heads, kv_heads);
     }
     // The kernels' own bandwidth: with 8x the rows each call's GPU work
     // outlasts the engine's host work, which then hides behind it (at 8192
     // rows it does not for the small backward passes), and no operand fits
     // in the 50 MB L2.
     for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
-      for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden, kLargeTokens);
-      bench_rotary(dtype, 16, 16, kLargeTokens);
-      bench_rotary(dtype, 32, 8, kLargeTokens);
-      bench_rotary(dtype, 64, 8, kLargeTokens);
+      if (wanted("rms_norm"))
+        for (int64_t hidden : {2048, 4096, 8192}) bench_rms_norm(dtype, hidden, kLargeTokens);
+      if (wanted("rotary"))
+        for (auto [heads, kv_heads] : {std::pair{16, 16}, {32, 8}, {64, 8}})
+          bench_rotary(dtype, heads, kv_heads, kLargeTokens);
     }
-    bench_chained(at::kCUDA, kTokens, {2048, 4096, 8192}, {5440, 11008});
-    bench_adamw(ceilings);
-    lora_records = st::bench::bench_lora_projections(st::bench::salamandra_lora_shapes(), kTokens, 16,
-                                                     /*cuda=*/true, iterations);
-    bench_lm_head(8192, 256000, 4096, {2048, 4096}, ceilings);
-    bench_lm_head(8192, 256000, 2048, {1024, 2048, 4096}, ceilings);
+    if (wanted("chain")) bench_chained(at::kCUDA, kTokens, {2048, 4096, 8192}, {5440, 11008});
+    if (wanted("adamw")) bench_adamw(ceilings);
+    if (wanted("lora"))
+      lora_records = st::bench::bench_lora_projections(st::bench::salamandra_lora_shapes(), kTokens, 16,
+                                                       /*cuda=*/true, iterations);
+    if (wanted("lm_head")) {
+      bench_lm_head(8192, 256000, 4096, {2048, 4096}, ceilings);
+      bench_lm_head(8192, 256000, 2048, {1024, 2048, 4096}, ceilings);
+    }
   } catch (const std::exception& e) {
     std::cerr << "bench_kernels: " << e.what() << "\n";
     print("see stderr");

@@ -25,7 +25,7 @@
 #   PYTHON         the python whose torch to build against (default: python3 on PATH)
 #   CUDA_ARCHS     CMAKE_CUDA_ARCHITECTURES (default 90-real;80-virtual, as CI)
 #   BENCH_ITERS    timed iterations per benchmark case (default 20)
-#   BENCH_ARGS     more arguments for bench_kernels (e.g. --iters 5)
+#   BENCH_ARGS     more arguments for bench_kernels (e.g. "--iters 5 --only rms_norm,rotary")
 #   GPU_CHECK_STEPS  the steps after the build (default: gpu_tests reference_tests
 #                  bench bench_train_step bench_hf_step)
 #   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks)
