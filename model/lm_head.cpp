@@ -20,8 +20,8 @@ at::Tensor chunk_logits(const at::Tensor& hidden_chunk, const at::Tensor& weight
 
 // cuBLAS can multiply bf16 matrices into an fp32 result (ATen's mm/addmm
 // with out_dtype), which saves rounding a partial product to bf16 and a
-// conversion pass. Checked once on a small product, since it is a recent
-// ATen addition; without it the product is rounded, then widened.
+// conversion pass. Whether this device and cuBLAS support it is checked once
+// on a small product; without it the product is rounded, then widened.
 bool widening_matmul_works(const at::Tensor& like) {
   static const bool works = [&] {
     try {
@@ -104,7 +104,8 @@ class ChunkedTargetLogProbs : public torch::autograd::Function<ChunkedTargetLogP
     const bool want_weight = ctx->needs_input_grad(1) && !to_sink;
     at::Tensor sink = to_sink ? ctx->saved_data["sink"].toTensor() : at::Tensor();
     const double sink_scale = to_sink ? ctx->saved_data["sink_scale"].toDouble() : 1.0;
-    const at::Tensor coeff = grad_outputs[0].to(acc);
+    // Contiguous once (after a .sum() it is an expanded view), not per chunk.
+    const at::Tensor coeff = grad_outputs[0].to(acc).contiguous();
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
     // Weight gradients accumulate over chunks in fp32, like one big matmul would.
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();

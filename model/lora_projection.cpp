@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <optional>
 #include <vector>
 
 #include "common/error.h"
@@ -63,7 +62,8 @@ class LoraProjectionFunction : public torch::autograd::Function<LoraProjectionFu
     // needs_input_grad counts tensor inputs only: x, weight, bias, lora_a, lora_b.
     const at::Tensor g = grad_outputs[0].reshape({-1, weight.size(0)});
     // s g B: [N, r], shared by the input and lora_a gradients.
-    const at::Tensor gb = at::mm(g, lora_b).mul_(scale);
+    const at::Tensor gb =
+        ctx->needs_input_grad(0) || ctx->needs_input_grad(3) ? at::mm(g, lora_b).mul_(scale) : at::Tensor();
     at::Tensor dx, dweight, dbias, da, db;
     if (ctx->needs_input_grad(0)) {
       dx = at::mm(g, weight);
@@ -80,8 +80,6 @@ class LoraProjectionFunction : public torch::autograd::Function<LoraProjectionFu
   }
 };
 
-std::optional<at::Tensor> optional(const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; }
-
 }  // namespace
 
 at::Tensor lora_projection(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
@@ -90,12 +88,6 @@ at::Tensor lora_projection(const at::Tensor& x, const at::Tensor& weight, const 
   const bool has_bias = bias.defined();
   return LoraProjectionFunction::apply(x, weight, has_bias ? bias : at::empty({0}, x.options()), has_bias, lora_a,
                                        lora_b, scale);
-}
-
-at::Tensor lora_projection_reference(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                                     const at::Tensor& lora_a, const at::Tensor& lora_b, double scale) {
-  check(x, weight, bias, lora_a, lora_b);
-  return at::linear(x, weight, optional(bias)) + at::linear(at::linear(x, lora_a), lora_b) * scale;
 }
 
 }  // namespace st

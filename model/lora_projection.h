@@ -10,9 +10,9 @@
 //   backward  dx = g W;         dx += (s g B) A
 //             dA = (s g B)^T x,  dB = s g^T (x A^T),  dW = g^T x (when W trains)
 // so no elementwise pass over a full activation remains, and only x and
-// x A^T (tokens x r) are saved. A model-side LoRA projection (a Projection,
-// model/projection.h) calls it; dropout on the LoRA input is not fused (use
-// the reference composition there).
+// x A^T (tokens x r) are saved. Nothing calls it yet: the LoRA feature's
+// projection (a Projection, model/projection.h) will; dropout on the LoRA
+// input is not fused (PEFT's composition serves that case).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -26,9 +26,5 @@ namespace st {
 /// dtypes raise st::Error naming the op and the tensors.
 at::Tensor lora_projection(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                            const at::Tensor& lora_a, const at::Tensor& lora_b, double scale);
-
-/// PEFT's composition, gradients by autograd: the reference the op is tested against.
-at::Tensor lora_projection_reference(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                                     const at::Tensor& lora_a, const at::Tensor& lora_b, double scale);
 
 }  // namespace st

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "common/error.h"
 #include "model/kernels/cross_entropy.h"
 #include "model/kernels/fused_switch.h"
@@ -59,30 +61,43 @@ bool kernel_applies(const at::Tensor& logits) {
 #endif
 }
 
+// The statistics from one fused log_softmax (faster on the CPU than
+// logsumexp), which is returned too: the gradient pass reuses it. The
+// log-sum-exp is recovered as target logit - target log-prob.
+struct ReferenceRows {
+  RowLogSoftmax stats;
+  at::Tensor log_softmax;  // [rows, vocab] in the arithmetic dtype
+};
+
+ReferenceRows reference_rows(const at::Tensor& logits, const at::Tensor& targets) {
+  const at::Tensor valid = targets.ge(0);
+  const at::Tensor safe = targets.masked_fill(valid.logical_not(), 0).unsqueeze(1);
+  const at::Tensor x = logits.to(arithmetic_dtype(logits));
+  at::Tensor log_softmax = at::log_softmax(x, 1);
+  const at::Tensor log_prob = log_softmax.gather(1, safe).squeeze(1);
+  const at::Tensor lse = x.gather(1, safe).squeeze(1) - log_prob;
+  return {{lse, log_prob.masked_fill(valid.logical_not(), 0.0)}, log_softmax};
+}
+
 }  // namespace
 
 RowLogSoftmax log_softmax_rows_reference(const at::Tensor& logits, const at::Tensor& targets) {
   check(logits, targets);
-  const at::Tensor valid = targets.ge(0);
-  const at::Tensor safe = targets.masked_fill(valid.logical_not(), 0).unsqueeze(1);
-  const at::Tensor x = logits.to(arithmetic_dtype(logits));
-  // One fused log_softmax (faster on the CPU than logsumexp); the
-  // log-sum-exp is recovered as target logit - target log-prob.
-  const at::Tensor log_prob = at::log_softmax(x, 1).gather(1, safe).squeeze(1);
-  const at::Tensor lse = x.gather(1, safe).squeeze(1) - log_prob;
-  return {lse, log_prob.masked_fill(valid.logical_not(), 0.0)};
+  return reference_rows(logits, targets).stats;
 }
 
 RowLogSoftmax log_softmax_rows_with_grad_reference_(at::Tensor& logits, const at::Tensor& targets,
                                                     const at::Tensor& coeff) {
-  RowLogSoftmax stats = log_softmax_rows_reference(logits, targets);
+  check(logits, targets);
+  ReferenceRows rows = reference_rows(logits, targets);
   const at::ScalarType acc = arithmetic_dtype(logits);
   const at::Tensor valid = targets.ge(0);
   const at::Tensor c = (coeff.to(acc) * valid.to(acc)).unsqueeze(1);
-  at::Tensor grad = at::exp(logits.to(acc) - stats.lse.unsqueeze(1)).mul_(c.neg());
+  // coeff * (onehot - softmax), the softmax being exp(log_softmax) in place.
+  at::Tensor grad = rows.log_softmax.exp_().mul_(c.neg());
   grad.scatter_add_(1, targets.masked_fill(valid.logical_not(), 0).unsqueeze(1), c);
   logits.copy_(grad);
-  return stats;
+  return rows.stats;
 }
 
 RowLogSoftmax log_softmax_rows(const at::Tensor& logits, const at::Tensor& targets) {
@@ -100,6 +115,8 @@ RowLogSoftmax log_softmax_rows_with_grad_(at::Tensor& logits, const at::Tensor& 
   check(logits, targets);
   if (coeff.dim() != 1 || coeff.size(0) != logits.size(0))
     fail("log_softmax_rows: expected coeff [", logits.size(0), "], got ", coeff.sizes());
+  if (coeff.device() != logits.device())
+    fail("log_softmax_rows: logits on ", logits.device(), " but coeff on ", coeff.device());
 #ifdef ST_WITH_CUDA
   if (fused_cross_entropy_applies(logits)) return launch(logits, targets, coeff);
 #endif

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "datasets/readers.h"
+#include "tests/common/expect_error.h"
 
 namespace st::data {
 namespace {
@@ -35,17 +36,7 @@ std::vector<PreferencePair> prefs(const std::string& text, ReaderOptions o = opt
   return parse_preferences(text, "data.jsonl", o, stats);
 }
 
-// Runs `fn`, expects st::Error whose message holds every one of `parts`.
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    std::string what = e.what();
-    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-    return;
-  }
-  ADD_FAILURE() << "no st::Error thrown";
-}
+using test::expect_error;
 
 std::string gzip_bytes(const std::string& text) {
   z_stream zs{};

@@ -57,7 +57,6 @@ struct Shape {
 const std::vector<Shape> kShapes = {{13, 1, 7}, {13, 33, 1000}, {11, 2048, 61}, {11, 4096, 61}, {9, 8192, 37},
                                     {6, 64, 32001}};
 
-// Both entry points (per-row log-probs, summed NLL) for chunks of 1, 7 and all rows.
 // NaN logits: the reference's rows are NaN exactly where log_softmax's are
 // (the GPU kernel is held to the same rule).
 TEST(LogSoftmaxRowsReference, NanLogitsGiveNanRowsLikeLogSoftmax) {
@@ -74,6 +73,7 @@ TEST(LogSoftmaxRowsReference, NanLogitsGiveNanRowsLikeLogSoftmax) {
   }
 }
 
+// Both entry points (per-row log-probs, summed NLL) for chunks of 1, 7 and all rows.
 TEST(LmHead, MatchesAutogradInFp64) {
   at::manual_seed(22);
   for (const Shape& s : kShapes) {
@@ -130,8 +130,6 @@ TEST(LmHead, NoGradientWorkWithoutGradMode) {
   EXPECT_NEAR(nll.item<double>(), -plain_target_log_probs(h, w, c.targets).sum().item<double>(), 1e-4);
 }
 
-// A frozen weight (LoRA's case) skips the weight-gradient products; the
-// hidden gradient must still be plain autograd's.
 // DPO's path with master weights: the per-row log-probs' weight gradient,
 // for any upstream gradient, added into the optimizer's accumulator in backward.
 TEST(LmHead, PerRowSinkReceivesTheWeightGradient) {
@@ -156,6 +154,8 @@ TEST(LmHead, PerRowSinkReceivesTheWeightGradient) {
   EXPECT_THROW(target_log_probs(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 7}), 1.0}), Error);
 }
 
+// A frozen weight (LoRA's case) skips the weight-gradient products; the
+// hidden gradient must still be plain autograd's.
 TEST(LmHead, FrozenWeightStillGivesTheHiddenGradient) {
   LmHeadCase c = make_lm_head_case(5, 16, 40, at::kDouble, at::kCPU);
   at::Tensor h = leaf(c.hidden, at::kDouble), w = c.weight.clone();
@@ -204,6 +204,7 @@ TEST(LmHead, RejectsBadInputWithItsName) {
   EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2, 3}, at::kLong), 0), Error);
   try {
     summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong));
+    ADD_FAILURE() << "a target id past the vocabulary must be refused";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("summed_target_nll"), std::string::npos) << e.what();
   }

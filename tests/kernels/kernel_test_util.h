@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace st::kernel_test {
@@ -93,6 +94,14 @@ inline at::Tensor plain_target_log_probs(const at::Tensor& hidden, const at::Ten
   at::Tensor valid = targets.ge(0);
   at::Tensor picked = at::log_softmax(logits, 1).gather(1, targets.masked_fill(valid.logical_not(), 0).unsqueeze(1));
   return picked.squeeze(1) * valid.to(up);
+}
+
+/// A LoRA-adapted projection as PEFT's LoraLayer composes it (lora_dropout 0):
+/// base(x) + lora_B(lora_A(x)) * scaling.
+inline at::Tensor plain_lora_projection(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                       const at::Tensor& lora_a, const at::Tensor& lora_b, double scale) {
+  const auto b = bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt;
+  return at::linear(x, weight, b) + at::linear(at::linear(x, lora_a), lora_b) * scale;
 }
 
 // ---------------------------------------------------------------- errors

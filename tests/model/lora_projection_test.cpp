@@ -1,13 +1,14 @@
 // The fused LoRA projection (model/lora_projection.h) against PEFT's
-// composition with autograd's gradients: in fp64 to rounding (the same
+// composition (kernel_test_util.h: plain_lora_projection) with autograd's
+// gradients: in fp64 to rounding (the same
 // function, other summation order), and in fp32/bf16 within 2x the
 // composition's own error against fp64 (kernel_test_util.h's rule), at odd
 // sizes and the Salamandra widths, with and without bias and trainable base.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "common/error.h"
 #include "model/lora_projection.h"
+#include "tests/common/expect_error.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace st {
@@ -17,6 +18,8 @@ using kernel_test::allowed_error;
 using kernel_test::gradients;
 using kernel_test::leaf;
 using kernel_test::max_error;
+using kernel_test::plain_lora_projection;
+using test::expect_error;
 
 struct Case {
   std::vector<int64_t> x_shape;  // [..., in]
@@ -67,7 +70,7 @@ TEST(LoraProjection, MatchesPeftCompositionInFp64) {
   at::manual_seed(0);
   for (const Case& c : kCases) {
     const Inputs in = make_inputs(c, at::kDouble);
-    const auto truth = run(lora_projection_reference, c, in, at::kDouble, 2.0);
+    const auto truth = run(plain_lora_projection, c, in, at::kDouble, 2.0);
     const auto ours = run(lora_projection, c, in, at::kDouble, 2.0);
     ASSERT_EQ(ours.size(), truth.size());
     for (size_t i = 0; i < truth.size(); ++i) {
@@ -83,8 +86,8 @@ TEST(LoraProjection, LowPrecisionWithinTwiceTheCompositionsError) {
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (const Case& c : kCases) {
       const Inputs in = make_inputs(c, dtype);
-      const auto truth = run(lora_projection_reference, c, in, at::kDouble, 0.5);
-      const auto plain = run(lora_projection_reference, c, in, dtype, 0.5);
+      const auto truth = run(plain_lora_projection, c, in, at::kDouble, 0.5);
+      const auto plain = run(plain_lora_projection, c, in, dtype, 0.5);
       const auto ours = run(lora_projection, c, in, dtype, 0.5);
       for (size_t i = 0; i < truth.size(); ++i)
         EXPECT_LE(max_error(ours[i], truth[i]), allowed_error(plain[i], truth[i]))
@@ -107,20 +110,11 @@ TEST(LoraProjection, FrozenBaseGetsNoGradient) {
 
 TEST(LoraProjection, BadShapesNameTheOpAndTensors) {
   const at::Tensor x = at::randn({3, 8}), w = at::randn({5, 8}), a = at::randn({2, 8}), b = at::randn({5, 2});
-  auto message = [](auto fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([&] { lora_projection(x, w, {}, at::randn({2, 7}), b, 1.0); }).find("lora_a"), std::string::npos);
-  EXPECT_NE(message([&] { lora_projection(x, w, {}, a, at::randn({5, 3}), 1.0); }).find("lora_b"), std::string::npos);
-  EXPECT_NE(message([&] { lora_projection(at::randn({3, 9}), w, {}, a, b, 1.0); }).find("lora_projection"),
-            std::string::npos);
-  EXPECT_NE(message([&] { lora_projection(x, w, at::randn({4}), a, b, 1.0); }).find("bias"), std::string::npos);
-  EXPECT_NE(message([&] { lora_projection(x, w.to(at::kDouble), {}, a, b, 1.0); }).find("dtype"), std::string::npos);
+  expect_error([&] { lora_projection(x, w, {}, at::randn({2, 7}), b, 1.0); }, {"lora_projection", "lora_a"});
+  expect_error([&] { lora_projection(x, w, {}, a, at::randn({5, 3}), 1.0); }, {"lora_projection", "lora_b"});
+  expect_error([&] { lora_projection(at::randn({3, 9}), w, {}, a, b, 1.0); }, {"lora_projection", "x "});
+  expect_error([&] { lora_projection(x, w, at::randn({4}), a, b, 1.0); }, {"lora_projection", "bias"});
+  expect_error([&] { lora_projection(x, w.to(at::kDouble), {}, a, b, 1.0); }, {"lora_projection", "dtype"});
 }
 
 }  // namespace
