@@ -6,8 +6,8 @@
 //
 // Per op, dtype and Salamandra shape (8192 tokens; the 2B/7B/40B widths), for
 // the forward and the backward separately: the median milliseconds of both
-// (ten back-to-back calls per sample)
-// paths, the ratio, and the achieved bandwidth of each on the op's minimal
+// paths (ten back-to-back calls per sample), the ratio, and the achieved
+// bandwidth of each on the op's minimal
 // traffic (every input read once, every output written once) against the
 // H100's 3.35 TB/s. The forward runs without autograd; the backward is
 // torch::autograd::grad over a graph built once (retain_graph), so both
@@ -31,7 +31,6 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -129,19 +128,34 @@ void bench_swiglu(at::ScalarType dtype, int64_t ffn) {
   record("swiglu", "backward", dtype, shape, 5 * n * element, fused, aten);  // dout, g, u in; dg, du out
 }
 
-void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads, int64_t tokens = kTokens) {
+// q and k in the attention's layout (transposed views of [1, T, heads, 128]),
+// Salamandra's frequencies, positions restarting every 1000 tokens.
+struct RotaryInputs {
+  at::Tensor q, k, positions, freqs;
+  st::RotaryTables tables;  // built once per forward in the model
+  std::string shape;
+};
+
+RotaryInputs rotary_inputs(const at::TensorOptions& options, int64_t tokens, int64_t heads, int64_t kv_heads) {
   const int64_t dim = 128;
+  RotaryInputs in;
+  in.q = at::randn({1, tokens, heads, dim}, options).transpose(1, 2);
+  in.k = at::randn({1, tokens, kv_heads, dim}, options).transpose(1, 2);
+  in.positions = (at::arange(tokens, options.dtype(at::kLong)) % 1000).view({1, tokens});
+  in.freqs = 1.0 / at::pow(10000.0, at::arange(0, dim, 2, options.dtype(at::kFloat)) / static_cast<double>(dim));
+  in.tables = st::rotary_tables(in.freqs, in.positions, options.dtype().toScalarType());
+  in.shape = "T" + std::to_string(tokens) + " heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) +
+             " D128";
+  return in;
+}
+
+void bench_rotary(at::ScalarType dtype, int64_t heads, int64_t kv_heads, int64_t tokens = kTokens) {
   auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
-  // The attention's layout: transposed views of [1, T, heads, D].
-  at::Tensor q = at::randn({1, tokens, heads, dim}, options).transpose(1, 2);
-  at::Tensor k = at::randn({1, tokens, kv_heads, dim}, options).transpose(1, 2);
-  at::Tensor positions = (at::arange(tokens, options.dtype(at::kLong)) % 1000).view({1, tokens});
-  at::Tensor exponents = at::arange(0, dim, 2, options.dtype(at::kFloat)) / static_cast<double>(dim);
-  at::Tensor freqs = 1.0 / at::pow(10000.0, exponents);
-  st::RotaryTables tables = st::rotary_tables(freqs, positions, dtype);  // built once per forward in the model
+  const RotaryInputs in = rotary_inputs(options, tokens, heads, kv_heads);
+  const at::Tensor &q = in.q, &k = in.k, &positions = in.positions, &freqs = in.freqs;
+  const st::RotaryTables& tables = in.tables;
+  const std::string& shape = in.shape;
   const double element = at::elementSize(dtype), n = static_cast<double>(q.numel() + k.numel());
-  const std::string shape = "T" + std::to_string(tokens) + " heads " + std::to_string(heads) + "/" +
-                            std::to_string(kv_heads) + " D128";
   {
     at::NoGradGuard no_grad;
     const double fused = time_ms([&] { st::fused_rotary_(q, k, positions, freqs); });
@@ -186,6 +200,13 @@ double chained_backward_ms(const Chain& chain) {
   return (both - forward) / kChain;
 }
 
+// One "backward_in_chain" record: the chain built fused and unfused.
+void record_chain(const char* op, at::ScalarType dtype, const std::string& shape, double bytes,
+                  const std::function<Chain(bool fused)>& chain) {
+  record(op, "backward_in_chain", dtype, shape, bytes, chained_backward_ms(chain(true)),
+         chained_backward_ms(chain(false)));
+}
+
 std::vector<at::Tensor> leaves_like(const at::Tensor& t, int count, double offset) {
   std::vector<at::Tensor> out;
   for (int i = 0; i < count; ++i) out.push_back((offset + at::randn_like(t)).detach().requires_grad_());
@@ -211,10 +232,8 @@ void chained_rms_norm(const at::TensorOptions& options, int64_t tokens, int64_t 
     };
     return c;
   };
-  const double n = static_cast<double>(x0.numel()), element = at::elementSize(options.dtype().toScalarType());
-  record("add_rms_norm", "backward_in_chain", options.dtype().toScalarType(),
-         std::to_string(tokens) + "x" + std::to_string(hidden), 4 * n * element, chained_backward_ms(chain(true)),
-         chained_backward_ms(chain(false)));
+  record_chain("add_rms_norm", options.dtype().toScalarType(), std::to_string(tokens) + "x" + std::to_string(hidden),
+               4.0 * static_cast<double>(x0.nbytes()), chain);
 }
 
 // Each link: x = swiglu(x, up_i).
@@ -231,22 +250,17 @@ void chained_swiglu(const at::TensorOptions& options, int64_t tokens, int64_t ff
     };
     return c;
   };
-  const double n = static_cast<double>(x0.numel()), element = at::elementSize(options.dtype().toScalarType());
-  record("swiglu", "backward_in_chain", options.dtype().toScalarType(),
-         std::to_string(tokens) + "x" + std::to_string(ffn), 5 * n * element, chained_backward_ms(chain(true)),
-         chained_backward_ms(chain(false)));
+  record_chain("swiglu", options.dtype().toScalarType(), std::to_string(tokens) + "x" + std::to_string(ffn),
+               5.0 * static_cast<double>(x0.nbytes()), chain);
 }
 
 // Each link rotates q and k again (the fused op in place on copies of the
 // attention's transposed views, the reference out of place).
 void chained_rotary(const at::TensorOptions& options, int64_t tokens, int64_t heads, int64_t kv_heads) {
-  const int64_t dim = 128;
-  at::Tensor q0 = at::randn({1, tokens, heads, dim}, options).transpose(1, 2).detach().requires_grad_();
-  at::Tensor k0 = at::randn({1, tokens, kv_heads, dim}, options).transpose(1, 2).detach().requires_grad_();
-  at::Tensor positions = (at::arange(tokens, options.dtype(at::kLong)) % 1000).view({1, tokens});
-  at::Tensor exponents = at::arange(0, dim, 2, options.dtype(at::kFloat)) / static_cast<double>(dim);
-  at::Tensor freqs = 1.0 / at::pow(10000.0, exponents);
-  const st::RotaryTables tables = st::rotary_tables(freqs, positions, options.dtype().toScalarType());
+  const RotaryInputs in = rotary_inputs(options, tokens, heads, kv_heads);
+  at::Tensor q0 = in.q.detach().requires_grad_(), k0 = in.k.detach().requires_grad_();
+  const at::Tensor &positions = in.positions, &freqs = in.freqs;
+  const st::RotaryTables& tables = in.tables;
   auto chain = [&](bool fused) {
     Chain c{{q0, k0}, nullptr, {at::randn(q0.sizes(), options), at::randn(k0.sizes(), options)}};
     c.outputs = [&, fused] {
@@ -263,10 +277,8 @@ void chained_rotary(const at::TensorOptions& options, int64_t tokens, int64_t he
     };
     return c;
   };
-  const double n = static_cast<double>(q0.numel() + k0.numel()), element = at::elementSize(options.dtype().toScalarType());
-  record("rotary_qk", "backward_in_chain", options.dtype().toScalarType(),
-         "T" + std::to_string(tokens) + " heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) + " D128",
-         2 * n * element, chained_backward_ms(chain(true)), chained_backward_ms(chain(false)));
+  record_chain("rotary_qk", options.dtype().toScalarType(), in.shape,
+               2.0 * static_cast<double>(q0.nbytes() + k0.nbytes()), chain);
 }
 
 void bench_chained(const at::Device& device, int64_t tokens, const std::vector<int64_t>& hidden,
@@ -355,18 +367,23 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
     };
   };
   const double flops = 3 * 2.0 * tokens * vocab * hidden;
+  struct Path {
+    const char* name;
+    bool kernel;  // the fused row kernel, or the ATen row ops
+    std::function<std::function<void()>(int64_t)> at_chunk;
+  };
+  const std::vector<Path> paths = {{"summed_nll_fp32_grad_accumulator", true, summed_into_accumulator},
+                                   {"summed_nll", true, summed},
+                                   {"summed_nll_aten_rows", false, summed},
+                                   {"per_row_log_probs", true, per_row},
+                                   {"per_row_log_probs_fp32_grad_accumulator", true, per_row_into_accumulator}};
   for (int64_t chunk : chunks) {
-    for (const char* path : {"summed_nll_fp32_grad_accumulator", "summed_nll", "summed_nll_aten_rows",
-                             "per_row_log_probs", "per_row_log_probs_fp32_grad_accumulator"}) {
-      const bool kernel = std::strcmp(path, "summed_nll_aten_rows") != 0;
-      st::override_fused_kernels(kernel);
-      std::function<void()> fn = summed(chunk);
-      if (std::strcmp(path, "per_row_log_probs") == 0) fn = per_row(chunk);
-      if (std::strcmp(path, "summed_nll_fp32_grad_accumulator") == 0) fn = summed_into_accumulator(chunk);
-      if (std::strcmp(path, "per_row_log_probs_fp32_grad_accumulator") == 0) fn = per_row_into_accumulator(chunk);
+    for (const Path& path_case : paths) {
+      const char* path = path_case.name;
+      const st::ScopedFusedKernels scoped(path_case.kernel);
+      const std::function<void()> fn = path_case.at_chunk(chunk);
       const double bytes = static_cast<double>(st::bench::peak_extra_bytes(fn));
       const double ms = timed(fn);
-      st::override_fused_kernels(std::nullopt);
       char line[1024];
       std::snprintf(line, sizeof line,
                     "{\"path\": \"%s\", \"tokens\": %lld, \"vocab\": %lld, \"hidden\": %lld, \"chunk_rows\": %lld, "
@@ -436,6 +453,13 @@ void bench_adamw(const Ceilings& ceilings) {
   std::cerr << line << "\n";
 }
 
+// "key": [record, ...] with one record per line.
+std::string json_array(const char* key, const std::vector<std::string>& items) {
+  std::string out = std::string("\"") + key + "\": [";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ",\n  " : "\n  ") + items[i];
+  return out + "\n]";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -458,11 +482,8 @@ int main(int argc, char** argv) {
       iterations = 2;
       bench_chained(at::kCPU, 64, {256}, {320});
       const auto lora = st::bench::bench_lora_projections({{"smoke", 64, 48}}, 32, 4, /*cuda=*/false, iterations);
-      std::cout << "{\"gpu\": false, \"results\": [";
-      for (size_t r = 0; r < records.size(); ++r) std::cout << (r ? ",\n  " : "\n  ") << records[r];
-      std::cout << "\n], \"lora_projection\": [";
-      for (size_t r = 0; r < lora.size(); ++r) std::cout << (r ? ",\n  " : "\n  ") << lora[r];
-      std::cout << "\n]}\n";
+      std::cout << "{\"gpu\": false, " << json_array("results", records) << ", "
+                << json_array("lora_projection", lora) << "}\n";
       return 0;
     } else {
       std::cerr << "usage: bench_kernels [--iters N] [--only SECTION[,SECTION...]] [--cpu-smoke] > bench_kernels.json\n";
@@ -477,17 +498,14 @@ int main(int argc, char** argv) {
   }
   Ceilings ceilings{};
   std::vector<std::string> lora_records;
-  auto print = [&](const char* error) {
-    std::cout << "{\"gpu\": true, " << (error ? "\"error\": \"see stderr\", " : "")
+  auto print = [&](bool failed) {
+    std::cout << "{\"gpu\": true, " << (failed ? "\"error\": \"see stderr\", " : "")
               << "\"peak_bytes_per_second\": " << kPeakBytesPerSecond << ", \"measured_copy_bytes_per_second\": "
               << ceilings.copy_bytes_per_second << ", \"measured_bf16_matmul_flops_per_second\": "
-              << ceilings.matmul_flops_per_second << ", \"iterations\": " << iterations << ", \"results\": [";
-    for (size_t i = 0; i < records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << records[i];
-    std::cout << "\n], \"lm_head\": [";
-    for (size_t i = 0; i < lm_head_records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << lm_head_records[i];
-    std::cout << "\n], \"lora_projection\": [";
-    for (size_t i = 0; i < lora_records.size(); ++i) std::cout << (i ? ",\n  " : "\n  ") << lora_records[i];
-    std::cout << "\n], \"adamw\": " << (adamw_record.empty() ? "null" : adamw_record) << "}\n";
+              << ceilings.matmul_flops_per_second << ", \"iterations\": " << iterations << ", "
+              << json_array("results", records) << ", " << json_array("lm_head", lm_head_records) << ", "
+              << json_array("lora_projection", lora_records)
+              << ", \"adamw\": " << (adamw_record.empty() ? "null" : adamw_record) << "}\n";
   };
   try {
     ceilings = measure_ceilings();
@@ -521,9 +539,9 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::cerr << "bench_kernels: " << e.what() << "\n";
-    print("see stderr");
+    print(true);
     return 1;
   }
-  print(nullptr);
+  print(false);
   return 0;
 }

@@ -1,6 +1,6 @@
 // A LoRA projection y = x W^T + s (x A^T) B^T (W frozen; x, A and B need
 // gradients, as inside a LoRA model past its first layer), forward and
-// backward, three ways:
+// backward, four ways:
 //   - base:  the frozen projection alone. Any fused LoRA kernel still does
 //            its matmuls, so this is the floor a fused kernel could reach;
 //   - peft:  PEFT's composition: base(x) + lora_B(lora_A(x)) * s, with

@@ -116,14 +116,14 @@ int main(int argc, char** argv) {
     {
       at::NoGradGuard no_grad;
       for (bool fused : {false, true}) {
-        st::override_fused_kernels(fused);
+        const st::ScopedFusedKernels scoped(fused);
         forward_loss[fused] = st::sft::summed_nll(model, batch, st::sft::SftConfig{}.lm_head_chunk).item<double>() /
                               static_cast<double>(batch.trained);
       }
     }
     std::vector<std::string> modes;
     for (bool fused : {false, true}) {
-      st::override_fused_kernels(fused);
+      const st::ScopedFusedKernels scoped(fused);
       double loss = 0;
       auto step = [&] {
         st::train::StepInput input;
@@ -149,7 +149,6 @@ int main(int argc, char** argv) {
       modes.push_back(line);
       std::cerr << line << "\n";
     }
-    st::override_fused_kernels(std::nullopt);
     std::cout << "{\"gpu\": true, \"preset\": \"" << o.preset << "\", \"rows\": " << o.rows << ", \"seq\": " << o.seq
               << ", \"steps\": " << o.steps << ", \"activation_checkpointing\": " << (o.checkpointing ? "true" : "false")
               << ", \"matmul_parameters\": " << matmul_params << ", \"initial_loss_kernels_off\": " << forward_loss[0]

@@ -4,15 +4,17 @@
 #   1. unpacks the carried Debian packages (fetched on a dev machine with
 #      `apt-get download`, see below) into a private prefix with `dpkg -x`,
 #   2. configures a separate build against the machine's python3 torch (not
-#      the project's .venv), builds only the kernel tests and the benchmark,
+#      the project's .venv), builds the GPU tests, the kernels' CPU reference
+#      tests and the two C++ benchmarks,
 #   3. runs `ctest -L gpu` (the kernel GPU tests), the kernels' CPU reference
 #      tests, tools/bench_kernels.cpp, tools/bench_train_step.cpp and
 #      tools/bench_hf_step.py (the same step through transformers),
 #   4. writes to $OUT (at most 8 files come back from the GPU machine):
 #      gpu_check.json (summary, with the GPU tests' counts),
 #      bench_kernels.json, bench_train_step.json, bench_hf_step.json, and
-#      logs.tgz with every
-#      step's output, the ctest junit and the reference tests' gtest json.
+#      logs.tgz with every step's output, the ctest junit and the gtest json.
+#      The summary and the archive are written on every exit, also when the
+#      run is stopped (SIGTERM/SIGINT, e.g. the device's time limit).
 # Exit status: 0 when every step passed (GPU tests skipped on a machine
 # without a GPU count as passed), 1 otherwise.
 #
@@ -26,9 +28,11 @@
 #   CUDA_ARCHS     CMAKE_CUDA_ARCHITECTURES (default 90-real;80-virtual, as CI)
 #   BENCH_ITERS    timed iterations per benchmark case (default 20)
 #   BENCH_ARGS     more arguments for bench_kernels (e.g. "--iters 5 --only rms_norm,rotary")
-#   GPU_CHECK_STEPS  the steps after the build (default: gpu_tests reference_tests
-#                  bench bench_train_step bench_hf_step)
-#   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks)
+#   TRAIN_STEPS    timed steps of bench_train_step and bench_hf_step (default 6)
+#   GPU_CHECK_STEPS  the steps after the build, from: gpu_tests reference_tests
+#                  bench bench_train_step bench_hf_step (default: all five)
+#   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks;
+#                  gpu_tests needs every gpu-labelled test built)
 #
 # Fetch the packages on a dev machine (Debian bookworm, as the project's CI):
 #   mkdir -p build-debs && cd build-debs && apt-get download libsentencepiece-dev \
@@ -57,8 +61,13 @@ step() {
   local name=$1; shift
   local start=$SECONDS
   echo "== $name: $*" | tee -a "$out/logs/$name.log"
-  "$@" >> "$out/logs/$name.log" 2>&1
+  # In the background and waited for, so that a stop signal is handled at
+  # once (the handler ends the step) rather than after the step.
+  "$@" >> "$out/logs/$name.log" 2>&1 &
+  child=$!
+  wait "$child"
   local rc=$?
+  child=""
   printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" >> "$status_file"
   echo "== $name: rc=$rc in $((SECONDS - start))s"
   [ "$rc" -ne 0 ] && tail -n 40 "$out/logs/$name.log"
@@ -122,24 +131,23 @@ gpu_tests() {
 
 reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json"; }
 
-# shellcheck disable=SC2086  # extra arguments
-bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" ${BENCH_ARGS:-} > "$out/bench_kernels.json"; }
+read -ra bench_args <<< "${BENCH_ARGS:-}"
+bench() { with_libs "$build/tests/bench_kernels" --iters "$iters" "${bench_args[@]}" > "$out/bench_kernels.json"; }
 
 bench_train_step() { with_libs "$build/tests/bench_train_step" --steps "${TRAIN_STEPS:-6}" > "$out/bench_train_step.json"; }
 
 # The same step through transformers (the machine's python3 has it), for the ratio.
 bench_hf_step() { "$python" "$repo/tools/bench_hf_step.py" --steps "${TRAIN_STEPS:-6}" > "$out/bench_hf_step.json"; }
 
-failed=0
-if step unpack unpack && step configure configure && step build build_targets; then
-  for name in ${GPU_CHECK_STEPS:-gpu_tests reference_tests bench bench_train_step bench_hf_step}; do
-    step "$name" "$name" || failed=1
-  done
-else
-  failed=1
-fi
+all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step"
+read -ra steps <<< "${GPU_CHECK_STEPS:-$all_steps}"
+for name in "${steps[@]}"; do
+  [[ " $all_steps " == *" $name "* ]] || { echo "gpu_check: unknown step '$name' (one of: $all_steps)" >&2; exit 2; }
+done
 
-# Summary: steps, gtest counts, device and torch, the benchmark's results.
+# Summary: steps, gtest counts, device and torch, the benchmark's results;
+# then the logs as one archive (few files come back from the GPU machine).
+finish() {
 "$python" - "$out" "$status_file" "$failed" <<'PY'
 import json, os, subprocess, sys, platform
 out, status_file, failed = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -218,6 +226,28 @@ for r in (bench or {}).get("lm_head", []):
     print(r["path"], r["hidden"], r["chunk_rows"], "ms", r["ms"], "x_matmul", r["ratio_to_matmul_bound"],
           "mem_ratio", r["memory_ratio_to_unfused"], "speedup", r["speedup_vs_unfused"])
 PY
-# Few files come back from the GPU machine: the logs travel as one archive.
 tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$out/logs"
+}
+
+failed=0
+child=""
+stopped() {
+  if [ -n "$child" ]; then  # the step's own processes, then the step
+    command -v pkill > /dev/null && pkill -TERM -P "$child" 2>/dev/null
+    kill "$child" 2>/dev/null
+  fi
+  echo "gpu_check: stopped; writing what there is"
+  failed=1
+  exit 1
+}
+trap stopped TERM INT
+trap finish EXIT
+
+if step unpack unpack && step configure configure && step build build_targets; then
+  for name in "${steps[@]}"; do
+    step "$name" "$name" || failed=1
+  done
+else
+  failed=1
+fi
 exit "$failed"

@@ -30,4 +30,14 @@ class FusedSwitch {
 /// compare both paths in one run.
 void override_fused_kernels(std::optional<bool> state);
 
+/// override_fused_kernels(state) for a scope; the switches return on exit,
+/// also when an exception leaves the scope.
+class ScopedFusedKernels {
+ public:
+  explicit ScopedFusedKernels(bool state) { override_fused_kernels(state); }
+  ~ScopedFusedKernels() { override_fused_kernels(std::nullopt); }
+  ScopedFusedKernels(const ScopedFusedKernels&) = delete;
+  ScopedFusedKernels& operator=(const ScopedFusedKernels&) = delete;
+};
+
 }  // namespace st

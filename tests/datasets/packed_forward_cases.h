@@ -35,6 +35,23 @@ inline at::Tensor ids_tensor(const std::vector<int32_t>& values, int64_t rows, i
   return at::tensor(values, at::kLong).view({rows, cols}).to(device);
 }
 
+/// Seven documents of 43 tokens packed best-fit into two rows of 24 (one
+/// row padded): the case both packed-forward tests run.
+struct Packing {
+  Docs docs;
+  data::BatchLayout layout;
+  data::BatchOptions options;
+};
+
+inline Packing seven_documents_in_two_rows(int64_t vocab) {
+  Packing p{random_docs({5, 9, 3, 12, 1, 7, 6}, vocab), {}, {}};
+  std::vector<uint32_t> lengths;
+  for (const auto& d : p.docs.ids) lengths.push_back(static_cast<uint32_t>(d.size()));
+  p.layout = data::BatchLayout{data::pack_best_fit_decreasing(lengths, 24)};
+  p.options = data::BatchOptions{.mode = data::BatchMode::kPacked, .row_tokens = 24, .rows = 2};
+  return p;
+}
+
 /// For every document of the batch, in layout order: {its logits inside the
 /// batch, its logits run alone}, both on the model's device.
 inline std::vector<std::pair<at::Tensor, at::Tensor>> packed_and_alone_logits(const LlamaModel& model,

@@ -30,16 +30,12 @@ class PackedForward : public ::testing::TestWithParam<at::ScalarType> {};
 TEST_P(PackedForward, PackedRowsEqualDocumentsAlone) {
   LlamaModel model(small_config(), at::TensorOptions().dtype(GetParam()));
   model.init_random(21);
-  const Docs docs = random_docs({5, 9, 3, 12, 1, 7, 6}, 97);
-  const data::BatchOptions options{.mode = data::BatchMode::kPacked, .row_tokens = 24, .rows = 2};
-  std::vector<uint32_t> lengths;
-  for (const auto& d : docs.ids) lengths.push_back(static_cast<uint32_t>(d.size()));
-  const auto bins = data::pack_best_fit_decreasing(lengths, 24);
-  ASSERT_EQ(bins.size(), 2u);  // 43 tokens in two rows of 24, one with padding
+  const test::Packing packing = test::seven_documents_in_two_rows(97);
+  ASSERT_EQ(packing.layout.rows.size(), 2u);  // 43 tokens in two rows of 24, one with padding
   // fp32: the same sums in another order (longer rows) stay within 1e-5,
   // the project's fp32 agreement; fp64 shows the structure is exact.
   const double atol = GetParam() == at::kDouble ? 1e-12 : 1e-5;
-  expect_batch_equals_documents(model, data::BatchLayout{bins}, docs, options, atol);
+  expect_batch_equals_documents(model, packing.layout, packing.docs, packing.options, atol);
 }
 
 TEST_P(PackedForward, PaddedRowsEqualDocumentsAlone) {

@@ -18,12 +18,6 @@ namespace {
 
 using namespace kernel_test;
 
-// Every fused kernel on for the test's duration.
-struct KernelsOn {
-  KernelsOn() { override_fused_kernels(true); }
-  ~KernelsOn() { override_fused_kernels(std::nullopt); }
-};
-
 // {lse, log_prob, gradient} of `op` on a copy of `logits`.
 template <typename Op>
 std::vector<at::Tensor> run_rows(Op op, const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& coeff) {
@@ -34,7 +28,7 @@ std::vector<at::Tensor> run_rows(Op op, const at::Tensor& logits, const at::Tens
 
 TEST(FusedCrossEntropyGpu, RowsMatchReferenceWithinTwiceItsError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  KernelsOn on;
+  ScopedFusedKernels on(true);
   at::manual_seed(0);
   const char* names[] = {"lse", "log_prob", "gradient"};
   auto fused = [](at::Tensor& l, const at::Tensor& t, const at::Tensor& c) {
@@ -62,6 +56,10 @@ TEST(FusedCrossEntropyGpu, RowsMatchReferenceWithinTwiceItsError) {
                 << names[i] << " " << dtype << " " << rows << "x" << vocab << " skip " << skip;
           EXPECT_TRUE(at::equal(ours_stats[0], ours[0]) && at::equal(ours_stats[1], ours[1]));
           EXPECT_TRUE(at::equal(ours_stats[2], stored)) << "statistics alone must not write the logits";
+          if (rows > 1) {  // the ignored row: exactly no log-prob and no gradient
+            EXPECT_EQ(ours[1][rows / 2].item<double>(), 0.0);
+            EXPECT_TRUE(at::equal(ours[2][rows / 2], at::zeros_like(ours[2][rows / 2])));
+          }
         }
       }
     }
@@ -72,7 +70,7 @@ TEST(FusedCrossEntropyGpu, RowsMatchReferenceWithinTwiceItsError) {
 // reference (log_softmax), wherever it sits (op_cases.h: nan_logit_rows).
 TEST(FusedCrossEntropyGpu, NanLogitsGiveNanRowsLikeTheReference) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  KernelsOn on;
+  ScopedFusedKernels on(true);
   at::manual_seed(3);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (int64_t vocab : {1001, 256000}) {
@@ -99,7 +97,7 @@ struct Shape {
 
 TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  KernelsOn on;
+  ScopedFusedKernels on(true);
   at::manual_seed(1);
   const std::vector<Shape> shapes = {{13, 33, 1000, 4},    {37, 2048, 32000, 16}, {37, 4096, 32000, 37},
                                      {21, 8192, 5003, 8},  {96, 2048, 256000, 40}};
@@ -130,7 +128,7 @@ TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
 // summed NLL and for the per-row log-probs.
 TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  KernelsOn on;
+  ScopedFusedKernels on(true);
   at::manual_seed(2);
   auto nll_plain = [](const at::Tensor& h, const at::Tensor& w, const at::Tensor& t) {
     return -plain_target_log_probs(h, w, t).sum();

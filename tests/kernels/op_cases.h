@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "model/kernels/cross_entropy_op.h"  // kIgnoreTarget
 #include "tests/kernels/kernel_test_util.h"
 
 namespace st::kernel_test {
@@ -100,7 +101,7 @@ inline LmHeadCase make_lm_head_case(int64_t rows, int64_t width, int64_t vocab, 
                                     const at::Device& device) {
   auto r = [&](const at::Tensor& t) { return representable(t, dtype, device); };
   at::Tensor targets = at::randint(0, vocab, {rows}, at::TensorOptions().dtype(at::kLong));
-  for (int64_t i = 4; i < rows; i += 5) targets[i] = -100;
+  for (int64_t i = 4; i < rows; i += 5) targets[i] = kIgnoreTarget;
   return {r(at::randn({rows, width})), r(at::randn({vocab, width}) * (3.0 / std::sqrt(double(width)))),
           targets.to(device), r(at::randn({rows}))};
 }
