@@ -140,7 +140,8 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
     const bool want_grad = want_hidden || want_weight || to_sink;
     // d(-sum log p)/d log p = -1 per row; the upstream factor comes in backward.
     const at::Tensor coeff = want_grad ? at::full({rows}, -1.0, hidden.options().dtype(at::kFloat)) : at::Tensor();
-    at::Tensor grad_hidden = want_hidden ? at::empty({rows, hidden.size(1)}, hidden.options().dtype(acc)) : at::Tensor();
+    at::Tensor grad_hidden =
+        want_hidden ? at::empty({rows, hidden.size(1)}, hidden.options().dtype(acc)) : at::Tensor();
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();
     // Without the widening product, the weight widened once for every chunk's hidden gradient.
     const at::Tensor weight_widened = want_hidden && weight.scalar_type() != acc && !widening(weight, acc)

@@ -45,7 +45,8 @@ at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_
 
 WeightGradSink lm_head_sink(const LlamaModel& model, const train::AdamW& optimizer, int64_t normalizer) {
   const char* name = model.config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  WeightGradSink sink{optimizer.gradient_accumulator(name), normalizer > 0 ? 1.0 / static_cast<double>(normalizer) : 0.0};
+  const double scale = normalizer > 0 ? 1.0 / static_cast<double>(normalizer) : 0.0;
+  WeightGradSink sink{optimizer.gradient_accumulator(name), scale};
   if (!sink.accumulator.defined()) return {};
   return sink;
 }

@@ -486,7 +486,8 @@ int main(int argc, char** argv) {
                 << json_array("lora_projection", lora) << "}\n";
       return 0;
     } else {
-      std::cerr << "usage: bench_kernels [--iters N] [--only SECTION[,SECTION...]] [--cpu-smoke] > bench_kernels.json\n";
+      std::cerr << "usage: bench_kernels [--iters N] [--only SECTION[,SECTION...]] [--cpu-smoke]"
+                   " > bench_kernels.json\n";
       return 2;
     }
   }

@@ -34,7 +34,6 @@ struct ForwardResult {
 // The kernels' arithmetic written with ATen ops: fp32 (fp64 for fp64 inputs),
 // rounding to the storage dtype where the kernel rounds.
 
-
 ForwardResult forward_aten(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& weight, double eps) {
   const at::ScalarType ct = arithmetic_dtype(x);
   at::Tensor s = residual.defined() ? residual + x : x;
@@ -97,7 +96,8 @@ std::pair<at::Tensor, at::Tensor> backward_cuda(const at::Tensor& dy, const at::
   c10::cuda::CUDAGuard guard(s.device());
   at::Tensor g = dy.contiguous(), extra = dsum.defined() ? dsum.contiguous() : at::Tensor();
   const int64_t cols = s.size(-1), rows = s.numel() / cols;
-  at::Tensor workspace = at::empty({kernels::rms_norm_backward_blocks(rows, cols, kernel_dtype(s)), cols}, s.options().dtype(at::kFloat));
+  const int64_t blocks = kernels::rms_norm_backward_blocks(rows, cols, kernel_dtype(s));
+  at::Tensor workspace = at::empty({blocks, cols}, s.options().dtype(at::kFloat));
   at::Tensor dx = at::empty_like(s), dweight = at::empty_like(weight);
   kernels::RmsNormBackwardParams p{g.data_ptr(), extra.defined() ? extra.data_ptr() : nullptr, s.data_ptr(),
                                    weight.data_ptr(), rstd.data_ptr<float>(), dx.data_ptr(),

@@ -24,7 +24,6 @@ using torch::autograd::variable_list;
 // ---------------------------------------------------------------- ATen formulas
 // The kernels' arithmetic with ATen ops: fp32 (fp64 for fp64 inputs), one rounding per output.
 
-
 at::Tensor forward_aten(const at::Tensor& gate, const at::Tensor& up) {
   const at::ScalarType ct = arithmetic_dtype(gate);
   at::Tensor g = gate.to(ct);
