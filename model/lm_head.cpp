@@ -57,7 +57,8 @@ at::Tensor mm_accumulate(const at::Tensor& a, const at::Tensor& b, at::ScalarTyp
   return at::mm(a.to(acc), b_widened.defined() ? b_widened : b.to(acc));
 }
 
-// sum += scale * (a @ b), sum in the accumulate dtype.
+// sum += scale * (a @ b), sum in the accumulate dtype or in a's own (a
+// low-precision sink: the matmul adds in fp32 and rounds once into it).
 void addmm_accumulate_(at::Tensor& sum, const at::Tensor& a, const at::Tensor& b, double scale = 1.0) {
   const at::ScalarType acc = sum.scalar_type();
   if (widening(a, acc))
@@ -212,9 +213,11 @@ void check_shapes(const char* what, const at::Tensor& hidden, const at::Tensor& 
 
 void check_sink(const char* what, const WeightGradSink& sink, const at::Tensor& weight) {
   const at::Tensor& a = sink.accumulator;
-  if (a.defined() && (a.sizes() != weight.sizes() || a.device() != weight.device() ||
-                      a.scalar_type() != arithmetic_dtype(weight) || !a.is_contiguous()))
-    fail(what, ": the weight-gradient sink must be a contiguous ", arithmetic_dtype(weight), " tensor of ",
+  if (!a.defined()) return;
+  const at::ScalarType acc = arithmetic_dtype(weight);
+  const bool dtype_ok = a.scalar_type() == acc || a.scalar_type() == weight.scalar_type();
+  if (a.sizes() != weight.sizes() || a.device() != weight.device() || !dtype_ok || !a.is_contiguous())
+    fail(what, ": the weight-gradient sink must be a contiguous ", acc, " or ", weight.scalar_type(), " tensor of ",
          weight.sizes(), " on ", weight.device(), ", got ", a.scalar_type(), " ", a.sizes(), " on ", a.device());
 }
 

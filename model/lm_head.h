@@ -22,10 +22,18 @@ namespace st {
 /// scaled by the upstream gradient and rounded once, in backward.
 ///
 /// With a sink, the weight gradient times sink.scale is added straight into
-/// sink.accumulator (fp32, shaped like the weight: the optimizer's fp32
-/// gradient of it) during the forward pass, and autograd gets none for the
-/// weight. That is Megatron's gradient-accumulation fusion: no weight-sized
-/// temporary, no bf16 rounding of the gradient before it reaches fp32.
+/// sink.accumulator (shaped like the weight) during the forward pass, and
+/// autograd gets none for the weight. That is Megatron's gradient-
+/// accumulation fusion: no weight-sized temporary. The accumulator is
+///  - fp32 (the arithmetic dtype; fp64 for fp64 weights): the optimizer's
+///    fp32 gradient with master weights. Nothing is rounded to bf16 on the
+///    way.
+///  - the weight's own dtype: its .grad when the optimizer keeps none of its
+///    own (bf16 without masters, the 7B recipe). Each chunk's product is
+///    added in fp32 and rounded once into it, so the gradient is rounded once
+///    per chunk rather than once per call; in exchange the call needs no
+///    fp32 weight-sized sum (4 GB at 256k x 4096), which is what kept this
+///    case above an eighth of the unfused path's memory.
 /// The scale must be the factor backward would have brought (the trainer's
 /// 1 / tokens per step).
 struct WeightGradSink {
@@ -40,10 +48,10 @@ at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight,
 /// give 0). Differentiable in hidden and weight with any upstream gradient
 /// (DPO weighs each sequence differently): backward recomputes each chunk's
 /// logits, so the pair costs four matmuls. At most chunk_rows x V logits
-/// exist at a time. With a sink, backward adds the weight gradient times
-/// sink.scale (1 for exactly what autograd would give, the upstream gradient
-/// being known by then) into sink.accumulator instead of returning it: no
-/// weight-sized fp32 temporary.
+/// exist at a time. With a sink (either dtype, as above), backward adds the
+/// weight gradient times sink.scale (1 for exactly what autograd would give,
+/// the upstream gradient being known by then) into sink.accumulator instead
+/// of returning it: no weight-sized fp32 temporary.
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                             int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
 

@@ -317,7 +317,8 @@ std::vector<std::string> lm_head_records;
 // with the kernel and without it (ATen row ops, same chunks), the per-row
 // log-probs (DPO's path, which recomputes logits in backward), both adding
 // their weight gradient into an fp32 accumulator (the trainer's path with
-// master weights), and the three matmuls alone, the lower bound of any
+// master weights), the summed NLL adding it into the weight's bf16 .grad
+// (without masters), and the three matmuls alone, the lower bound of any
 // implementation.
 void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vector<int64_t>& chunks,
                    const Ceilings& ceilings) {
@@ -366,6 +367,15 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
       auto grads = torch::autograd::grad({st::target_log_probs(h, w, targets, chunk, {accumulator, 1.0}).sum()}, {h});
     };
   };
+  // Training without master weights (the 7B recipe): the sink is the
+  // weight's bf16 .grad, created inside the timed call as the trainer creates
+  // it each step (the unfused path's weight gradient is counted the same way).
+  auto summed_into_bf16_grad = [&](int64_t chunk) {
+    return [&, chunk] {
+      const st::WeightGradSink sink{at::zeros({vocab, hidden}, options), 1.0 / static_cast<double>(tokens)};
+      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h});
+    };
+  };
   const double flops = 3 * 2.0 * tokens * vocab * hidden;
   struct Path {
     const char* name;
@@ -373,6 +383,7 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
     std::function<std::function<void()>(int64_t)> at_chunk;
   };
   const std::vector<Path> paths = {{"summed_nll_fp32_grad_accumulator", true, summed_into_accumulator},
+                                   {"summed_nll_bf16_grad_sink", true, summed_into_bf16_grad},
                                    {"summed_nll", true, summed},
                                    {"summed_nll_aten_rows", false, summed},
                                    {"per_row_log_probs", true, per_row},

@@ -57,9 +57,15 @@ void AdamW::scale_gradients(double factor) {
 }
 
 at::Tensor AdamW::gradient_accumulator(const std::string& name) const {
-  if (!masters_) return at::Tensor();
-  for (const Slot& s : slots_)
-    if (s.name == name) return s.grad;
+  for (const Slot& s : slots_) {
+    if (s.name != name) continue;
+    if (masters_) return s.grad;
+    // Autograd adds into a .grad that exists (in place), so later gradients
+    // of the same parameter (a tied embedding's) still arrive.
+    at::Tensor param = s.param;
+    if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(param);
+    return param.grad();
+  }
   return at::Tensor();
 }
 

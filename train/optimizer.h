@@ -48,9 +48,10 @@ class AdamW {
   double gradient_norm() const;
   /// Multiplies the accumulated gradients (clipping).
   void scale_gradients(double factor);
-  /// The fp32 gradient accumulator of a parameter (with master weights), for
-  /// ops that add their gradient into it directly (lm_head.h's
-  /// WeightGradSink); undefined without masters or for an unknown name.
+  /// Where a parameter's gradient accumulates, for ops that add their
+  /// gradient into it directly (lm_head.h's WeightGradSink): with masters the
+  /// fp32 accumulator; without, the parameter's own .grad (created as zeros
+  /// if autograd has not made it yet). Undefined for an unknown name.
   at::Tensor gradient_accumulator(const std::string& name) const;
   /// Zeroes the accumulators.
   void zero_gradients();

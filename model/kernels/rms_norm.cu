@@ -180,30 +180,89 @@ __global__ void rms_norm_backward_kernel(const T* __restrict__ dy, const T* __re
     for (int j = 0; j < N; ++j) partial[i + j] = dweight_acc[i + j];
 }
 
+// A thread's share of the weight gradient in the cached backward: it owns
+// the same columns in every row, so the share can stay in registers
+// (PACKS x N floats) and go to the block's partial row once, at the end.
+// Where that would spill (see kAccumulateInRegisters) it lives in shared
+// memory instead, [cols] floats, each column owned by one thread.
+template <int N, int PACKS, bool IN_REGISTERS>
+struct DweightShare;
+
+template <int N, int PACKS>
+struct DweightShare<N, PACKS, true> {
+  float acc[PACKS][N];
+  __device__ __forceinline__ explicit DweightShare(int64_t /*first*/, int64_t /*step*/, int64_t /*cols*/) {
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p)
+#pragma unroll
+      for (int j = 0; j < N; ++j) acc[p][j] = 0.f;
+  }
+  __device__ __forceinline__ void add(int p, int j, int64_t /*i*/, float value) { acc[p][j] += value; }
+  __device__ __forceinline__ void write(int p, float* partial) const {
+    if constexpr (N % 4 == 0) {
+      // 16-byte stores: partial is 16-byte aligned (cols is a multiple of N,
+      // the workspace is a fresh allocation).
+#pragma unroll
+      for (int j = 0; j < N; j += 4)
+        *reinterpret_cast<float4*>(partial + j) = make_float4(acc[p][j], acc[p][j + 1], acc[p][j + 2], acc[p][j + 3]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) partial[j] = acc[p][j];
+    }
+  }
+};
+
+template <int N, int PACKS>
+struct DweightShare<N, PACKS, false> {
+  float* acc;  // dynamic shared memory, [cols]
+  __device__ __forceinline__ DweightShare(int64_t first, int64_t step, int64_t cols) {
+    extern __shared__ float dweight_shared[];
+    acc = dweight_shared;
+#pragma unroll
+    for (int p = 0; p < PACKS; ++p) {
+      const int64_t i = first + p * step;
+      if (i < cols)
+#pragma unroll
+        for (int j = 0; j < N; ++j) acc[i + j] = 0.f;
+    }
+  }
+  __device__ __forceinline__ void add(int /*p*/, int j, int64_t i, float value) { acc[i + j] += value; }
+  __device__ __forceinline__ void write(int /*p*/, float* partial, int64_t i) const {
+#pragma unroll
+    for (int j = 0; j < N; ++j) partial[j] = acc[i + j];
+  }
+};
+
+// Registers for the weight-gradient share unless that spills under the
+// launch bounds: ptxas -v for sm_90 shows no spills for one pack per thread
+// (either dtype) and for fp32 up to 4 packs, but spills for bf16 with 2 or
+// more (the stored packs and 16+ accumulators exceed 64 registers).
+template <typename T, int PACKS>
+constexpr bool kAccumulateInRegisters = PACKS == 1 || sizeof(T) == 4;
+
 // The same computation with the thread's PACKS packs of the row held in
 // registers as stored: dy, s and dsum are read once per row (the generic
 // kernel reads them twice), all loads of a row are issued before the
 // reduction, and the weight is loaded once per block. Holding the packs as
 // stored (not as fp32) halves a bf16 row's registers, which lets two blocks
 // share an SM (up to 2 packs per thread), so one block's loads overlap
-// the other's reduction.
+// the other's reduction. The weight-gradient share in registers (above)
+// replaced a shared-memory accumulator whose 16-byte read and write per
+// pack and row, two-way bank-conflicted in bf16, held the kernel at 76% of
+// peak bandwidth on the H100.
 template <typename T, int N, int PACKS>
 __global__ void __launch_bounds__(512, PACKS <= 2 ? 2 : 1)
     rms_norm_backward_cached_kernel(const T* __restrict__ dy, const T* __restrict__ dsum, const T* __restrict__ s,
                                     const T* __restrict__ weight, const float* __restrict__ rstd, T* __restrict__ dx,
                                     float* __restrict__ workspace, int64_t rows, int64_t cols) {
-  extern __shared__ float dweight_acc[];  // [cols], each column owned by one thread
   __shared__ float scratch[32];
   const int64_t first = static_cast<int64_t>(threadIdx.x) * N, step = static_cast<int64_t>(blockDim.x) * N;
+  DweightShare<N, PACKS, kAccumulateInRegisters<T, PACKS>> dweight(first, step, cols);
   Pack<T, N> w[PACKS];
 #pragma unroll
   for (int p = 0; p < PACKS; ++p) {
     const int64_t i = first + p * step;
-    if (i < cols) {
-      w[p] = load_pack<T, N>(weight + i);
-#pragma unroll
-      for (int j = 0; j < N; ++j) dweight_acc[i + j] = 0.f;
-    }
+    if (i < cols) w[p] = load_pack<T, N>(weight + i);
   }
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t offset = row * cols;
@@ -240,7 +299,7 @@ __global__ void __launch_bounds__(512, PACKS <= 2 ? 2 : 1)
         for (int j = 0; j < N; ++j) {
           const float gj = to_float(g[p].v[j]), n = to_float(v[p].v[j]) * inv_rms;
           out[j] = inv_rms * (gj * to_float(w[p].v[j]) - n * mean_dn_n) + (dsum ? to_float(extra[p].v[j]) : 0.f);
-          dweight_acc[i + j] += gj * n;
+          dweight.add(p, j, i, gj * n);
         }
         store<T, N>(dx + offset + i, out);
       }
@@ -250,9 +309,12 @@ __global__ void __launch_bounds__(512, PACKS <= 2 ? 2 : 1)
 #pragma unroll
   for (int p = 0; p < PACKS; ++p) {
     const int64_t i = first + p * step;
-    if (i < cols)
-#pragma unroll
-      for (int j = 0; j < N; ++j) partial[i + j] = dweight_acc[i + j];
+    if (i < cols) {
+      if constexpr (kAccumulateInRegisters<T, PACKS>)
+        dweight.write(p, partial + i);
+      else
+        dweight.write(p, partial + i, i);
+    }
   }
 }
 
@@ -332,9 +394,14 @@ BackwardLaunch<T> backward_launch(int64_t cols) {
   const int threads = static_cast<int>(std::clamp<int64_t>((packs + 31) / 32 * 32, 32, 512));
   const int64_t per_thread = (packs + threads - 1) / threads;
   BackwardLaunch<T> launch{rms_norm_backward_kernel<T, N>, threads_for(cols, N), shared};
-  if (per_thread == 1) launch = {rms_norm_backward_cached_kernel<T, N, 1>, threads, shared};
-  else if (per_thread == 2) launch = {rms_norm_backward_cached_kernel<T, N, 2>, threads, shared};
-  else if (per_thread <= 4) launch = {rms_norm_backward_cached_kernel<T, N, 4>, threads, shared};
+  // Dynamic shared memory only where the weight-gradient share is not in registers.
+  auto shared_for = [&](bool in_registers) { return in_registers ? size_t{0} : shared; };
+  if (per_thread == 1)
+    launch = {rms_norm_backward_cached_kernel<T, N, 1>, threads, shared_for(kAccumulateInRegisters<T, 1>)};
+  else if (per_thread == 2)
+    launch = {rms_norm_backward_cached_kernel<T, N, 2>, threads, shared_for(kAccumulateInRegisters<T, 2>)};
+  else if (per_thread <= 4)
+    launch = {rms_norm_backward_cached_kernel<T, N, 4>, threads, shared_for(kAccumulateInRegisters<T, 4>)};
   allow_shared_memory(launch.kernel, launch.shared);
   return launch;
 }

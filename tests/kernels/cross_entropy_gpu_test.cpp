@@ -125,7 +125,8 @@ TEST(FusedCrossEntropyGpu, LmHeadMatchesTransformersWithinTwiceItsError) {
 
 // The trainer's path with master weights: the weight gradient added into an
 // fp32 accumulator (cuBLAS's widening addmm with the scale as alpha), for the
-// summed NLL and for the per-row log-probs.
+// summed NLL and for the per-row log-probs; and without masters, into the
+// weight's bf16 .grad.
 TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   ScopedFusedKernels on(true);
@@ -145,6 +146,14 @@ TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
     EXPECT_FALSE(w.grad().defined());
     EXPECT_LE(max_error(accumulator, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
     EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
+
+    // Without masters: the weight's own bf16 .grad as the sink (rounded once per chunk).
+    at::Tensor h3 = leaf(c.hidden, at::kBFloat16), w3 = leaf(c.weight, at::kBFloat16);
+    at::Tensor grad = at::zeros(w3.sizes(), w3.options());
+    at::Tensor nll3 = summed_target_nll(h3, w3, c.targets, s.chunk, {grad, upstream});
+    nll3.backward(at::full({}, upstream, nll3.options()));
+    EXPECT_FALSE(w3.grad().defined());
+    EXPECT_LE(max_error(grad, truth[2]), allowed_error(plain[2], truth[2])) << "bf16 sink " << s.rows << "x" << s.vocab;
 
     // The per-row log-probs (DPO's path) with the same sink, any upstream.
     auto rows_truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);

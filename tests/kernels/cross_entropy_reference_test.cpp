@@ -195,6 +195,44 @@ TEST(LmHead, WeightGradientSinkReceivesTheScaledGradient) {
                Error);
 }
 
+// Without master weights the sink is the weight's own bf16 .grad: each
+// chunk's product is added in fp32 and rounded into it, once per chunk.
+// Over several chunks that must stay within 2x the error of the plain bf16
+// composition (transformers' path). (That a sink adds rather than
+// overwrites is the fp32 test's.)
+TEST(LmHead, LowPrecisionSinkWithinTwiceTheCompositionsError) {
+  at::manual_seed(26);
+  for (const Shape& s : std::vector<Shape>{{13, 33, 1000}, {11, 2048, 61}, {40, 64, 3001}}) {
+    LmHeadCase c = make_lm_head_case(s.rows, s.width, s.vocab, at::kBFloat16, at::kCPU);
+    auto truth = run_summed_nll(plain_nll, c, at::kDouble);
+    auto plain = run_summed_nll(plain_nll, c, at::kBFloat16);
+    auto rows_truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
+    auto rows_plain = run_target_log_probs(plain_target_log_probs, c, at::kBFloat16);
+    const double upstream = c.upstream[0].abs().item<double>();
+    for (int64_t chunk : {4, 16}) {
+      at::Tensor h = leaf(c.hidden, at::kBFloat16), w = leaf(c.weight, at::kBFloat16);
+      at::Tensor grad = at::zeros(w.sizes(), w.options());
+      at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {grad, upstream});
+      nll.backward(at::full({}, upstream, nll.options()));
+      EXPECT_FALSE(w.grad().defined());
+      EXPECT_LE(max_error(grad, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
+      EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
+
+      // The per-row log-probs (DPO's path), any upstream, into a bf16 .grad too.
+      at::Tensor h2 = leaf(c.hidden, at::kBFloat16), w2 = leaf(c.weight, at::kBFloat16);
+      at::Tensor grad2 = at::zeros(w2.sizes(), w2.options());
+      at::Tensor log_probs = target_log_probs(h2, w2, c.targets, chunk, {grad2, 1.0});
+      log_probs.backward(c.upstream.to(log_probs.scalar_type()));
+      EXPECT_FALSE(w2.grad().defined());
+      EXPECT_LE(max_error(grad2, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
+          << "per-row " << s.rows << "x" << s.vocab;
+    }
+  }
+  at::Tensor h = at::randn({3, 8}).to(at::kBFloat16), w = at::randn({10, 8}).to(at::kBFloat16);
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 8}, at::kHalf), 1.0}),
+               Error);
+}
+
 TEST(LmHead, RejectsBadInputWithItsName) {
   at::Tensor h = at::randn({4, 8}), w = at::randn({10, 8});
   EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong)), Error);

@@ -10,61 +10,21 @@
 #include "model/lora_projection.h"
 #include "tests/common/expect_error.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/model/lora_projection_cases.h"
 
 namespace st {
 namespace {
 
 using kernel_test::allowed_error;
-using kernel_test::gradients;
 using kernel_test::leaf;
 using kernel_test::max_error;
 using kernel_test::plain_lora_projection;
+using lora_test::Case;
+using lora_test::Inputs;
+using lora_test::kCases;
+using lora_test::make_inputs;
+using lora_test::run;
 using test::expect_error;
-
-struct Case {
-  std::vector<int64_t> x_shape;  // [..., in]
-  int64_t out, rank;
-  bool bias, train_base;
-};
-
-struct Inputs {
-  at::Tensor x, weight, bias, a, b, upstream;  // fp64 values exactly representable in `dtype`
-};
-
-Inputs make_inputs(const Case& c, at::ScalarType dtype) {
-  const int64_t in = c.x_shape.back();
-  auto r = [&](const at::Tensor& t) { return t.to(dtype).to(at::kDouble); };
-  std::vector<int64_t> y_shape = c.x_shape;
-  y_shape.back() = c.out;
-  return {r(at::randn(c.x_shape)),
-          r(at::randn({c.out, in}) / std::sqrt(static_cast<double>(in))),
-          c.bias ? r(at::randn({c.out})) : at::Tensor(),
-          r(at::randn({c.rank, in}) / std::sqrt(static_cast<double>(in))),
-          r(at::randn({c.out, c.rank})),
-          r(at::randn(y_shape))};
-}
-
-// {y, dx, dA, dB[, dW][, db]} of `op` on leaves of `dtype`.
-template <typename Op>
-std::vector<at::Tensor> run(Op op, const Case& c, const Inputs& in, at::ScalarType dtype, double scale) {
-  at::Tensor x = leaf(in.x, dtype), a = leaf(in.a, dtype), b = leaf(in.b, dtype);
-  at::Tensor w = in.weight.to(dtype), bias = c.bias ? in.bias.to(dtype) : at::Tensor();
-  std::vector<at::Tensor> wrt = {x, a, b};
-  if (c.train_base) {
-    w.requires_grad_();
-    wrt.push_back(w);
-    if (c.bias) bias.requires_grad_(), wrt.push_back(bias);
-  }
-  at::Tensor y = op(x, w, bias, a, b, scale);
-  std::vector<at::Tensor> out = {y.detach()};
-  for (const at::Tensor& g : gradients({y}, {in.upstream.to(dtype)}, wrt)) out.push_back(g);
-  return out;
-}
-
-const std::vector<Case> kCases = {
-    {{5, 33}, 17, 4, false, false},     {{2, 3, 33}, 17, 1, true, true},    {{37, 64}, 48, 16, true, false},
-    {{9, 2048}, 2048, 16, false, true}, {{3, 4096}, 1024, 8, false, false}, {{4, 2048}, 5440, 16, false, false},
-    {{2, 5440}, 2048, 16, false, false}};
 
 TEST(LoraProjection, MatchesPeftCompositionInFp64) {
   at::manual_seed(0);

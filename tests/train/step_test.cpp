@@ -33,9 +33,16 @@ Rows random_rows() {
   return rows;
 }
 
-// Parameters after one step over `split` micro-batches of the 4 rows.
-std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>& split, double* loss) {
-  LlamaModel model(test::small_model_config(97), at::TensorOptions().dtype(at::kDouble));
+// Parameters after one step over `split` micro-batches of the 4 rows; with
+// `sink`, the LM head's weight gradient goes straight into the optimizer's
+// accumulator (here, without masters, the weight's own .grad), as sft_run
+// does; `tied` ties the LM head to the embedding (both gradients then meet in
+// one .grad).
+std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>& split, double* loss,
+                                       bool sink = false, bool tied = false) {
+  ModelConfig config = test::small_model_config(97);
+  config.tie_word_embeddings = tied;
+  LlamaModel model(config, at::TensorOptions().dtype(at::kDouble));
   model.init_random(8);
   for (auto& [name, p] : model.named_parameters()) p.requires_grad_(true);
   train::AdamW optimizer(model.named_parameters(), {.lr = 1e-2, .weight_decay = 0.1}, false);
@@ -49,8 +56,10 @@ std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>&
     batches.push_back(data::materialize(layout, rows.view(), options, 0));
     trained += static_cast<int64_t>(batches.back().trained_tokens());
   }
+  const WeightGradSink lm_head = sink ? sft::lm_head_sink(model, optimizer, trained) : WeightGradSink{};
+  if (sink && !lm_head.accumulator.defined()) ADD_FAILURE() << "no accumulator for the LM head";
   train::StepInput input{static_cast<int64_t>(batches.size()), trained, [&](int64_t i) {
-                           return sft::summed_nll(model, sft::to_tensors(batches[i], at::kCPU), 5);
+                           return sft::summed_nll(model, sft::to_tensors(batches[i], at::kCPU), 5, lm_head);
                          }};
   *loss = train::optimizer_step(optimizer, input, 1e-2, /*max_grad_norm=*/0.5).loss;
   std::vector<at::Tensor> out;
@@ -68,6 +77,17 @@ TEST(OptimizerStep, MicroBatchesEqualOneBatchOfTheSameRows) {
   for (size_t i = 0; i < whole.size(); ++i) {
     EXPECT_TRUE(at::allclose(split[i], whole[i], 1e-10, 1e-12)) << "parameter " << i;
     EXPECT_TRUE(at::allclose(uneven[i], whole[i], 1e-10, 1e-12)) << "parameter " << i;
+  }
+}
+
+TEST(OptimizerStep, LmHeadSinkIntoTheGradEqualsAutogradsGradient) {
+  for (bool tied : {false, true}) {
+    double plain_loss, sink_loss;
+    const auto plain = after_one_step({{0, 1}, {2, 3}}, &plain_loss, false, tied);
+    const auto sunk = after_one_step({{0, 1}, {2, 3}}, &sink_loss, true, tied);
+    EXPECT_NEAR(sink_loss, plain_loss, 1e-12 * plain_loss);
+    for (size_t i = 0; i < plain.size(); ++i)
+      EXPECT_TRUE(at::allclose(sunk[i], plain[i], 1e-10, 1e-12)) << "parameter " << i << " tied " << tied;
   }
 }
 
