@@ -10,13 +10,15 @@
 // rms_norm_op.cpp). rstd per row is kept for the backward.
 //
 // Backward: a grid of as many blocks as fit on the device walks the rows;
-// each block accumulates its rows' weight gradient in shared memory (every
-// thread owns its columns, so no atomics), writes one fp32 partial row, and
-// a second kernel sums the partials per column (llm.c's layernorm backward
-// does the same). The input gradient needs mean(dn * n) over the row before
-// any output: rows of up to 4 packs per thread (512 threads) are held in
-// registers, as stored 16-byte packs, between the two steps; wider rows are
-// read twice (L1/L2 serve the second read).
+// each block accumulates its rows' weight gradient per column (every thread
+// owns its columns, so no atomics; in registers where they suffice, else in
+// shared memory), writes one fp32 partial row, and a second kernel sums the
+// partials per column (llm.c's layernorm backward does the same). The input
+// gradient needs mean(dn * n) over the row before any output: rows of up to
+// 4 packs per thread (512 threads; bf16 rows of up to 1024 packs take one
+// block of 1024 threads) are held in registers, as stored 16-byte packs,
+// between the two steps; wider rows are read twice (L1/L2 serve the second
+// read).
 //
 // Why stored packs and not fp32 copies: a bf16 row in fp32 takes twice the
 // registers, which at width 8192 left room for one 512-thread block per SM,
@@ -235,8 +237,9 @@ struct DweightShare<N, PACKS, false> {
 
 // Registers for the weight-gradient share unless that spills under the
 // launch bounds: ptxas -v for sm_90 shows no spills for one pack per thread
-// (either dtype) and for fp32 up to 4 packs, but spills for bf16 with 2 or
-// more (the stored packs and 16+ accumulators exceed 64 registers).
+// (either dtype, 512 or 1024 threads) and for fp32 up to 4 packs, but spills
+// for bf16 with 2 or more (the stored packs and 16+ accumulators exceed 64
+// registers); those (bf16 wider than 8192) keep the share in shared memory.
 template <typename T, int PACKS>
 constexpr bool kAccumulateInRegisters = PACKS == 1 || sizeof(T) == 4;
 
@@ -245,13 +248,14 @@ constexpr bool kAccumulateInRegisters = PACKS == 1 || sizeof(T) == 4;
 // kernel reads them twice), all loads of a row are issued before the
 // reduction, and the weight is loaded once per block. Holding the packs as
 // stored (not as fp32) halves a bf16 row's registers, which lets two blocks
-// share an SM (up to 2 packs per thread), so one block's loads overlap
-// the other's reduction. The weight-gradient share in registers (above)
-// replaced a shared-memory accumulator whose 16-byte read and write per
-// pack and row, two-way bank-conflicted in bf16, held the kernel at 76% of
-// peak bandwidth on the H100.
-template <typename T, int N, int PACKS>
-__global__ void __launch_bounds__(512, PACKS <= 2 ? 2 : 1)
+// of 512 threads share an SM (up to 2 packs per thread), so one block's
+// loads overlap the other's reduction. The weight-gradient share in
+// registers (above) replaced a shared-memory accumulator whose 16-byte read
+// and write per pack and row, two-way bank-conflicted in bf16, held the
+// kernel at 76% of peak bandwidth on the H100. MAX_THREADS is 512, or 1024
+// for bf16 rows of 513 to 1024 packs (see backward_launch).
+template <typename T, int N, int PACKS, int MAX_THREADS = 512>
+__global__ void __launch_bounds__(MAX_THREADS, MAX_THREADS > 512 ? 1 : (PACKS <= 2 ? 2 : 1))
     rms_norm_backward_cached_kernel(const T* __restrict__ dy, const T* __restrict__ dsum, const T* __restrict__ s,
                                     const T* __restrict__ weight, const float* __restrict__ rstd, T* __restrict__ dx,
                                     float* __restrict__ workspace, int64_t rows, int64_t cols) {
@@ -398,6 +402,14 @@ BackwardLaunch<T> backward_launch(int64_t cols) {
   auto shared_for = [&](bool in_registers) { return in_registers ? size_t{0} : shared; };
   if (per_thread == 1)
     launch = {rms_norm_backward_cached_kernel<T, N, 1>, threads, shared_for(kAccumulateInRegisters<T, 1>)};
+  else if (sizeof(T) == 2 && per_thread == 2)
+    // bf16 rows of 513 to 1024 packs (width 8192, the 40B model): one pack
+    // per thread in one block of up to 1024, so the weight-gradient share
+    // fits in registers. Measured on the H100 at 65536 x 8192: 83.9% of peak,
+    // against 76.9% for two packs per thread (512 threads, shared-memory
+    // share) and 72.1% for two packs with a register share and the weight
+    // reloaded each row (it spills).
+    launch = {rms_norm_backward_cached_kernel<T, N, 1, 1024>, static_cast<int>((packs + 31) / 32 * 32), 0};
   else if (per_thread == 2)
     launch = {rms_norm_backward_cached_kernel<T, N, 2>, threads, shared_for(kAccumulateInRegisters<T, 2>)};
   else if (per_thread <= 4)
