@@ -30,10 +30,14 @@ RecipeSchema sft_schema() {
        .choices = {"stop", "skip"}, .help = "a NaN/inf loss or gradient: stop with a message, or skip the step"},
       {.key = "training.threads", .type = K::kInt, .default_value = int64_t(0), .min = 0, .max = 1024,
        .help = "CPU threads for compute; 0: torch's default"},
-      // 4096: on an H100 the weight-gradient product of a smaller chunk is
-      // bound by its fp32 accumulator's traffic (tools/bench_kernels.cpp);
-      // 4096 x 256k bf16 logits are 2 GB.
-      {.key = "training.lm_head_chunk", .type = K::kInt, .default_value = int64_t(4096), .min = 1,
+      // 2048: on an H100 (tools/bench_kernels.cpp, 8192 tokens x 256k vocab,
+      // benchmarks/h100-2026-11-26c/run1) it takes -3% to +6% of 4096's time
+      // at hidden 2048 and 4096, while 1024 is 5-12% slower than 2048 (the
+      // weight-gradient product of a small chunk is bound by its
+      // accumulator's traffic), and it keeps the peak extra memory under an
+      // eighth of the unfused path's also without master weights (0.099 at
+      // hidden 4096; 4096-token chunks: 0.131).
+      {.key = "training.lm_head_chunk", .type = K::kInt, .default_value = int64_t(2048), .min = 1,
        .help = "tokens per LM-head chunk (logits held at once: chunk x vocab)"},
       {.key = "optimizer.lr", .type = K::kFloat, .default_value = 2e-5, .min = 0.0, .help = "peak learning rate"},
       {.key = "optimizer.weight_decay", .type = K::kFloat, .default_value = 0.0, .min = 0.0,

@@ -139,33 +139,26 @@ TEST(FusedCrossEntropyGpu, WeightGradientSinkWithinTwiceTheReferenceError) {
     auto truth = run_summed_nll(nll_plain, c, at::kDouble);
     auto plain = run_summed_nll(nll_plain, c, at::kBFloat16);
     const double upstream = c.upstream[0].abs().item<double>();
-    at::Tensor h = leaf(c.hidden, at::kBFloat16), w = leaf(c.weight, at::kBFloat16);
-    at::Tensor accumulator = at::zeros(w.sizes(), w.options().dtype(at::kFloat));
-    at::Tensor nll = summed_target_nll(h, w, c.targets, s.chunk, {accumulator, upstream});
-    nll.backward(at::full({}, upstream, nll.options()));
-    EXPECT_FALSE(w.grad().defined());
-    EXPECT_LE(max_error(accumulator, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
-    EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
+    const auto zeros = [&](at::ScalarType dtype) { return at::zeros(c.weight.sizes(), c.weight.options().dtype(dtype)); };
+    const SinkRun fp32 = run_summed_nll_into(c, at::kBFloat16, s.chunk, zeros(at::kFloat), upstream);
+    EXPECT_FALSE(fp32.weight_grad_seen);
+    EXPECT_LE(max_error(fp32.sink, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
+    EXPECT_LE(max_error(fp32.dhidden, truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
 
     // Without masters: the weight's own bf16 .grad as the sink (rounded once per chunk).
-    at::Tensor h3 = leaf(c.hidden, at::kBFloat16), w3 = leaf(c.weight, at::kBFloat16);
-    at::Tensor grad = at::zeros(w3.sizes(), w3.options());
-    at::Tensor nll3 = summed_target_nll(h3, w3, c.targets, s.chunk, {grad, upstream});
-    nll3.backward(at::full({}, upstream, nll3.options()));
-    EXPECT_FALSE(w3.grad().defined());
-    EXPECT_LE(max_error(grad, truth[2]), allowed_error(plain[2], truth[2])) << "bf16 sink " << s.rows << "x" << s.vocab;
+    const SinkRun bf16 = run_summed_nll_into(c, at::kBFloat16, s.chunk, zeros(at::kBFloat16), upstream);
+    EXPECT_FALSE(bf16.weight_grad_seen);
+    EXPECT_LE(max_error(bf16.sink, truth[2]), allowed_error(plain[2], truth[2])) << "bf16 sink " << s.rows << "x"
+                                                                                 << s.vocab;
 
-    // The per-row log-probs (DPO's path) with the same sink, any upstream.
+    // The per-row log-probs (DPO's path) with the fp32 sink, any upstream.
     auto rows_truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
     auto rows_plain = run_target_log_probs(plain_target_log_probs, c, at::kBFloat16);
-    at::Tensor h2 = leaf(c.hidden, at::kBFloat16), w2 = leaf(c.weight, at::kBFloat16);
-    at::Tensor accumulator2 = at::zeros(w2.sizes(), w2.options().dtype(at::kFloat));
-    at::Tensor log_probs = target_log_probs(h2, w2, c.targets, s.chunk, {accumulator2, 1.0});
-    log_probs.backward(c.upstream.to(log_probs.scalar_type()));
-    EXPECT_FALSE(w2.grad().defined());
-    EXPECT_LE(max_error(accumulator2, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
+    const SinkRun rows = run_target_log_probs_into(c, at::kBFloat16, s.chunk, zeros(at::kFloat));
+    EXPECT_FALSE(rows.weight_grad_seen);
+    EXPECT_LE(max_error(rows.sink, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
         << "per-row " << s.rows << "x" << s.vocab;
-    EXPECT_LE(max_error(h2.grad(), rows_truth[1]), allowed_error(rows_plain[1], rows_truth[1]))
+    EXPECT_LE(max_error(rows.dhidden, rows_truth[1]), allowed_error(rows_plain[1], rows_truth[1]))
         << "per-row " << s.rows << "x" << s.vocab;
   }
 }

@@ -174,20 +174,18 @@ TEST(LmHead, WeightGradientSinkReceivesTheScaledGradient) {
     auto truth = run_summed_nll(plain_nll, c, at::kDouble);  // upstream |c.upstream[0]|
     auto plain = run_summed_nll(plain_nll, c, dtype);
     const double upstream = c.upstream[0].abs().item<double>();
-    at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
     const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
-    at::Tensor accumulator = at::ones(w.sizes(), at::TensorOptions().dtype(acc));  // adds, never overwrites
-    at::Tensor nll = summed_target_nll(h, w, c.targets, 4, {accumulator, scale * upstream});
-    nll.backward(at::full({}, upstream, nll.options()));
-    EXPECT_FALSE(w.grad().defined()) << "autograd must not also produce the weight gradient";
-    at::Tensor received = (accumulator - 1) / scale;
+    const at::Tensor ones = at::ones(c.weight.sizes(), at::TensorOptions().dtype(acc));  // adds, never overwrites
+    const SinkRun run = run_summed_nll_into(c, dtype, 4, ones, scale * upstream);
+    EXPECT_FALSE(run.weight_grad_seen) << "autograd must not also produce the weight gradient";
+    at::Tensor received = (run.sink - 1) / scale;
     if (dtype == at::kDouble) {
       EXPECT_LE(max_error(received, truth[2]), 1e-12 * std::max(1.0, truth[2].abs().max().item<double>()));
     } else {
       // The sink's fp32 sum is more accurate than the plain bf16 gradient, never less.
       EXPECT_LE(max_error(received, truth[2]), allowed_error(plain[2], truth[2]));
     }
-    EXPECT_LE(max_error(h.grad(), truth[1]), dtype == at::kDouble ? 1e-12 : allowed_error(plain[1], truth[1]));
+    EXPECT_LE(max_error(run.dhidden, truth[1]), dtype == at::kDouble ? 1e-12 : allowed_error(plain[1], truth[1]));
   }
   at::Tensor h = at::randn({3, 8}), w = at::randn({10, 8});
   EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2}, at::kLong), 2, {at::zeros({10, 7}), 1.0}), Error);
@@ -210,21 +208,15 @@ TEST(LmHead, LowPrecisionSinkWithinTwiceTheCompositionsError) {
     auto rows_plain = run_target_log_probs(plain_target_log_probs, c, at::kBFloat16);
     const double upstream = c.upstream[0].abs().item<double>();
     for (int64_t chunk : {4, 16}) {
-      at::Tensor h = leaf(c.hidden, at::kBFloat16), w = leaf(c.weight, at::kBFloat16);
-      at::Tensor grad = at::zeros(w.sizes(), w.options());
-      at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {grad, upstream});
-      nll.backward(at::full({}, upstream, nll.options()));
-      EXPECT_FALSE(w.grad().defined());
-      EXPECT_LE(max_error(grad, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
-      EXPECT_LE(max_error(h.grad(), truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
-
+      const auto bf16_grad = [&] { return at::zeros(c.weight.sizes(), at::TensorOptions().dtype(at::kBFloat16)); };
+      const SinkRun nll = run_summed_nll_into(c, at::kBFloat16, chunk, bf16_grad(), upstream);
+      EXPECT_FALSE(nll.weight_grad_seen);
+      EXPECT_LE(max_error(nll.sink, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
+      EXPECT_LE(max_error(nll.dhidden, truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;
       // The per-row log-probs (DPO's path), any upstream, into a bf16 .grad too.
-      at::Tensor h2 = leaf(c.hidden, at::kBFloat16), w2 = leaf(c.weight, at::kBFloat16);
-      at::Tensor grad2 = at::zeros(w2.sizes(), w2.options());
-      at::Tensor log_probs = target_log_probs(h2, w2, c.targets, chunk, {grad2, 1.0});
-      log_probs.backward(c.upstream.to(log_probs.scalar_type()));
-      EXPECT_FALSE(w2.grad().defined());
-      EXPECT_LE(max_error(grad2, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
+      const SinkRun rows = run_target_log_probs_into(c, at::kBFloat16, chunk, bf16_grad());
+      EXPECT_FALSE(rows.weight_grad_seen);
+      EXPECT_LE(max_error(rows.sink, rows_truth[2]), allowed_error(rows_plain[2], rows_truth[2]))
           << "per-row " << s.rows << "x" << s.vocab;
     }
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/kernels/cross_entropy_op.h"  // kIgnoreTarget
+#include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace st::kernel_test {
@@ -123,6 +124,34 @@ std::vector<at::Tensor> run_summed_nll(Op op, const LmHeadCase& c, at::ScalarTyp
   at::Tensor out = op(h, w, c.targets);
   auto grads = gradients({out}, {c.upstream[0].abs()}, {h, w});
   return {out, grads[0], grads[1]};
+}
+
+/// What a weight-gradient sink received and what autograd still returned.
+struct SinkRun {
+  at::Tensor sink;        // the accumulator after the call
+  at::Tensor dhidden;     // autograd's hidden gradient
+  bool weight_grad_seen;  // autograd also produced a weight gradient (it must not)
+};
+
+/// The summed NLL at `dtype` (upstream c.upstream[0], as run_summed_nll)
+/// with its weight gradient times `scale` added into `sink`.
+inline SinkRun run_summed_nll_into(const LmHeadCase& c, at::ScalarType dtype, int64_t chunk, at::Tensor sink,
+                                   double scale) {
+  at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+  const double upstream = c.upstream[0].abs().item<double>();
+  at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {sink, scale});
+  nll.backward(at::full({}, upstream, nll.options()));
+  return {sink, h.grad(), w.grad().defined()};
+}
+
+/// The per-row log-probs at `dtype` (upstream c.upstream, as
+/// run_target_log_probs) with the weight gradient added into `sink`.
+inline SinkRun run_target_log_probs_into(const LmHeadCase& c, at::ScalarType dtype, int64_t chunk,
+                                         at::Tensor sink) {
+  at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
+  at::Tensor log_probs = target_log_probs(h, w, c.targets, chunk, {sink, 1.0});
+  log_probs.backward(c.upstream.to(log_probs.scalar_type()));
+  return {sink, h.grad(), w.grad().defined()};
 }
 
 inline const char* kLmHeadNames[] = {"value", "dhidden", "dweight"};
