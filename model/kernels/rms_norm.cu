@@ -200,16 +200,18 @@ struct DweightShare<N, PACKS, true> {
       for (int j = 0; j < N; ++j) acc[p][j] = 0.f;
   }
   __device__ __forceinline__ void add(int p, int j, int64_t /*i*/, float value) { acc[p][j] += value; }
-  __device__ __forceinline__ void write(int p, float* partial) const {
+  // Writes the share of pack p (columns i..i+N) to partial_i = partial row + i.
+  __device__ __forceinline__ void write(int p, int64_t /*i*/, float* partial_i) const {
     if constexpr (N % 4 == 0) {
       // 16-byte stores: partial is 16-byte aligned (cols is a multiple of N,
       // the workspace is a fresh allocation).
 #pragma unroll
       for (int j = 0; j < N; j += 4)
-        *reinterpret_cast<float4*>(partial + j) = make_float4(acc[p][j], acc[p][j + 1], acc[p][j + 2], acc[p][j + 3]);
+        *reinterpret_cast<float4*>(partial_i + j) =
+            make_float4(acc[p][j], acc[p][j + 1], acc[p][j + 2], acc[p][j + 3]);
     } else {
 #pragma unroll
-      for (int j = 0; j < N; ++j) partial[j] = acc[p][j];
+      for (int j = 0; j < N; ++j) partial_i[j] = acc[p][j];
     }
   }
 };
@@ -229,9 +231,9 @@ struct DweightShare<N, PACKS, false> {
     }
   }
   __device__ __forceinline__ void add(int /*p*/, int j, int64_t i, float value) { acc[i + j] += value; }
-  __device__ __forceinline__ void write(int /*p*/, float* partial, int64_t i) const {
+  __device__ __forceinline__ void write(int /*p*/, int64_t i, float* partial_i) const {
 #pragma unroll
-    for (int j = 0; j < N; ++j) partial[j] = acc[i + j];
+    for (int j = 0; j < N; ++j) partial_i[j] = acc[i + j];
   }
 };
 
@@ -313,12 +315,7 @@ __global__ void __launch_bounds__(MAX_THREADS, MAX_THREADS > 512 ? 1 : (PACKS <=
 #pragma unroll
   for (int p = 0; p < PACKS; ++p) {
     const int64_t i = first + p * step;
-    if (i < cols) {
-      if constexpr (kAccumulateInRegisters<T, PACKS>)
-        dweight.write(p, partial + i);
-      else
-        dweight.write(p, partial + i, i);
-    }
+    if (i < cols) dweight.write(p, i, partial + i);
   }
 }
 

@@ -173,10 +173,9 @@ TEST(LmHead, WeightGradientSinkReceivesTheScaledGradient) {
     const double scale = 0.125;
     auto truth = run_summed_nll(plain_nll, c, at::kDouble);  // upstream |c.upstream[0]|
     auto plain = run_summed_nll(plain_nll, c, dtype);
-    const double upstream = c.upstream[0].abs().item<double>();
     const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
     const at::Tensor ones = at::ones(c.weight.sizes(), at::TensorOptions().dtype(acc));  // adds, never overwrites
-    const SinkRun run = run_summed_nll_into(c, dtype, 4, ones, scale * upstream);
+    const SinkRun run = run_summed_nll_into(c, dtype, 4, ones, scale);
     EXPECT_FALSE(run.weight_grad_seen) << "autograd must not also produce the weight gradient";
     at::Tensor received = (run.sink - 1) / scale;
     if (dtype == at::kDouble) {
@@ -206,10 +205,9 @@ TEST(LmHead, LowPrecisionSinkWithinTwiceTheCompositionsError) {
     auto plain = run_summed_nll(plain_nll, c, at::kBFloat16);
     auto rows_truth = run_target_log_probs(plain_target_log_probs, c, at::kDouble);
     auto rows_plain = run_target_log_probs(plain_target_log_probs, c, at::kBFloat16);
-    const double upstream = c.upstream[0].abs().item<double>();
     for (int64_t chunk : {4, 16}) {
       const auto bf16_grad = [&] { return at::zeros(c.weight.sizes(), at::TensorOptions().dtype(at::kBFloat16)); };
-      const SinkRun nll = run_summed_nll_into(c, at::kBFloat16, chunk, bf16_grad(), upstream);
+      const SinkRun nll = run_summed_nll_into(c, at::kBFloat16, chunk, bf16_grad());
       EXPECT_FALSE(nll.weight_grad_seen);
       EXPECT_LE(max_error(nll.sink, truth[2]), allowed_error(plain[2], truth[2])) << s.rows << "x" << s.vocab;
       EXPECT_LE(max_error(nll.dhidden, truth[1]), allowed_error(plain[1], truth[1])) << s.rows << "x" << s.vocab;

@@ -134,12 +134,13 @@ struct SinkRun {
 };
 
 /// The summed NLL at `dtype` (upstream c.upstream[0], as run_summed_nll)
-/// with its weight gradient times `scale` added into `sink`.
+/// with its weight gradient added into `sink`, scaled by the upstream factor
+/// as the trainer's sink is (times `factor`).
 inline SinkRun run_summed_nll_into(const LmHeadCase& c, at::ScalarType dtype, int64_t chunk, at::Tensor sink,
-                                   double scale) {
+                                   double factor = 1.0) {
   at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
   const double upstream = c.upstream[0].abs().item<double>();
-  at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {sink, scale});
+  at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {sink, factor * upstream});
   nll.backward(at::full({}, upstream, nll.options()));
   return {sink, h.grad(), w.grad().defined()};
 }

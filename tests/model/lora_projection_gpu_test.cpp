@@ -23,9 +23,7 @@ TEST(LoraProjectionGpu, WithinTwiceTheCompositionsErrorOnCuda) {
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (const lora_test::Case& c : lora_test::kCases) {
       const lora_test::Inputs host = lora_test::make_inputs(c, dtype);
-      const lora_test::Inputs device = {host.x.cuda(), host.weight.cuda(),
-                                        c.bias ? host.bias.cuda() : at::Tensor(), host.a.cuda(),
-                                        host.b.cuda(), host.upstream.cuda()};
+      const lora_test::Inputs device = lora_test::to_device(host, at::kCUDA);
       const auto truth = lora_test::run(plain_lora_projection, c, host, at::kDouble, 0.5);
       const auto plain = lora_test::run(plain_lora_projection, c, device, dtype, 0.5);
       const auto ours = lora_test::run(lora_projection, c, device, dtype, 0.5);
