@@ -104,6 +104,13 @@ std::string Recipe::resolved_toml() const {
   return out;
 }
 
+std::string Recipe::canonical(KeyEffect effect) const {
+  std::vector<std::string> keys;
+  for (const KeySpec& spec : schema_)
+    if (spec.affects >= effect) keys.push_back(spec.key);
+  return keys.empty() ? std::string() : canonical(keys);
+}
+
 std::string Recipe::canonical(const std::vector<std::string>& prefixes) const {
   std::map<std::string, size_t> selected;  // sorted by key, independent of schema order
   for (size_t i = 0; i < schema_.size(); ++i)

@@ -68,6 +68,10 @@ class Recipe {
   /// sorted by key, for hashing into cache keys. Independent of schema order,
   /// comments, formatting and where values came from.
   std::string canonical(const std::vector<std::string>& prefixes) const;
+  /// canonical() of every key whose KeySpec::affects is at least `effect`:
+  /// the text a digest hashes (kCache: the token cache's key; kResults: what
+  /// a resumed run must share).
+  std::string canonical(KeyEffect effect) const;
   /// The recipe file as given to load() (the name given to from_string()).
   const std::string& source() const { return source_; }
   const RecipeSchema& schema() const { return schema_; }

@@ -25,6 +25,13 @@ enum class KeyType { kBool, kInt, kFloat, kString, kPath, kStringList, kPathList
 using RecipeValue = std::variant<bool, int64_t, double, std::string, std::vector<std::string>,
                                  std::map<std::string, std::string>>;
 
+/// What a key's value changes, from which the digests are derived (never
+/// from hand-written key lists): kCache keys change the tokens (the token
+/// cache's key), kResults keys change the numbers a run produces (a resumed
+/// run must agree on them), kNothing keys change where files go, threads,
+/// logging. Each level includes the ones after it.
+enum class KeyEffect { kNothing, kResults, kCache };
+
 /// One recipe key. Designated initialisers read best:
 ///   {.key = "data.max_length", .type = KeyType::kInt, .default_value = 2048,
 ///    .min = 1, .help = "tokens per training sequence"}
@@ -38,6 +45,7 @@ struct KeySpec {
   std::optional<double> min{}, max{};        // kInt/kFloat only, inclusive
   std::vector<std::string> choices{};        // kString only: the allowed values
   bool must_exist = false;                   // kPath/kPathList: must exist when the recipe is loaded
+  KeyEffect affects = KeyEffect::kNothing;   // which digests the value enters
   std::string help{};                        // one line: a comment in the resolved recipe, and --help
 };
 

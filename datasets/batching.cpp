@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 uint64_t Shuffler::next() {
   uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
@@ -195,4 +195,4 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> split_train_eval(uint32_
   return {train, eval};
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-namespace st::data {
+namespace st::datasets {
 
 /// splitmix64-based generator with our own bounded draws, so a seed gives
 /// the same order on every platform (std:: distributions are
@@ -103,4 +103,4 @@ PlanStats plan_stats(const std::vector<BatchLayout>& plan, const SequenceView& v
 std::pair<std::vector<uint32_t>, std::vector<uint32_t>> split_train_eval(uint32_t count, double eval_ratio,
                                                                         uint64_t seed);
 
-}  // namespace st::data
+}  // namespace st::datasets

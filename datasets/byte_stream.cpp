@@ -11,7 +11,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 class FileBytes : public ByteStream {
@@ -118,4 +118,4 @@ std::unique_ptr<ByteStream> open_memory_bytes(std::string_view bytes, const std:
   return raw;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

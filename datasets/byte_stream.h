@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace st::data {
+namespace st::datasets {
 
 class ByteStream {
  public:
@@ -24,4 +24,4 @@ std::unique_ptr<ByteStream> open_file_bytes(const std::string& path);
 /// Reads `bytes`, which must outlive the stream; `name` is used in errors.
 std::unique_ptr<ByteStream> open_memory_bytes(std::string_view bytes, const std::string& name);
 
-}  // namespace st::data
+}  // namespace st::datasets

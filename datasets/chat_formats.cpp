@@ -4,7 +4,7 @@
 #include "datasets/message_lists.h"
 #include "datasets/validation.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 // A field that is either a string (wrapped as one message of `role`) or a
@@ -129,4 +129,4 @@ Conversation convert_conversation(const Json& record, const RecordContext& ctx) 
   return out;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

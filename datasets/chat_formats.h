@@ -3,10 +3,10 @@
 
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// ctx.format is one of messages, sharegpt, alpaca, prompt_completion.
 /// Throws SampleError for a bad sample.
 Conversation convert_conversation(const Json& record, const RecordContext& ctx);
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 namespace {
 
@@ -89,4 +89,4 @@ std::string ChatTemplate::render(const Json& messages, const Json& tools, bool a
   return out;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -14,7 +14,7 @@
 #include "datasets/records.h"
 #include "model/tokenizer.h"
 
-namespace st::data {
+namespace st::datasets {
 
 class ChatTemplate {
  public:
@@ -48,4 +48,4 @@ class ChatTemplate {
   Json base_context_;  // special tokens + recipe variables
 };
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -6,10 +6,11 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 RecipeSchema data_schema() {
   using K = KeyType;
+  using enum KeyEffect;
   std::vector<std::string> formats;
   for (DataFormat f : {DataFormat::kAuto, DataFormat::kMessages, DataFormat::kShareGpt, DataFormat::kAlpaca,
                        DataFormat::kPromptCompletion, DataFormat::kPreference, DataFormat::kPreferenceTranscripts,
@@ -19,39 +20,39 @@ RecipeSchema data_schema() {
   using Map = std::map<std::string, std::string>;
   return {
       {.key = "model.path", .type = K::kPath, .must_exist = true,
-       .help = "Hugging Face model dir: tokenizer, chat template (and weights for training)"},
+       .affects = kResults, .help = "Hugging Face model dir: tokenizer, chat template (and weights for training)"},
       {.key = "data.train", .type = K::kPathList, .must_exist = true,
-       .help = "training files: .jsonl or .json, optionally gzip-compressed"},
+       .affects = kResults, .help = "training files: .jsonl or .json, optionally gzip-compressed"},
       {.key = "data.eval", .type = K::kPathList, .default_value = Strings{}, .must_exist = true,
-       .help = "held-out files; when empty, eval_ratio of the training samples are held out"},
+       .affects = kResults, .help = "held-out files; when empty, eval_ratio of the training samples are held out"},
       {.key = "data.eval_ratio", .type = K::kFloat, .default_value = 0.0, .min = 0.0, .max = 0.5,
-       .help = "share of training samples held out for evaluation when data.eval is empty"},
+       .affects = kResults, .help = "share of training samples held out for evaluation when data.eval is empty"},
       {.key = "data.format", .type = K::kString, .default_value = std::string("auto"), .choices = formats,
-       .help = "schema of the files; auto detects it from the first record"},
+       .affects = kCache, .help = "schema of the files; auto detects it from the first record"},
       {.key = "data.fields", .type = K::kStringMap, .default_value = Map{},
-       .help = "key renames for other schemas, e.g. {messages = \"dialog\", content = \"text\"}"},
+       .affects = kCache, .help = "key renames for other schemas, e.g. {messages = \"dialog\", content = \"text\"}"},
       {.key = "data.role_aliases", .type = K::kStringMap, .default_value = Map{},
-       .help = "role renames, e.g. {bot = \"assistant\"}"},
+       .affects = kCache, .help = "role renames, e.g. {bot = \"assistant\"}"},
       {.key = "data.skip_invalid", .type = K::kBool, .default_value = false,
-       .help = "skip and count invalid samples instead of stopping at the first"},
+       .affects = kCache, .help = "skip and count invalid samples instead of stopping at the first"},
       {.key = "data.chat_template", .type = K::kPath, .optional = true, .must_exist = true,
-       .help = "a .jinja file to use instead of the model dir's chat template"},
+       .affects = kResults, .help = "a .jinja file to use instead of the model dir's chat template"},
       {.key = "data.template_vars", .type = K::kStringMap, .default_value = Map{},
-       .help = "extra chat template variables, e.g. {date_string = \"2024-09-30\"}"},
+       .affects = kCache, .help = "extra chat template variables, e.g. {date_string = \"2024-09-30\"}"},
       {.key = "data.train_on", .type = K::kString, .default_value = std::string("assistant"),
        .choices = {"assistant", "all", "last_assistant"},
-       .help = "tokens with loss: assistant replies (with their end token), all, or the last reply"},
+       .affects = kCache, .help = "tokens with loss: assistant replies (with their end token), all, or the last reply"},
       {.key = "data.max_length", .type = K::kInt, .default_value = int64_t(2048), .min = 8, .max = 1 << 20,
-       .help = "tokens per sequence (and per packed row)"},
+       .affects = kCache, .help = "tokens per sequence (and per packed row)"},
       {.key = "data.truncation", .type = K::kString, .default_value = std::string("right"),
        .choices = {"drop", "left", "right"},
-       .help = "longer samples: drop them, cut the oldest tokens after BOS, or cut the end"},
+       .affects = kCache, .help = "longer samples: drop them, cut the oldest tokens after BOS, or cut the end"},
       {.key = "data.packing", .type = K::kBool, .default_value = true,
-       .help = "pack samples into rows of max_length tokens (else pad, bucketed by length)"},
+       .affects = kResults, .help = "pack samples into rows of max_length tokens (else pad, bucketed by length)"},
       {.key = "data.bucket_window", .type = K::kInt, .default_value = int64_t(64), .min = 1, .max = 1 << 20,
-       .help = "padded mode: batches sorted by length within windows of this many batches"},
+       .affects = kResults, .help = "padded mode: batches sorted by length within windows of this many batches"},
       {.key = "data.seed", .type = K::kInt, .default_value = int64_t(42), .min = 0,
-       .help = "shuffle and split seed"},
+       .affects = kResults, .help = "shuffle and split seed"},
       {.key = "data.cache_dir", .type = K::kPath, .default_value = std::string(""),
        .help = "token cache root; empty: $XDG_CACHE_HOME/salamandra-tune or ~/.cache/salamandra-tune"},
       {.key = "data.workers", .type = K::kInt, .default_value = int64_t(0), .min = 0, .max = 1024,
@@ -114,10 +115,8 @@ DataConfig data_config(const Recipe& recipe) {
   if (c.cache_dir.empty()) c.cache_dir = default_cache_dir();
   c.workers = static_cast<int>(recipe.get_int("data.workers"));
   if (c.workers == 0) c.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // What changes the tokens (not the files, the cache location or threads).
-  c.canonical_options = recipe.canonical({"data.format", "data.fields", "data.role_aliases", "data.skip_invalid",
-                                          "data.template_vars", "data.train_on", "data.max_length",
-                                          "data.truncation"});
+  // What changes the tokens: the keys flagged kCache in data_schema().
+  c.canonical_options = recipe.canonical(KeyEffect::kCache);
   return c;
 }
 
@@ -132,4 +131,4 @@ BatchOptions batch_options(const DataConfig& config, uint32_t rows, uint32_t acc
   return options;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -12,7 +12,7 @@
 #include "datasets/readers.h"
 #include "datasets/sample_encoder.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// model.path and every data.* key, with defaults and help.
 RecipeSchema data_schema();
@@ -41,4 +41,4 @@ DataConfig data_config(const Recipe& recipe);
 /// `accumulation` micro-batches per optimizer step.
 BatchOptions batch_options(const DataConfig& config, uint32_t rows, uint32_t accumulation = 1);
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -5,7 +5,7 @@
 #include "common/error.h"
 #include "datasets/readers.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 constexpr std::array<std::pair<DataFormat, std::string_view>, 9> kNames{{
@@ -54,4 +54,4 @@ SampleKind sample_kind(DataFormat format) {
   fail("data format 'auto' has no sample kind until the data has been looked at");
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

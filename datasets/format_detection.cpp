@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 bool has(const Json& record, const std::string& key) { return record.contains(key); }
@@ -75,4 +75,4 @@ DataFormat detect_format(const Json& record, const FieldMapping& given, const st
        "); set the dataset's `format` in the recipe to say which");
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

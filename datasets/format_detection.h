@@ -3,7 +3,7 @@
 
 #include "datasets/readers.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// The format `record` is in, when its keys fit exactly one; fills
 /// `resolved` with `given` plus what detection settled (which key holds the
@@ -12,4 +12,4 @@ namespace st::data {
 DataFormat detect_format(const Json& record, const FieldMapping& given, const std::string& origin,
                          FieldMapping* resolved);
 
-}  // namespace st::data
+}  // namespace st::datasets

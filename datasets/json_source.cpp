@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 // Buffered byte access with one byte of look-ahead and a line counter.
@@ -288,4 +288,4 @@ void for_each_record(ByteStream& in, const std::string& name,
     read_jsonl(reader, name, visit);
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

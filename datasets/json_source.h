@@ -12,7 +12,7 @@
 #include "datasets/byte_stream.h"
 #include "datasets/records.h"
 
-namespace st::data {
+namespace st::datasets {
 
 struct RawRecord {
   Json value;          // the record (an object) when `error_reason` is empty
@@ -48,4 +48,4 @@ class JsonStringTracker {
 /// Deepest bracket nesting of JSON text, outside strings.
 size_t json_depth(std::string_view text);
 
-}  // namespace st::data
+}  // namespace st::datasets

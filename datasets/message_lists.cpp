@@ -5,7 +5,7 @@
 
 #include "datasets/json_source.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 // Returns the OpenAI role for a role value of the given style, or "".
@@ -130,4 +130,4 @@ Json read_tools(const Json& record, const std::string& key, const std::string& p
   reject("wrong type", ctx, path, cat("expected an array of tool definitions, got ", json_type(*tools)));
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

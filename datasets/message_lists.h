@@ -9,7 +9,7 @@
 
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// How a list names roles: OpenAI ("role"/"content"; system, user,
 /// assistant, tool) or ShareGPT ("from"/"value"; system, human, gpt, tool,
@@ -49,4 +49,4 @@ void add_text_message(const std::string& role, const std::string& text, const st
 Json read_tools(const Json& record, const std::string& key, const std::string& path,
                 const RecordContext& ctx);
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -7,7 +7,7 @@
 #include "datasets/message_lists.h"
 #include "datasets/validation.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 struct Parts {
@@ -234,4 +234,4 @@ PreferencePair convert_preference(const Json& record, const RecordContext& ctx) 
   return out;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -3,10 +3,10 @@
 
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// ctx.format is one of preference, preference_transcripts,
 /// llamafactory_ranking, openai_preference. Throws SampleError.
 PreferencePair convert_preference(const Json& record, const RecordContext& ctx);
 
-}  // namespace st::data
+}  // namespace st::datasets

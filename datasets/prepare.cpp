@@ -12,7 +12,7 @@
 
 namespace fs = std::filesystem;
 
-namespace st::data {
+namespace st::datasets {
 
 namespace {
 
@@ -227,4 +227,4 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
   return dir;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -15,7 +15,7 @@
 #include "datasets/data_config.h"
 #include "datasets/token_cache.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// What happened to the samples of one split.
 struct PrepareReport {
@@ -76,4 +76,4 @@ std::vector<EncodedSample> encode_samples(const SampleEncoder& encoder, const st
                                           const std::vector<PreferencePair>& pairs, bool skip_invalid, int workers,
                                           const PrepareProgress& progress = {});
 
-}  // namespace st::data
+}  // namespace st::datasets

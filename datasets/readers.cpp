@@ -11,7 +11,7 @@
 #include "datasets/preference_formats.h"
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 const char* kind_text(SampleKind kind) {
@@ -110,9 +110,9 @@ void read_preference_blocks(const std::string& path, const ReaderOptions& option
                                on_block);
 }
 
-}  // namespace st::data
+}  // namespace st::datasets
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 // Thrown to stop for_each_record at the first readable record.
 struct FoundFormat {
@@ -135,4 +135,4 @@ DataFormat detect_file_format(const std::string& path, const ReaderOptions& opti
   fail(path, ": the data file holds no readable record");
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

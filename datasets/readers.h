@@ -29,7 +29,7 @@
 
 #include "datasets/records.h"
 
-namespace st::data {
+namespace st::datasets {
 
 enum class DataFormat {
   kAuto,
@@ -121,4 +121,4 @@ std::vector<PreferencePair> parse_preferences(std::string_view bytes, const std:
                                               const ReaderOptions& options,
                                               ReadStats* stats = nullptr);
 
-}  // namespace st::data
+}  // namespace st::datasets

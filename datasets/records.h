@@ -13,7 +13,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 using Json = nlohmann::ordered_json;
 
@@ -52,4 +52,4 @@ class SampleError : public Error {
   std::string reason_;
 };
 
-}  // namespace st::data
+}  // namespace st::datasets

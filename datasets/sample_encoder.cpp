@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 namespace {
 
@@ -287,4 +287,4 @@ TokenPair SampleEncoder::encode_pair(const PreferencePair& pair, bool* truncated
   return out;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -16,7 +16,7 @@
 #include "datasets/records.h"
 #include "model/tokenizer.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// Which tokens carry loss.
 enum class TrainOn {
@@ -108,4 +108,4 @@ class SampleEncoder {
   std::string bos_text_;
 };
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -1,7 +1,7 @@
 // Key access with errors that name the file, line, key and format.
 #include "datasets/sample_error.h"
 
-namespace st::data {
+namespace st::datasets {
 
 void reject(const std::string& reason, const RecordContext& ctx, std::string_view key,
             const std::string& what) {
@@ -60,4 +60,4 @@ const Json& require_array(const Json& object, const std::string& key, const std:
   return value;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -9,7 +9,7 @@
 #include "datasets/readers.h"
 #include "datasets/records.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// Where a record came from and how it is read.
 struct RecordContext {
@@ -50,4 +50,4 @@ const std::string& require_string(const Json& object, const std::string& key,
 const Json& require_array(const Json& object, const std::string& key, const std::string& path,
                           const RecordContext& ctx);
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -10,7 +10,7 @@
 #include "datasets/batching.h"
 #include "datasets/task_text.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 // Draws per sample before a (task, language) pair counts as run out. The
@@ -220,4 +220,4 @@ std::string task_corpus(const TaskOptions& options) {
   return out;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

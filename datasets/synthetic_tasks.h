@@ -16,7 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
-namespace st::data {
+namespace st::datasets {
 
 /// One task instance. `answer` is the bare result ("7", "1 7 3"), no prose.
 struct TaskSample {
@@ -67,4 +67,4 @@ std::string tasks_to_jsonl(const std::vector<TaskSample>& samples);
 /// sentences of ordinary prose in each of options.languages.
 std::string task_corpus(const TaskOptions& options);
 
-}  // namespace st::data
+}  // namespace st::datasets

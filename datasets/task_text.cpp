@@ -8,7 +8,7 @@
 // (Catalan "de l'1", Italian "dopo l'8"), the template avoids the article.
 #include "datasets/task_text.h"
 
-namespace st::data {
+namespace st::datasets {
 
 const std::vector<LanguageText>& language_texts() {
   static const std::vector<LanguageText> texts = {
@@ -106,4 +106,4 @@ const std::vector<LanguageText>& language_texts() {
   return texts;
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

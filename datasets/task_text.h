@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace st::data {
+namespace st::datasets {
 
 /// Number of tasks; templates are in task_names() order:
 /// add, successor, reverse, sort, count, copy.
@@ -28,4 +28,4 @@ struct LanguageText {
 /// Every language with templates, in the order task_languages() lists them.
 const std::vector<LanguageText>& language_texts();
 
-}  // namespace st::data
+}  // namespace st::datasets

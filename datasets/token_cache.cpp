@@ -15,7 +15,7 @@
 
 namespace fs = std::filesystem;
 
-namespace st::data {
+namespace st::datasets {
 
 // A whole file mapped read-only (empty files map to nothing).
 struct TokenCache::Mapping {
@@ -183,4 +183,4 @@ void TokenCacheWriter::finish(Json meta) {
   if (had_old) fs::remove_all(old_dir, ec);
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

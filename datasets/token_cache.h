@@ -20,7 +20,7 @@
 #include "datasets/records.h"
 #include "datasets/sample_encoder.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// Read-only view of a cache directory.
 class TokenCache {
@@ -73,4 +73,4 @@ class TokenCacheWriter {
   bool finished_ = false;
 };
 
-}  // namespace st::data
+}  // namespace st::datasets

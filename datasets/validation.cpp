@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 std::string key_of(const MessageSource& src, const std::string& key) {
@@ -86,4 +86,4 @@ void validate_conversation(const MessageView& messages, const RecordContext& ctx
   }
 }
 
-}  // namespace st::data
+}  // namespace st::datasets

@@ -7,7 +7,7 @@
 
 #include "datasets/message_lists.h"
 
-namespace st::data {
+namespace st::datasets {
 
 /// A conversation to check, possibly assembled from several lists (a
 /// preference prompt followed by one completion) without copying them.
@@ -28,4 +28,4 @@ void append_view(MessageView& view, const MessageList& list);
 ///    a chat sample without an assistant reply is the masking stage's call.
 void validate_conversation(const MessageView& messages, const RecordContext& ctx);
 
-}  // namespace st::data
+}  // namespace st::datasets

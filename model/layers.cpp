@@ -5,20 +5,11 @@
 #include <tuple>
 
 #include "common/error.h"
-#include "model/kernels/rms_norm_op.h"
-#include "model/kernels/rotary_op.h"
-#include "model/kernels/swiglu_op.h"
+#include "kernels/rms_norm_op.h"
+#include "kernels/rotary_op.h"
+#include "kernels/swiglu_op.h"
 
 namespace st {
-
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // As transformers' LlamaRMSNorm: statistics in fp32, the weight multiplies
-  // the result after the cast back to the input dtype.
-  at::Tensor x32 = x.to(at::kFloat);
-  at::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
-  at::Tensor normed = x32 * at::rsqrt(variance + eps);
-  return weight * normed.to(x.scalar_type());
-}
 
 at::Tensor rotary_inverse_frequencies(const ModelConfig& config, const at::Device& device) {
   const int64_t dim = config.head_dim;
@@ -30,42 +21,23 @@ at::Tensor rotary_inverse_frequencies(const ModelConfig& config, const at::Devic
   return inv_freq.to(device);
 }
 
-RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tensor& position_ids,
-                           at::ScalarType dtype) {
-  at::Tensor freqs = position_ids.unsqueeze(-1).to(at::kFloat) * inverse_frequencies.to(at::kFloat);
-  at::Tensor angles = at::cat({freqs, freqs}, -1);
-  return {angles.cos().to(dtype), angles.sin().to(dtype), position_ids, inverse_frequencies.to(at::kFloat)};
+std::vector<std::pair<const char*, const std::shared_ptr<Projection>*>> DecoderLayer::projections() const {
+  return {{"self_attn.q_proj", &q_proj}, {"self_attn.k_proj", &k_proj}, {"self_attn.v_proj", &v_proj},
+          {"self_attn.o_proj", &o_proj}, {"mlp.gate_proj", &gate_proj},   {"mlp.up_proj", &up_proj},
+          {"mlp.down_proj", &down_proj}};
 }
 
-at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables) {
-  const int64_t half = x.size(-1) / 2;
-  at::Tensor first = x.narrow(-1, 0, half);
-  at::Tensor second = x.narrow(-1, half, half);
-  at::Tensor rotated = at::cat({-second, first}, -1);
-  // Tables are [B, T, D]; heads broadcast over dimension 1.
-  return x * tables.cos.unsqueeze(1) + rotated * tables.sin.unsqueeze(1);
-}
-
-void DecoderLayer::collect(const std::string& prefix, NamedTensors& out) const {
-  q_proj->collect(prefix + ".self_attn.q_proj", out);
-  k_proj->collect(prefix + ".self_attn.k_proj", out);
-  v_proj->collect(prefix + ".self_attn.v_proj", out);
-  o_proj->collect(prefix + ".self_attn.o_proj", out);
-  gate_proj->collect(prefix + ".mlp.gate_proj", out);
-  up_proj->collect(prefix + ".mlp.up_proj", out);
-  down_proj->collect(prefix + ".mlp.down_proj", out);
-  out.emplace_back(prefix + ".input_layernorm.weight", input_layernorm);
-  out.emplace_back(prefix + ".post_attention_layernorm.weight", post_attention_layernorm);
+void DecoderLayer::describe(const std::string& prefix, int64_t layer, ParameterList& out) const {
+  for (const auto& [name, projection] : projections()) (*projection)->describe(prefix + "." + name, layer, out);
+  out.push_back({prefix + ".input_layernorm.weight", input_layernorm, TensorRole::kBase, true, layer,
+                 TensorInit::kOnes});
+  out.push_back({prefix + ".post_attention_layernorm.weight", post_attention_layernorm, TensorRole::kBase, true,
+                 layer, TensorInit::kOnes});
 }
 
 std::shared_ptr<Projection>* DecoderLayer::projection_slot(const std::string& local_name) {
-  if (local_name == "self_attn.q_proj") return &q_proj;
-  if (local_name == "self_attn.k_proj") return &k_proj;
-  if (local_name == "self_attn.v_proj") return &v_proj;
-  if (local_name == "self_attn.o_proj") return &o_proj;
-  if (local_name == "mlp.gate_proj") return &gate_proj;
-  if (local_name == "mlp.up_proj") return &up_proj;
-  if (local_name == "mlp.down_proj") return &down_proj;
+  for (const auto& [name, projection] : projections())
+    if (local_name == name) return const_cast<std::shared_ptr<Projection>*>(projection);
   return nullptr;
 }
 

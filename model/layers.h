@@ -3,7 +3,8 @@
 // Each one reproduces the Hugging Face LlamaForCausalLM computation operation
 // by operation (same dtype casts in the same places), because our parity
 // tests demand fp32 agreement to ~1e-5 and bf16 error no worse than theirs.
-// These are also the ATen reference paths for the fused CUDA kernels.
+// The reference formulas of the fused ops (rms_norm, rotary tables) live with
+// the ops in kernels/, below this library.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -12,32 +13,14 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/rotary_op.h"  // RotaryTables, the reference rotation
 #include "model/config.h"
 #include "model/projection.h"
 
 namespace st {
 
-/// x * rsqrt(mean(x^2) + eps) computed in fp32, cast back, times weight.
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
-
 /// The rotary inverse frequencies [head_dim/2] in fp32 (theta and linear scaling applied).
 at::Tensor rotary_inverse_frequencies(const ModelConfig& config, const at::Device& device);
-
-/// cos and sin tables [B, T, head_dim] for given position ids [B, T], in `dtype`.
-/// The position ids and fp32 inverse frequencies they came from ride along
-/// for the fused rotary kernel, which computes the angles itself (tables
-/// built without them simply keep the ATen path).
-struct RotaryTables {
-  at::Tensor cos;
-  at::Tensor sin;
-  at::Tensor position_ids;         // [B or 1, T] integers, or undefined
-  at::Tensor inverse_frequencies;  // [head_dim / 2] fp32, or undefined
-};
-RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tensor& position_ids,
-                           at::ScalarType dtype);
-
-/// Rotates x [B, heads, T, head_dim] by the tables (x*cos + rotate_half(x)*sin).
-at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables);
 
 /// Which keys each query may see. Either causal (the fast path: no mask
 /// tensor), or an explicit boolean mask [B or 1, 1, T, S] (true = attend) for
@@ -60,15 +43,18 @@ struct DecoderLayer {
   std::shared_ptr<Projection> q_proj, k_proj, v_proj, o_proj;
   std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
 
-  /// Appends the parameters under "model.layers.N" style `prefix`.
-  void collect(const std::string& prefix, NamedTensors& out) const;
+  /// Appends the layer's tensors under "model.layers.N" style `prefix`,
+  /// marked with `layer` (its index).
+  void describe(const std::string& prefix, int64_t layer, ParameterList& out) const;
+  /// Every projection with its local name ("self_attn.q_proj", ...).
+  std::vector<std::pair<const char*, const std::shared_ptr<Projection>*>> projections() const;
   /// Returns the projection slot for a local name such as "self_attn.q_proj".
   std::shared_ptr<Projection>* projection_slot(const std::string& local_name);
 };
 
 /// Applies one layer: pre-norm attention and pre-norm SwiGLU MLP with
 /// residuals. With `cache`, appends this step's keys and values to it.
-/// On CUDA, the fused kernels (model/kernels/) replace the residual add +
+/// On CUDA, the fused kernels (kernels/) replace the residual add +
 /// RMSNorm, the rotary embedding and SwiGLU when opted in (fused_switch.h).
 at::Tensor decoder_layer_forward(const ModelConfig& config, const DecoderLayer& layer,
                                  const at::Tensor& hidden, const RotaryTables& rotary,

@@ -5,8 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "common/error.h"
-#include "model/checkpointing.h"
-#include "model/kernels/rms_norm_op.h"
+#include "model/recompute.h"
+#include "kernels/rms_norm_op.h"
 
 namespace st {
 
@@ -42,19 +42,39 @@ LlamaModel::LlamaModel(const ModelConfig& config, const at::TensorOptions& optio
   inverse_frequencies_ = rotary_inverse_frequencies(config, options.device());
 }
 
-NamedTensors LlamaModel::named_parameters() const {
-  NamedTensors out;
-  out.emplace_back("model.embed_tokens.weight", embed_tokens_);
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].collect(cat("model.layers.", i), out);
-  out.emplace_back("model.norm.weight", norm_);
-  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+ParameterList LlamaModel::parameters() const {
+  ParameterList out;
+  out.push_back({"model.embed_tokens.weight", embed_tokens_, TensorRole::kBase, true, -1, TensorInit::kNormal});
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i].describe(cat("model.layers.", i), static_cast<int64_t>(i), out);
+  out.push_back({"model.norm.weight", norm_, TensorRole::kBase, true, -1, TensorInit::kOnes});
+  if (!config_.tie_word_embeddings)
+    out.push_back({"lm_head.weight", lm_head_, TensorRole::kBase, true, -1, TensorInit::kNormal});
+  out.push_back({"rotary.inverse_frequencies", inverse_frequencies_, TensorRole::kBuffer, false, -1,
+                 TensorInit::kKeep});
+  // The model decides whether its base trains; adapters say for themselves.
+  for (ParameterInfo& p : out)
+    if (p.role == TensorRole::kBase) p.trainable = base_trainable_;
   return out;
 }
 
+NamedTensors LlamaModel::checkpoint_tensors() const { return tensors_with_role(parameters(), TensorRole::kBase); }
+
+NamedTensors LlamaModel::trainable_parameters() const { return trainable_tensors(parameters()); }
+
 at::Tensor LlamaModel::parameter(const std::string& name) const {
-  for (auto& [n, t] : named_parameters())
-    if (n == name) return t;
+  for (const ParameterInfo& p : parameters())
+    if (p.name == name) return p.tensor;
   fail("the model has no parameter \"", name, "\"");
+}
+
+void LlamaModel::require_grads() {
+  for (const ParameterInfo& p : parameters()) p.tensor.requires_grad_(p.trainable);
+}
+
+void LlamaModel::set_adapters_enabled(bool enabled) {
+  for (DecoderLayer& layer : layers_)
+    for (const auto& [name, projection] : layer.projections()) (*projection)->set_adapters_enabled(enabled);
 }
 
 std::shared_ptr<Projection>& LlamaModel::projection(const std::string& name) {
@@ -80,20 +100,21 @@ void LlamaModel::init_random(uint64_t seed) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   const double std = config_.initializer_range;
   // Draw in fp32 on the CPU so a seed gives the same model on every device/dtype.
-  for (auto& [name, tensor] : named_parameters()) {
+  for (const ParameterInfo& p : parameters()) {
+    if (p.init == TensorInit::kKeep) continue;
     at::Tensor values;
-    if (name.find("norm") != std::string::npos) {
-      values = at::ones(tensor.sizes(), at::kFloat);
-    } else if (name.ends_with(".bias")) {
-      values = at::zeros(tensor.sizes(), at::kFloat);
+    if (p.init == TensorInit::kOnes) {
+      values = at::ones(p.tensor.sizes(), at::kFloat);
+    } else if (p.init == TensorInit::kZeros) {
+      values = at::zeros(p.tensor.sizes(), at::kFloat);
     } else {
-      values = at::empty(tensor.sizes(), at::kFloat);
+      values = at::empty(p.tensor.sizes(), at::kFloat);
       values.normal_(0.0, std, generator);
     }
-    if (name == "model.embed_tokens.weight" && config_.pad_token_id && *config_.pad_token_id >= 0 &&
+    if (p.name == "model.embed_tokens.weight" && config_.pad_token_id && *config_.pad_token_id >= 0 &&
         *config_.pad_token_id < config_.vocab_size)
       values[*config_.pad_token_id].zero_();
-    tensor.copy_(values);
+    p.tensor.copy_(values);
   }
 }
 
@@ -126,7 +147,7 @@ at::Tensor LlamaModel::hidden_states(const at::Tensor& input_ids, const ForwardO
   at::Tensor hidden = at::embedding(embed_tokens_, input_ids);
   const bool recompute = checkpointing_ && at::GradMode::is_enabled() && !cache;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    hidden = recompute ? checkpointed_decoder_layer(config_, layers_[i], hidden, rotary, mask)
+    hidden = recompute ? recomputed_decoder_layer(config_, layers_[i], hidden, rotary, mask)
                        : decoder_layer_forward(config_, layers_[i], hidden, rotary, mask,
                                                cache ? &cache->layers[i] : nullptr);
   }

@@ -46,18 +46,36 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   const at::TensorOptions& options() const { return options_; }
 
-  /// Every parameter under its Hugging Face name, in checkpoint order. A tied
-  /// LM head is not listed separately (as transformers saves it).
-  NamedTensors named_parameters() const;
-  /// The parameter with a Hugging Face name; throws st::Error naming it.
+  /// Every tensor of the model with its role (parameter.h): the checkpoint's
+  /// weights in checkpoint order (a tied LM head is not listed separately,
+  /// as transformers saves it), adapters where wrapped projections hold
+  /// them, then buffers. Base weights are trainable unless
+  /// set_base_trainable(false).
+  ParameterList parameters() const;
+  /// The Hugging Face checkpoint's tensors (role kBase), in checkpoint order:
+  /// what load_model expects and save_model writes.
+  NamedTensors checkpoint_tensors() const;
+  /// The trainable tensors: what the optimizer updates.
+  NamedTensors trainable_parameters() const;
+  /// The tensor with a name (any role); throws st::Error naming it.
   at::Tensor parameter(const std::string& name) const;
+
+  /// Whether the base weights train (full fine-tuning) or stay frozen
+  /// (adapter training). Takes effect in parameters() and require_grads().
+  void set_base_trainable(bool trainable) { base_trainable_ = trainable; }
+  /// Sets requires_grad on every tensor from its description: trainable ones
+  /// on, the rest off.
+  void require_grads();
+  /// Switches every projection's adapters on or off (off: the base model).
+  void set_adapters_enabled(bool enabled);
   /// The slot of a projection by Hugging Face name, e.g.
   /// "model.layers.3.self_attn.q_proj"; replace it to wrap the projection.
   std::shared_ptr<Projection>& projection(const std::string& name);
 
-  /// Fills the weights as transformers initialises a fresh model: normal(0,
-  /// initializer_range) for projections and embeddings, ones for norms, zeros
-  /// for biases and the pad row of the embedding. Deterministic in `seed`.
+  /// Fills every tensor by its described init, as transformers initialises a
+  /// fresh model: normal(0, initializer_range) for projections and
+  /// embeddings, ones for norms, zeros for biases (and the pad row of the
+  /// embedding); kKeep tensors are left alone. Deterministic in `seed`.
   void init_random(uint64_t seed);
 
   /// Final-normed hidden states [B, T, hidden] for input ids [B, T].
@@ -68,7 +86,8 @@ class LlamaModel {
   /// The LM head weight [vocab, hidden] (the embedding when tied).
   const at::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
-  /// Recompute each layer's activations in backward instead of storing them.
+  /// Recompute each layer's activations in backward instead of storing them
+  /// (model/recompute.h).
   void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
   bool activation_checkpointing() const { return checkpointing_; }
 
@@ -81,6 +100,7 @@ class LlamaModel {
   at::Tensor lm_head_;
   at::Tensor inverse_frequencies_;  // fp32 rotary frequencies, not a parameter
   bool checkpointing_ = false;
+  bool base_trainable_ = true;
 };
 
 }  // namespace st

@@ -4,8 +4,10 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cmath>
+
 #include "common/error.h"
-#include "model/kernels/op_dtypes.h"
+#include "kernels/op_dtypes.h"
 
 namespace st {
 namespace {
@@ -167,6 +169,7 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
       }
     }
     ctx->saved_data["dtype"] = hidden.scalar_type();  // also the weight's (checked by the caller)
+    if (to_sink) ctx->saved_data["sink_scale"] = sink.scale;
     ctx->saved_data["grad_hidden"] = grad_hidden;
     ctx->saved_data["grad_weight"] = grad_weight;
     return nll;
@@ -182,6 +185,19 @@ class ChunkedSummedNll : public torch::autograd::Function<ChunkedSummedNll> {
     const at::Tensor& upstream = grad_outputs[0];
     if (upstream.requires_grad())
       fail("summed_target_nll: double backward (create_graph) is not supported");
+    // The sink's share went in during forward at the scale the caller
+    // promised; any other upstream factor (loss scaling, averaging that is
+    // not in the scale, a loss built on top) would leave the weight gradient
+    // silently wrong, so it is refused. One host read of a scalar.
+    if (ctx->saved_data.count("sink_scale")) {
+      const double promised = ctx->saved_data["sink_scale"].toDouble();
+      const double got = upstream.item<double>();
+      const double eps = upstream.scalar_type() == at::kDouble ? 1e-15 : 1e-7;
+      if (!(std::abs(got - promised) <= 4 * eps * std::abs(promised)))
+        fail("summed_target_nll: backward brought an upstream gradient of ", got, " but the weight-gradient sink ",
+             "was filled at scale ", promised, "; the step that owns the scale must pass it to both ",
+             "(train/step.h: StepScale)");
+    }
     const at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor();
     const at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
     ctx->saved_data.erase("grad_hidden");

@@ -10,9 +10,14 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "model/kernels/cross_entropy_op.h"  // kIgnoreTarget
+#include "kernels/cross_entropy_op.h"  // kIgnoreTarget
 
 namespace st {
+
+/// Rows per LM-head chunk when nobody says otherwise: the training recipes'
+/// default (training.lm_head_chunk) and score's. Why 2048: see
+/// benchmarks/README.md (LM head).
+inline constexpr int64_t kDefaultLmHeadChunk = 2048;
 
 /// -sum of target_log_probs over the rows (an fp32 scalar; fp64 for fp64
 /// weights): the summed cross-entropy SFT trains on. When gradients are
@@ -34,14 +39,15 @@ namespace st {
 ///    per chunk rather than once per call; in exchange the call needs no
 ///    fp32 weight-sized sum (4 GB at 256k x 4096), which is what kept this
 ///    case above an eighth of the unfused path's memory.
-/// The scale must be the factor backward would have brought (the trainer's
-/// 1 / tokens per step).
+/// The scale must be the factor backward brings (the trainer's 1 / items per
+/// step, train/step.h's StepScale); backward refuses any other upstream
+/// gradient with an error rather than leave the weight gradient wrong.
 struct WeightGradSink {
   at::Tensor accumulator;  // undefined: the weight gradient goes through autograd
   double scale = 1.0;
 };
 at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                             int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
+                             int64_t chunk_rows, const WeightGradSink& sink = {});
 
 /// log softmax(hidden W^T)[target] per row, in fp32 (fp64 for fp64 weights),
 /// for hidden [N, H], weight [V, H], targets [N] (int64; kIgnoreTarget rows
@@ -53,6 +59,6 @@ at::Tensor summed_target_nll(const at::Tensor& hidden, const at::Tensor& weight,
 /// the upstream gradient being known by then) into sink.accumulator instead
 /// of returning it: no weight-sized fp32 temporary.
 at::Tensor target_log_probs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                            int64_t chunk_rows = 1024, const WeightGradSink& sink = {});
+                            int64_t chunk_rows, const WeightGradSink& sink = {});
 
 }  // namespace st

@@ -63,8 +63,13 @@ ModelConfig load_model_config(const std::string& dir) {
 }
 
 std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorOptions& options) {
-  ModelConfig config = load_model_config(dir);
-  auto model = std::make_unique<LlamaModel>(config, options);
+  auto model = std::make_unique<LlamaModel>(load_model_config(dir), options);
+  load_weights(dir, *model);
+  return model;
+}
+
+void load_weights(const std::string& dir, LlamaModel& model) {
+  const ModelConfig& config = model.config();
 
   // Which file holds which tensor.
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
@@ -85,7 +90,7 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
 
   at::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> expected;
-  for (auto& [name, tensor] : model->named_parameters()) expected[name] = tensor;
+  for (auto& [name, tensor] : model.checkpoint_tensors()) expected[name] = tensor;
   std::set<std::string> loaded;
   for (const std::string& path : files) {
     if (!fs::exists(path)) fail(index_path.string(), ": names shard ", fs::path(path).filename().string(), " which does not exist");
@@ -145,7 +150,6 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
       if (!loaded.count(tensor) && !is_ignorable_buffer(tensor) &&
           !(config.tie_word_embeddings && tensor == "lm_head.weight"))
         fail(index_path.string(), ": indexes tensor \"", tensor, "\" but ", file, " does not contain it");
-  return model;
 }
 
 GenerationSettings load_generation_settings(const std::string& dir, const ModelConfig& config) {
@@ -174,7 +178,7 @@ void save_model(const LlamaModel& model, const std::string& dir, const SaveOptio
   // the storage dtype on the CPU are written from the parameters themselves.
   std::vector<at::Tensor> storage;
   std::vector<sf::TensorToWrite> tensors;
-  for (auto& [name, tensor] : model.named_parameters()) {
+  for (auto& [name, tensor] : model.checkpoint_tensors()) {
     at::Tensor cpu = tensor.detach().to(at::kCPU, options.dtype).contiguous();
     storage.push_back(cpu);
     tensors.push_back({name, to_dtype(options.dtype),

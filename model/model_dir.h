@@ -26,6 +26,13 @@ ModelConfig load_model_config(const std::string& dir);
 /// rotary buffers that old checkpoints carry.
 std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorOptions& options);
 
+/// Fills an existing model's checkpoint tensors (role kBase, parameter.h)
+/// from DIR's safetensors, with the same checks as load_model; adapters and
+/// buffers are left as they are, so a base checkpoint loads into a model
+/// whose projections carry adapters. DIR's config.json is not read: the
+/// shapes are the model's.
+void load_weights(const std::string& dir, LlamaModel& model);
+
 /// Decoding defaults from DIR/generation_config.json, when present, on top of
 /// the model config's eos id.
 GenerationSettings load_generation_settings(const std::string& dir, const ModelConfig& config);
@@ -38,7 +45,8 @@ struct SaveOptions {
   uint64_t max_shard_bytes = 5ull << 30;
 };
 
-/// Writes config.json, generation_config.json and the weights into DIR
+/// Writes config.json, generation_config.json and the checkpoint tensors
+/// (role kBase: never adapters or buffers) into DIR
 /// (created if needed). Each file is written atomically.
 void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options = {});
 

@@ -8,9 +8,9 @@ at::Tensor DenseProjection::forward(const at::Tensor& x) const {
   return at::linear(x, weight_, bias_.defined() ? std::optional<at::Tensor>(bias_) : std::nullopt);
 }
 
-void DenseProjection::collect(const std::string& prefix, NamedTensors& out) const {
-  out.emplace_back(prefix + ".weight", weight_);
-  if (bias_.defined()) out.emplace_back(prefix + ".bias", bias_);
+void DenseProjection::describe(const std::string& prefix, int64_t layer, ParameterList& out) const {
+  out.push_back({prefix + ".weight", weight_, TensorRole::kBase, true, layer, TensorInit::kNormal});
+  if (bias_.defined()) out.push_back({prefix + ".bias", bias_, TensorRole::kBase, true, layer, TensorInit::kZeros});
 }
 
 }  // namespace st

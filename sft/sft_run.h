@@ -1,20 +1,15 @@
-// The SFT recipe end to end: data (token cache) -> model -> the training
-// loop with exact gradient accumulation -> checkpoints -> the final model dir.
+// The SFT recipe end to end: the training skeleton (train/run.h) with SFT's
+// loss over chat data.
 #pragma once
 
 #include <string>
 
 #include "common/recipe.h"
-#include "sft/sft_config.h"
+#include "train/run.h"
 
 namespace st::sft {
 
-struct ResumeRequest {
-  bool resume = false;
-  std::string from;  // a checkpoint dir; "" : the newest in output_dir
-};
-
-/// Runs the recipe; returns the final model dir.
-std::string run_sft(const Recipe& recipe, const SftConfig& config, const ResumeRequest& resume);
+/// Runs an SFT recipe (loaded with sft_schema()); returns the final model dir.
+std::string run_sft(const Recipe& recipe, const train::ResumeRequest& resume);
 
 }  // namespace st::sft

@@ -1,11 +1,13 @@
 #include "train/checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -19,6 +21,9 @@ namespace st::train {
 namespace {
 
 constexpr const char* kStateFile = "training_state.safetensors";
+// Adapter tensors (role kAdapter): the HF weights never hold them, so a
+// checkpoint of a model with adapters keeps them here.
+constexpr const char* kAdapterFile = "adapter_state.safetensors";
 constexpr const char* kPositionFile = "trainer_state.json";
 
 // Step number of a "checkpoint-<step>" name, or -1.
@@ -42,6 +47,45 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Tensors as contiguous CPU copies in their own dtype (fp32, bf16; fp64 for
+// tests), written as one safetensors file.
+void write_tensors(const std::string& path, const NamedTensors& named) {
+  std::vector<at::Tensor> keep_alive;
+  std::vector<safetensors::TensorToWrite> tensors;
+  for (const auto& [name, tensor] : named) {
+    at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
+    const at::ScalarType type = cpu.scalar_type();
+    ST_CHECK(type == at::kFloat || type == at::kBFloat16 || type == at::kDouble);
+    keep_alive.push_back(cpu);
+    tensors.push_back({name,
+                       type == at::kFloat ? safetensors::DType::F32
+                       : type == at::kDouble ? safetensors::DType::F64
+                                             : safetensors::DType::BF16,
+                       cpu.sizes().vec(), cpu.data_ptr(), static_cast<size_t>(cpu.nbytes())});
+  }
+  safetensors::write_file(path, tensors, {});
+}
+
+// The tensors of a file written by write_tensors; st::Error names the file
+// and tensor for anything else.
+NamedTensors read_tensors(const std::string& path) {
+  const safetensors::File file(path);
+  NamedTensors tensors;
+  for (const auto& info : file.tensors()) {
+    at::ScalarType type;
+    switch (info.dtype) {
+      case safetensors::DType::F32: type = at::kFloat; break;
+      case safetensors::DType::BF16: type = at::kBFloat16; break;
+      case safetensors::DType::F64: type = at::kDouble; break;
+      default: fail(file.path(), ": tensor \"", info.name, "\" is not F32, BF16 or F64");
+    }
+    at::Tensor t = at::empty(info.shape, type);
+    std::memcpy(t.data_ptr(), info.data, info.nbytes);
+    tensors.emplace_back(info.name, t);
+  }
+  return tensors;
 }
 
 }  // namespace
@@ -75,17 +119,10 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   save_model(model, tmp_dir.string(), save);
   copy_tokenizer_files(tokenizer_dir, tmp_dir.string());
 
-  // Optimizer state: contiguous fp32 CPU copies, written as one safetensors file.
-  std::vector<at::Tensor> keep_alive;
-  std::vector<safetensors::TensorToWrite> tensors;
-  for (const auto& [name, tensor] : optimizer.state()) {
-    at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
-    ST_CHECK(cpu.scalar_type() == at::kFloat || cpu.scalar_type() == at::kBFloat16);
-    keep_alive.push_back(cpu);
-    tensors.push_back({name, cpu.scalar_type() == at::kFloat ? safetensors::DType::F32 : safetensors::DType::BF16,
-                       cpu.sizes().vec(), cpu.data_ptr(), static_cast<size_t>(cpu.nbytes())});
-  }
-  safetensors::write_file((tmp_dir / kStateFile).string(), tensors, {});
+  // Optimizer state: fp32 (or bf16 without masters) CPU copies.
+  write_tensors((tmp_dir / kStateFile).string(), optimizer.state());
+  const NamedTensors adapters = tensors_with_role(model.parameters(), TensorRole::kAdapter);
+  if (!adapters.empty()) write_tensors((tmp_dir / kAdapterFile).string(), adapters);
   nlohmann::json state = extra;
   state["position"] = position.to_json();
   state["optimizer_steps"] = optimizer.steps();
@@ -117,18 +154,33 @@ TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& o
   if (!state.contains("position")) fail(position_path, ": no \"position\" key");
   TrainingPosition position = TrainingPosition::from_json(state["position"], position_path);
 
-  const safetensors::File file((fs::path(checkpoint_dir) / kStateFile).string());
-  NamedTensors tensors;
-  for (const auto& info : file.tensors()) {
-    if (info.dtype != safetensors::DType::F32 && info.dtype != safetensors::DType::BF16)
-      fail(file.path(), ": tensor \"", info.name, "\" is neither F32 nor BF16");
-    at::Tensor t = at::empty(info.shape, info.dtype == safetensors::DType::F32 ? at::kFloat : at::kBFloat16);
-    std::memcpy(t.data_ptr(), info.data, info.nbytes);
-    tensors.emplace_back(info.name, t);
-  }
+  const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / kStateFile).string());
   optimizer.load_state(tensors, state.value("optimizer_steps", position.step));
   if (extra) *extra = state;
   return position;
+}
+
+void load_adapter_state(const std::string& checkpoint_dir, LlamaModel& model) {
+  const NamedTensors adapters = tensors_with_role(model.parameters(), TensorRole::kAdapter);
+  const fs::path path = fs::path(checkpoint_dir) / kAdapterFile;
+  if (adapters.empty() && !fs::exists(path)) return;
+  if (!fs::exists(path))
+    fail(path.string(), ": missing; the model has adapter tensors (", adapters.front().first, ", ...) but ",
+         checkpoint_dir, " was written without them");
+  std::map<std::string, at::Tensor> stored;
+  for (auto& [name, tensor] : read_tensors(path.string())) stored.emplace(name, tensor);
+  at::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : adapters) {
+    auto it = stored.find(name);
+    if (it == stored.end()) fail(path.string(), ": no tensor \"", name, "\" (the model's adapter)");
+    if (!it->second.sizes().equals(tensor.sizes()))
+      fail(path.string(), ": tensor \"", name, "\" has shape ", it->second.sizes(), ", the model's adapter ",
+           tensor.sizes());
+    tensor.copy_(it->second);
+    stored.erase(it);
+  }
+  if (!stored.empty())
+    fail(path.string(), ": tensor \"", stored.begin()->first, "\" is not an adapter of this model");
 }
 
 }  // namespace st::train

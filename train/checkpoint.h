@@ -3,7 +3,9 @@
 //
 //   <run>/checkpoint-<step>/   config.json, weights, tokenizer files,
 //                              training_state.safetensors (optimizer moments,
-//                              fp32 masters), trainer_state.json (position)
+//                              fp32 masters), trainer_state.json (position),
+//                              adapter_state.safetensors (the model's adapter
+//                              tensors, when it has any: never in the HF files)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -37,5 +39,10 @@ std::string latest_checkpoint(const std::string& run_dir);
 /// Restores the optimizer from a checkpoint dir and returns its position and
 /// extra fields; st::Error names the file for anything missing or corrupt.
 TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra);
+
+/// Restores the model's adapter tensors (role kAdapter) from a checkpoint
+/// dir: every one must be there with its shape, and nothing else. A model
+/// without adapters and a checkpoint without the file is a no-op.
+void load_adapter_state(const std::string& checkpoint_dir, LlamaModel& model);
 
 }  // namespace st::train

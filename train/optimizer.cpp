@@ -44,6 +44,12 @@ at::Tensor AdamW::gradient(const Slot& s) const {
   return g.defined() ? g : at::zeros_like(s.master);
 }
 
+std::vector<at::Tensor> AdamW::gradients() const {
+  std::vector<at::Tensor> out;
+  for (const Slot& s : slots_) out.push_back(accumulator(s));
+  return out;
+}
+
 double AdamW::gradient_norm() const {
   // As clip_grad_norm_: the norm of the per-tensor norms.
   std::vector<at::Tensor> norms;
@@ -56,16 +62,18 @@ void AdamW::scale_gradients(double factor) {
   for (Slot& s : slots_) gradient(s).mul_(factor);
 }
 
+at::Tensor AdamW::accumulator(const Slot& s) const {
+  if (masters_) return s.grad;
+  // Autograd adds into a .grad that exists (in place), so later gradients
+  // of the same parameter (a tied embedding's) still arrive.
+  at::Tensor param = s.param;
+  if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(param);
+  return param.grad();
+}
+
 at::Tensor AdamW::gradient_accumulator(const std::string& name) const {
-  for (const Slot& s : slots_) {
-    if (s.name != name) continue;
-    if (masters_) return s.grad;
-    // Autograd adds into a .grad that exists (in place), so later gradients
-    // of the same parameter (a tied embedding's) still arrive.
-    at::Tensor param = s.param;
-    if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(param);
-    return param.grad();
-  }
+  for (const Slot& s : slots_)
+    if (s.name == name) return accumulator(s);
   return at::Tensor();
 }
 

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "model/projection.h"
+#include "common/named_tensors.h"
 
 namespace st::train {
 
@@ -44,6 +44,9 @@ class AdamW {
   /// Adds every parameter's current .grad() into the accumulators and
   /// clears it; call after each micro-batch's backward.
   void accumulate_gradients();
+  /// The accumulated gradient of every parameter (zeros for one without):
+  /// what a process group reduces before the norm.
+  std::vector<at::Tensor> gradients() const;
   /// The global L2 norm of the accumulated gradients (computed in fp32).
   double gradient_norm() const;
   /// Multiplies the accumulated gradients (clipping).
@@ -77,6 +80,8 @@ class AdamW {
   };
   // The accumulated gradient of a slot (zeros if it has none yet).
   at::Tensor gradient(const Slot& s) const;
+  // Where a slot's gradient accumulates (see gradient_accumulator).
+  at::Tensor accumulator(const Slot& s) const;
 
   std::vector<Slot> slots_;
   AdamWOptions options_;

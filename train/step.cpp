@@ -3,22 +3,40 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <vector>
 
 namespace st::train {
 
-StepResult optimizer_step(AdamW& optimizer, const StepInput& input, double lr, double max_grad_norm) {
+StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput& input, double lr,
+                          double max_grad_norm) {
   StepResult result;
+  const double items = group.sum_values({static_cast<double>(input.items)})[0];
+  StepScale scale;
+  scale.factor = items > 0 ? 1.0 / items : 0.0;
+  if (!input.lm_head_weight.empty()) scale.lm_head_accumulator = optimizer.gradient_accumulator(input.lm_head_weight);
+
   double sum = 0;
+  std::map<std::string, double> metric_sums;
   for (int64_t i = 0; i < input.micro_batches; ++i) {
-    at::Tensor loss = input.summed_loss(i);
-    if (!loss.defined()) continue;
-    (loss / static_cast<double>(input.normalizer)).backward();
+    const MicroBatchLoss loss = input.loss(i, scale);
+    if (!loss.summed.defined()) continue;
+    (loss.summed * scale.factor).backward();
     optimizer.accumulate_gradients();
-    sum += loss.item<double>();
+    sum += loss.summed.item<double>();
+    for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
   }
-  result.loss = input.normalizer ? sum / static_cast<double>(input.normalizer) : 0.0;
+
+  // Everything that crosses processes: the loss and metric sums, the
+  // gradients (before their norm), the finite flag.
+  std::vector<double> sums{sum};
+  for (const auto& [name, value] : metric_sums) sums.push_back(value);
+  sums = group.sum_values(sums);
+  result.loss = items > 0 ? sums[0] / items : 0.0;
+  size_t k = 1;
+  for (const auto& [name, value] : metric_sums) result.metrics[name] = items > 0 ? sums[k++] / items : 0.0;
+  if (group.world_size() > 1) group.all_reduce_sum(optimizer.gradients());
   result.grad_norm = optimizer.gradient_norm();
-  result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
+  result.finite = group.all_true(std::isfinite(result.loss) && std::isfinite(result.grad_norm));
   if (result.finite) {
     // As torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when below 1.
     if (max_grad_norm > 0) {

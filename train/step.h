@@ -1,38 +1,78 @@
 // One optimizer step over accumulated micro-batches, shared by every recipe
-// (SFT now; DPO supplies another summed loss).
+// (SFT now; DPO supplies another loss callback).
 //
-// Each micro-batch's loss is a SUM over its items (tokens, pairs); the step
-// divides every one by the item count of the whole step before backward, so
-// N micro-batches produce exactly the gradient of one batch of the same
-// items, whatever their sizes.
+// Each micro-batch's loss is a SUM over its items (trained tokens, pairs);
+// the step owns the scale that turns sums into the mean over the whole
+// step's items (across processes): it multiplies every loss by it before
+// backward and hands the same scale to the callback, for the LM head's
+// weight-gradient sink, which adds its gradient during forward and so must
+// know the factor backward will bring. N micro-batches thus produce exactly
+// the gradient of one batch of the same items, whatever their sizes.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 
+#include "model/lm_head.h"
 #include "train/optimizer.h"
+#include "train/process_group.h"
 
 namespace st::train {
 
+/// The step's gradient scale, as a loss callback sees it.
+struct StepScale {
+  /// What each summed loss is multiplied by before backward: 1 / the items
+  /// of the whole step over all processes (0 for a step without items).
+  double factor = 0;
+  /// The LM head weight's gradient accumulator (undefined: none; the
+  /// weight's gradient then goes through autograd).
+  at::Tensor lm_head_accumulator;
+
+  /// The sink for a loss that is the summed NLL itself (summed_target_nll):
+  /// filled in forward at `factor`.
+  WeightGradSink summed_loss_sink() const { return {lm_head_accumulator, factor}; }
+  /// The sink for per-row log-probs (target_log_probs) under a loss built
+  /// on top of them (DPO): filled in backward, where the upstream gradient
+  /// already carries `factor`.
+  WeightGradSink per_row_sink() const { return {lm_head_accumulator, 1.0}; }
+};
+
+/// What a loss callback returns for one micro-batch.
+struct MicroBatchLoss {
+  /// The summed loss (a scalar with a graph); undefined when the micro-batch
+  /// has no items.
+  at::Tensor summed;
+  /// Named metrics summed over the micro-batch's items (e.g. DPO's
+  /// rewards/chosen); the step reports each divided by the step's items.
+  std::map<std::string, double> metric_sums;
+};
+
 struct StepInput {
   int64_t micro_batches = 0;
-  /// Items (e.g. trained tokens) in the whole step: the loss divisor.
-  int64_t normalizer = 0;
-  /// The summed loss of micro-batch i (a scalar with a graph), or an
-  /// undefined tensor when it has no items.
-  std::function<at::Tensor(int64_t)> summed_loss;
+  /// This process's items (e.g. trained tokens) in the whole step.
+  int64_t items = 0;
+  /// The loss of micro-batch i under the step's scale.
+  std::function<MicroBatchLoss(int64_t, const StepScale&)> loss;
+  /// The optimizer name of the LM head weight, for the sink ("": no sink).
+  std::string lm_head_weight;
 };
 
 struct StepResult {
-  double loss = 0;       // summed loss / normalizer
+  double loss = 0;       // summed loss / items (over all processes)
   double grad_norm = 0;  // global L2 norm before clipping
   bool finite = true;    // false: nothing was applied
+  std::map<std::string, double> metrics;  // metric sums / items
 };
 
-/// Backward over every micro-batch, clipping to max_grad_norm (0: none), and
-/// the AdamW update at `lr`, unless the loss or the gradient is not finite.
-/// Gradients are cleared afterwards either way.
-StepResult optimizer_step(AdamW& optimizer, const StepInput& input, double lr, double max_grad_norm);
+/// Backward over every micro-batch, the gradients reduced over `group`,
+/// clipping to max_grad_norm (0: none), and the AdamW update at `lr`, unless
+/// the loss or the gradient is not finite on some process. Gradients are
+/// cleared afterwards either way.
+StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput& input, double lr,
+                          double max_grad_norm);
 
 }  // namespace st::train

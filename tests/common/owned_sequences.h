@@ -1,5 +1,5 @@
 // Token sequences and their loss masks owned by a test, seen through the
-// data::SequenceView that batching reads (the prepared data set's role).
+// datasets::SequenceView that batching reads (the prepared data set's role).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@ namespace st::test {
 struct OwnedSequences {
   std::vector<std::vector<uint32_t>> ids;
   std::vector<std::vector<uint8_t>> masks;
-  data::SequenceView view() const {
+  datasets::SequenceView view() const {
     return {[this](uint32_t i) { return std::span<const uint32_t>(ids[i]); },
             [this](uint32_t i) { return std::span<const uint8_t>(masks[i]); }};
   }

@@ -9,7 +9,7 @@
 
 #include "datasets/batching.h"
 
-using namespace st::data;
+using namespace st::datasets;
 
 namespace {
 
@@ -38,7 +38,7 @@ struct FakeData {
 
 TEST(Packing, BestFitDecreasingPlacesEverySequenceOnceWithinBudget) {
   std::vector<uint32_t> lengths;
-  st::data::Shuffler rng(7);
+  st::datasets::Shuffler rng(7);
   for (int i = 0; i < 500; ++i) lengths.push_back(1 + static_cast<uint32_t>(rng.below(300)));
   const auto bins = pack_best_fit_decreasing(lengths, 512);
   std::multiset<uint32_t> seen;

@@ -18,7 +18,7 @@ st_add_test(sample_encoder_test unit SOURCES datasets/sample_encoder_test.cpp LI
 st_add_test(batching_test unit SOURCES datasets/batching_test.cpp LIBS st_datasets)
 st_add_test(prepare_test unit SOURCES datasets/prepare_test.cpp LIBS st_datasets st_test_tokenizer)
 st_add_test(packed_forward_test unit SOURCES datasets/packed_forward_test.cpp LIBS st_datasets st_model)
-# The same on CUDA with the fused kernels (tools/gpu_check.sh builds and runs it).
+# The same on CUDA with the fused kernels (scripts/gpu_check.sh builds and runs it).
 st_add_test(packed_forward_gpu_test gpu SOURCES datasets/packed_forward_gpu_test.cpp LIBS st_datasets st_model)
 
 # Rendering, ids and masks against transformers/TRL on every real data set.

@@ -21,7 +21,7 @@ using Docs = OwnedSequences;
 
 inline Docs random_docs(const std::vector<uint32_t>& lengths, int64_t vocab) {
   Docs docs;
-  data::Shuffler rng(11);
+  datasets::Shuffler rng(11);
   for (uint32_t length : lengths) {
     docs.ids.emplace_back();
     for (uint32_t t = 0; t < length; ++t) docs.ids.back().push_back(static_cast<uint32_t>(rng.below(vocab)));
@@ -39,28 +39,28 @@ inline at::Tensor ids_tensor(const std::vector<int32_t>& values, int64_t rows, i
 /// row padded): the case both packed-forward tests run.
 struct Packing {
   Docs docs;
-  data::BatchLayout layout;
-  data::BatchOptions options;
+  datasets::BatchLayout layout;
+  datasets::BatchOptions options;
 };
 
 inline Packing seven_documents_in_two_rows(int64_t vocab) {
   Packing p{random_docs({5, 9, 3, 12, 1, 7, 6}, vocab), {}, {}};
   std::vector<uint32_t> lengths;
   for (const auto& d : p.docs.ids) lengths.push_back(static_cast<uint32_t>(d.size()));
-  p.layout = data::BatchLayout{data::pack_best_fit_decreasing(lengths, 24)};
-  p.options = data::BatchOptions{.mode = data::BatchMode::kPacked, .row_tokens = 24, .rows = 2};
+  p.layout = datasets::BatchLayout{datasets::pack_best_fit_decreasing(lengths, 24)};
+  p.options = datasets::BatchOptions{.mode = datasets::BatchMode::kPacked, .row_tokens = 24, .rows = 2};
   return p;
 }
 
 /// For every document of the batch, in layout order: {its logits inside the
 /// batch, its logits run alone}, both on the model's device.
 inline std::vector<std::pair<at::Tensor, at::Tensor>> packed_and_alone_logits(const LlamaModel& model,
-                                                                              const data::BatchLayout& layout,
+                                                                              const datasets::BatchLayout& layout,
                                                                               const Docs& docs,
-                                                                              const data::BatchOptions& options) {
+                                                                              const datasets::BatchOptions& options) {
   at::NoGradGuard no_grad;
   const at::Device device = model.options().device();
-  const data::Batch batch = materialize(layout, docs.view(), options, /*pad_id=*/0);
+  const datasets::Batch batch = materialize(layout, docs.view(), options, /*pad_id=*/0);
   ForwardOptions forward;
   forward.position_ids = ids_tensor(batch.position_ids, batch.rows, batch.cols, device);
   forward.attention_mask = document_attention_mask(ids_tensor(batch.document, batch.rows, batch.cols, device));

@@ -11,7 +11,7 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
-#include "model/kernels/fused_switch.h"
+#include "kernels/fused_switch.h"
 #include "tests/common/test_model.h"
 #include "tests/datasets/packed_forward_cases.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -23,7 +23,7 @@ namespace {
 // throws for a name the source lacks).
 void copy_weights(const LlamaModel& from, LlamaModel& to) {
   at::NoGradGuard no_grad;
-  for (const auto& [name, tensor] : to.named_parameters()) tensor.copy_(from.parameter(name));
+  for (const auto& [name, tensor] : to.checkpoint_tensors()) tensor.copy_(from.parameter(name));
 }
 
 TEST(PackedForwardGpu, PackedEqualsAloneWithinTwiceTheFp32Error) {

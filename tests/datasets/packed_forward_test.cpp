@@ -18,8 +18,8 @@ using test::Docs;
 using test::random_docs;
 
 // Each document's logits inside the batch equal its logits alone.
-void expect_batch_equals_documents(const LlamaModel& model, const data::BatchLayout& layout, const Docs& docs,
-                                   const data::BatchOptions& options, double atol) {
+void expect_batch_equals_documents(const LlamaModel& model, const datasets::BatchLayout& layout, const Docs& docs,
+                                   const datasets::BatchOptions& options, double atol) {
   const auto pairs = test::packed_and_alone_logits(model, layout, docs, options);
   for (size_t d = 0; d < pairs.size(); ++d)
     EXPECT_LE((pairs[d].first - pairs[d].second).abs().max().item<double>(), atol) << "document " << d;
@@ -42,9 +42,9 @@ TEST_P(PackedForward, PaddedRowsEqualDocumentsAlone) {
   LlamaModel model(small_config(), at::TensorOptions().dtype(GetParam()));
   model.init_random(22);
   const Docs docs = random_docs({5, 9, 3}, 97);
-  const data::BatchOptions options{.mode = data::BatchMode::kPadded, .row_tokens = 16, .rows = 3};
+  const datasets::BatchOptions options{.mode = datasets::BatchMode::kPadded, .row_tokens = 16, .rows = 3};
   const double atol = GetParam() == at::kDouble ? 1e-12 : 1e-5;
-  expect_batch_equals_documents(model, data::BatchLayout{{{0}, {1}, {2}}}, docs, options, atol);
+  expect_batch_equals_documents(model, datasets::BatchLayout{{{0}, {1}, {2}}}, docs, options, atol);
 }
 
 TEST(DocumentMask, CausalWithinDocumentsOnly) {

@@ -12,7 +12,7 @@
 #include "tests/common/test_tokenizer.h"
 
 namespace fs = std::filesystem;
-using namespace st::data;
+using namespace st::datasets;
 
 namespace {
 

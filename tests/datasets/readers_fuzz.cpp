@@ -8,7 +8,7 @@
 // preference entry point see every input, so detection's kind check and
 // every adapter are reached; gzip inputs reach the inflater.
 //
-// Build (clang): see tools/fuzz_readers.sh.
+// Build (clang): see scripts/fuzz_readers.sh.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -18,29 +18,29 @@
 
 namespace {
 
-constexpr st::data::DataFormat kFormats[] = {
-    st::data::DataFormat::kAuto,           st::data::DataFormat::kMessages,
-    st::data::DataFormat::kShareGpt,       st::data::DataFormat::kAlpaca,
-    st::data::DataFormat::kPromptCompletion, st::data::DataFormat::kPreference,
-    st::data::DataFormat::kPreferenceTranscripts, st::data::DataFormat::kLlamaFactoryRanking,
-    st::data::DataFormat::kOpenAiPreference,
+constexpr st::datasets::DataFormat kFormats[] = {
+    st::datasets::DataFormat::kAuto,           st::datasets::DataFormat::kMessages,
+    st::datasets::DataFormat::kShareGpt,       st::datasets::DataFormat::kAlpaca,
+    st::datasets::DataFormat::kPromptCompletion, st::datasets::DataFormat::kPreference,
+    st::datasets::DataFormat::kPreferenceTranscripts, st::datasets::DataFormat::kLlamaFactoryRanking,
+    st::datasets::DataFormat::kOpenAiPreference,
 };
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  st::data::ReaderOptions options;
+  st::datasets::ReaderOptions options;
   options.format = kFormats[(data[0] & 0x0f) % std::size(kFormats)];
   options.skip_invalid = (data[0] & 0x10) != 0;
   std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  st::data::ReadStats stats;
+  st::datasets::ReadStats stats;
   try {
-    st::data::parse_conversations(bytes, "fuzz.jsonl", options, &stats);
+    st::datasets::parse_conversations(bytes, "fuzz.jsonl", options, &stats);
   } catch (const st::Error&) {
   }
   try {
-    st::data::parse_preferences(bytes, "fuzz.jsonl", options, &stats);
+    st::datasets::parse_preferences(bytes, "fuzz.jsonl", options, &stats);
   } catch (const st::Error&) {
   }
   return 0;

@@ -17,7 +17,7 @@
 #include "datasets/readers.h"
 #include "tests/common/expect_error.h"
 
-namespace st::data {
+namespace st::datasets {
 namespace {
 
 namespace fs = std::filesystem;
@@ -430,4 +430,4 @@ TEST(RealData, MtBenchQuestionFilesAreRefusedClearly) {
 }
 
 }  // namespace
-}  // namespace st::data
+}  // namespace st::datasets

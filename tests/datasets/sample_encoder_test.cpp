@@ -11,12 +11,12 @@
 #include "tests/common/test_tokenizer.h"
 
 namespace fs = std::filesystem;
-using st::data::Conversation;
-using st::data::Json;
-using st::data::SampleEncoder;
-using st::data::SampleError;
-using st::data::TrainOn;
-using st::data::Truncation;
+using st::datasets::Conversation;
+using st::datasets::Json;
+using st::datasets::SampleEncoder;
+using st::datasets::SampleError;
+using st::datasets::TrainOn;
+using st::datasets::Truncation;
 
 namespace {
 
@@ -37,13 +37,13 @@ class SampleEncoderTest : public ::testing::Test {
     c.origin = "test:1";
     return c;
   }
-  static SampleEncoder encoder(st::data::EncoderOptions options = {}, const std::string& jinja = "") {
-    auto t = jinja.empty() ? st::data::ChatTemplate::for_tokenizer(*tok_)
-                           : st::data::ChatTemplate::from_source(jinja, "test_template", *tok_);
+  static SampleEncoder encoder(st::datasets::EncoderOptions options = {}, const std::string& jinja = "") {
+    auto t = jinja.empty() ? st::datasets::ChatTemplate::for_tokenizer(*tok_)
+                           : st::datasets::ChatTemplate::from_source(jinja, "test_template", *tok_);
     return SampleEncoder(*tok_, t, options);
   }
   // The text of the trained tokens, run by run.
-  static std::vector<std::string> trained_runs(const st::data::TokenSequence& seq) {
+  static std::vector<std::string> trained_runs(const st::datasets::TokenSequence& seq) {
     std::vector<std::string> runs;
     std::vector<int32_t> run;
     for (size_t t = 0; t <= seq.ids.size(); ++t) {
@@ -70,8 +70,8 @@ class SampleEncoderTest : public ::testing::Test {
 
 TEST_F(SampleEncoderTest, BuiltinChatmlRendersLikeTheJinjaChatml) {
   auto c = chat({{"system", "Sé breu."}, {"user", "Hola"}, {"assistant", "Bon dia!"}});
-  auto builtin = st::data::ChatTemplate::builtin_chatml(*tok_);
-  auto jinja = st::data::ChatTemplate::for_tokenizer(*tok_);
+  auto builtin = st::datasets::ChatTemplate::builtin_chatml(*tok_);
+  auto jinja = st::datasets::ChatTemplate::for_tokenizer(*tok_);
   ASSERT_NE(jinja.origin(), builtin.origin());
   for (bool gen : {false, true}) EXPECT_EQ(builtin.render(c.messages, nullptr, gen), jinja.render(c.messages, nullptr, gen));
   EXPECT_EQ(builtin.render(c.messages, nullptr, true),
@@ -186,7 +186,7 @@ TEST_F(SampleEncoderTest, Truncation) {
 }
 
 TEST_F(SampleEncoderTest, PreferencePairSharesThePromptAndTrainsCompletionsOnly) {
-  st::data::PreferencePair pair;
+  st::datasets::PreferencePair pair;
   pair.prompt = chat({{"system", "Sé breu."}, {"user", "Quin dia és avui?"}}).messages;
   pair.chosen = Json::array({Json{{"role", "assistant"}, {"content", "Dilluns."}}});
   pair.rejected = Json::array({Json{{"role", "assistant"}, {"content", "No ho sé pas, potser dimarts."}}});

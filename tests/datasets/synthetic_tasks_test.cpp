@@ -13,7 +13,7 @@
 #include "datasets/readers.h"
 #include "datasets/synthetic_tasks.h"
 
-using namespace st::data;
+using namespace st::datasets;
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
 
-#include "model/kernels/fused_switch.h"
+#include "kernels/fused_switch.h"
 #include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"

@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 #include "common/error.h"
-#include "model/kernels/fused_switch.h"
+#include "kernels/fused_switch.h"
 #include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"
@@ -192,6 +192,22 @@ TEST(LmHead, WeightGradientSinkReceivesTheScaledGradient) {
                Error);
 }
 
+// The sink is filled in forward at the scale the caller promises; a backward
+// that brings another upstream factor (loss scaling, a loss built on top) is
+// refused, never a silently wrong weight gradient.
+TEST(LmHead, SinkRefusesAnUpstreamGradientOtherThanItsScale) {
+  at::manual_seed(26);
+  for (at::ScalarType dtype : {at::kDouble, at::kFloat}) {
+    at::Tensor h = at::randn({6, 8}, dtype).requires_grad_(), w = at::randn({10, 8}, dtype).requires_grad_();
+    const at::Tensor targets = at::tensor({0, 1, 2, 3, 4, 5}, at::kLong);
+    at::Tensor sink = at::zeros({10, 8}, dtype);
+    (summed_target_nll(h, w, targets, 4, {sink, 0.25}) * 0.25).backward();  // the promised scale: accepted
+    EXPECT_GT(sink.abs().max().item<double>(), 0.0);
+    at::Tensor mismatched = summed_target_nll(h, w, targets, 4, {sink, 0.25}) * 0.5;
+    EXPECT_THROW(mismatched.backward(), Error) << dtype;
+  }
+}
+
 // Without master weights the sink is the weight's own bf16 .grad: each
 // chunk's product is added in fp32 and rounded into it, once per chunk.
 // Over several chunks that must stay within 2x the error of the plain bf16
@@ -225,13 +241,13 @@ TEST(LmHead, LowPrecisionSinkWithinTwiceTheCompositionsError) {
 
 TEST(LmHead, RejectsBadInputWithItsName) {
   at::Tensor h = at::randn({4, 8}), w = at::randn({10, 8});
-  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong)), Error);
-  EXPECT_THROW(target_log_probs(h, w, at::tensor({0, 1, -5, 2}, at::kLong)), Error);
-  EXPECT_THROW(target_log_probs(h, at::randn({10, 7}), at::tensor({0, 1, 2, 3}, at::kLong)), Error);
-  EXPECT_THROW(summed_target_nll(h, w.to(at::kDouble), at::tensor({0, 1, 2, 3}, at::kLong)), Error);
+  EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong), 4), Error);
+  EXPECT_THROW(target_log_probs(h, w, at::tensor({0, 1, -5, 2}, at::kLong), 4), Error);
+  EXPECT_THROW(target_log_probs(h, at::randn({10, 7}), at::tensor({0, 1, 2, 3}, at::kLong), 4), Error);
+  EXPECT_THROW(summed_target_nll(h, w.to(at::kDouble), at::tensor({0, 1, 2, 3}, at::kLong), 4), Error);
   EXPECT_THROW(summed_target_nll(h, w, at::tensor({0, 1, 2, 3}, at::kLong), 0), Error);
   try {
-    summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong));
+    summed_target_nll(h, w, at::tensor({0, 1, 10, 2}, at::kLong), 4);
     ADD_FAILURE() << "a target id past the vocabulary must be refused";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("summed_target_nll"), std::string::npos) << e.what();

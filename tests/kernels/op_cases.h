@@ -9,7 +9,7 @@
 #include <cmath>
 #include <vector>
 
-#include "model/kernels/cross_entropy_op.h"  // kIgnoreTarget
+#include "kernels/cross_entropy_op.h"  // kIgnoreTarget
 #include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -135,14 +135,16 @@ struct SinkRun {
 
 /// The summed NLL at `dtype` (upstream c.upstream[0], as run_summed_nll)
 /// with its weight gradient added into `sink`, scaled by the upstream factor
-/// as the trainer's sink is (times `factor`).
+/// as the trainer's sink is (times `factor`). Backward brings that same
+/// factor, as the sink demands; dhidden is divided by `factor` again, so it
+/// compares with run_summed_nll's.
 inline SinkRun run_summed_nll_into(const LmHeadCase& c, at::ScalarType dtype, int64_t chunk, at::Tensor sink,
                                    double factor = 1.0) {
   at::Tensor h = leaf(c.hidden, dtype), w = leaf(c.weight, dtype);
   const double upstream = c.upstream[0].abs().item<double>();
   at::Tensor nll = summed_target_nll(h, w, c.targets, chunk, {sink, factor * upstream});
-  nll.backward(at::full({}, upstream, nll.options()));
-  return {sink, h.grad(), w.grad().defined()};
+  nll.backward(at::full({}, factor * upstream, nll.options()));
+  return {sink, factor == 1.0 ? h.grad() : h.grad() / factor, w.grad().defined()};
 }
 
 /// The per-row log-probs at `dtype` (upstream c.upstream, as

@@ -7,7 +7,7 @@
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
 
-#include "model/kernels/rms_norm_op.h"
+#include "kernels/rms_norm_op.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"
 

@@ -8,7 +8,7 @@
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
-#include "model/kernels/rotary_op.h"
+#include "kernels/rotary_op.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace st {

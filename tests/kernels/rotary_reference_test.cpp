@@ -10,7 +10,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "common/error.h"
-#include "model/kernels/rotary_op.h"
+#include "kernels/rotary_op.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace st {

@@ -6,7 +6,7 @@
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
 
-#include "model/kernels/swiglu_op.h"
+#include "kernels/swiglu_op.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"
 

@@ -134,7 +134,7 @@ TEST(Checkpointing, GradientsEqualPlainBackward) {
   LlamaModel model(small_config(), at::TensorOptions().dtype(at::kDouble));
   model.init_random(3);
   std::vector<at::Tensor> params;
-  for (auto& [name, t] : model.named_parameters()) params.push_back(t.requires_grad_(true));
+  for (auto& [name, t] : model.checkpoint_tensors()) params.push_back(t.requires_grad_(true));
   at::Tensor ids = at::randint(0, 211, {2, 13}, at::kLong);
 
   auto plain = torch::autograd::grad({sequence_score(model, ids)}, params);
@@ -170,7 +170,7 @@ TEST(ModelDir, SaveLoadRoundTripShardedAndSingle) {
     save_model(model, dir, {at::kFloat, shard});
     EXPECT_EQ(fs::exists(dir + "/model.safetensors.index.json"), shard < 1000000);
     auto loaded = load_model(dir, at::TensorOptions().dtype(at::kFloat));
-    auto a = model.named_parameters(), b = loaded->named_parameters();
+    auto a = model.checkpoint_tensors(), b = loaded->checkpoint_tensors();
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) {
       EXPECT_EQ(a[i].first, b[i].first);

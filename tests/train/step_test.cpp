@@ -8,9 +8,9 @@
 
 #include "datasets/batching.h"
 #include "model/llama.h"
-#include "sft/sft_loss.h"
 #include "tests/common/owned_sequences.h"
 #include "tests/common/test_model.h"
+#include "train/batch_tensors.h"
 #include "train/schedule.h"
 #include "train/step.h"
 
@@ -21,7 +21,7 @@ using Rows = test::OwnedSequences;
 
 Rows random_rows() {
   Rows rows;
-  data::Shuffler rng(5);
+  datasets::Shuffler rng(5);
   for (uint32_t length : {9u, 4u, 13u, 7u}) {
     rows.ids.emplace_back();
     rows.masks.emplace_back();
@@ -44,26 +44,32 @@ std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>&
   config.tie_word_embeddings = tied;
   LlamaModel model(config, at::TensorOptions().dtype(at::kDouble));
   model.init_random(8);
-  for (auto& [name, p] : model.named_parameters()) p.requires_grad_(true);
-  train::AdamW optimizer(model.named_parameters(), {.lr = 1e-2, .weight_decay = 0.1}, false);
+  model.require_grads();
+  train::AdamW optimizer(model.trainable_parameters(), {.lr = 1e-2, .weight_decay = 0.1}, false);
   const Rows rows = random_rows();
-  const data::BatchOptions options{.mode = data::BatchMode::kPadded, .row_tokens = 16, .rows = 4};
-  std::vector<data::Batch> batches;
+  const datasets::BatchOptions options{.mode = datasets::BatchMode::kPadded, .row_tokens = 16, .rows = 4};
+  std::vector<datasets::Batch> batches;
   int64_t trained = 0;
   for (const auto& micro : split) {
-    data::BatchLayout layout;
+    datasets::BatchLayout layout;
     for (uint32_t r : micro) layout.rows.push_back({r});
-    batches.push_back(data::materialize(layout, rows.view(), options, 0));
+    batches.push_back(datasets::materialize(layout, rows.view(), options, 0));
     trained += static_cast<int64_t>(batches.back().trained_tokens());
   }
-  const WeightGradSink lm_head = sink ? sft::lm_head_sink(model, optimizer, trained) : WeightGradSink{};
-  if (sink && !lm_head.accumulator.defined()) ADD_FAILURE() << "no accumulator for the LM head";
-  train::StepInput input{static_cast<int64_t>(batches.size()), trained, [&](int64_t i) {
-                           return sft::summed_nll(model, sft::to_tensors(batches[i], at::kCPU), 5, lm_head);
-                         }};
-  *loss = train::optimizer_step(optimizer, input, 1e-2, /*max_grad_norm=*/0.5).loss;
+  train::StepInput input{static_cast<int64_t>(batches.size()), trained,
+                         [&](int64_t i, const train::StepScale& scale) {
+                           if (sink && !scale.lm_head_accumulator.defined())
+                             ADD_FAILURE() << "no accumulator for the LM head";
+                           return train::MicroBatchLoss{
+                               train::summed_nll(model, train::to_tensors(batches[i], at::kCPU), 5,
+                                                 sink ? scale.summed_loss_sink() : WeightGradSink{}),
+                               {}};
+                         },
+                         tied ? "model.embed_tokens.weight" : "lm_head.weight"};
+  train::SingleProcess group;
+  *loss = train::optimizer_step(optimizer, group, input, 1e-2, /*max_grad_norm=*/0.5).loss;
   std::vector<at::Tensor> out;
-  for (auto& [name, p] : model.named_parameters()) out.push_back(p.detach().clone());
+  for (auto& [name, p] : model.checkpoint_tensors()) out.push_back(p.detach().clone());
   return out;
 }
 
@@ -95,8 +101,9 @@ TEST(OptimizerStep, ClippingAndAdamWFollowTheirFormulas) {
   // One parameter, gradient g = 2 * w from loss sum(w^2): norm 2 * |w|.
   at::Tensor w = at::tensor(std::vector<float>{3.0f, 4.0f}).requires_grad_(true);
   train::AdamW optimizer({{"w", w}}, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}, false);
-  train::StepInput input{1, 1, [&](int64_t) { return (w * w).sum(); }};
-  const train::StepResult r = train::optimizer_step(optimizer, input, 0.1, /*max_grad_norm=*/1.0);
+  train::StepInput input{1, 1, [&](int64_t, const train::StepScale&) { return train::MicroBatchLoss{(w * w).sum(), {}}; }};
+  train::SingleProcess group;
+  const train::StepResult r = train::optimizer_step(optimizer, group, input, 0.1, /*max_grad_norm=*/1.0);
   EXPECT_NEAR(r.grad_norm, 10.0, 1e-5);
   // Clipped gradient g' = g / (10 + 1e-6); Adam's first step moves each
   // weight by lr * m_hat / (sqrt(v_hat) + eps) = lr * sign(g') (nearly).
@@ -108,8 +115,11 @@ TEST(OptimizerStep, ClippingAndAdamWFollowTheirFormulas) {
 TEST(OptimizerStep, NonFiniteLossAppliesNothing) {
   at::Tensor w = at::tensor(std::vector<float>{1.0f}).requires_grad_(true);
   train::AdamW optimizer({{"w", w}}, {.lr = 0.1}, false);
-  train::StepInput input{1, 1, [&](int64_t) { return (w * std::nan("")).sum(); }};
-  const train::StepResult r = train::optimizer_step(optimizer, input, 0.1, 1.0);
+  train::StepInput input{1, 1, [&](int64_t, const train::StepScale&) {
+                           return train::MicroBatchLoss{(w * std::nan("")).sum(), {}};
+                         }};
+  train::SingleProcess group;
+  const train::StepResult r = train::optimizer_step(optimizer, group, input, 0.1, 1.0);
   EXPECT_FALSE(r.finite);
   EXPECT_EQ(w.item<float>(), 1.0f);
   EXPECT_EQ(optimizer.steps(), 0);

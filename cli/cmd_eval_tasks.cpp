@@ -1,0 +1,77 @@
+// salamandra-tune eval-tasks: exact-match accuracy of greedy answers
+// (eval/task_accuracy.h) on a chat file, printed as tables per task and per
+// language, optionally written as JSON.
+#include <cstdio>
+#include <map>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "datasets/readers.h"
+#include "datasets/sample_encoder.h"
+#include "eval/task_accuracy.h"
+#include "model/model_dir.h"
+#include "model/tokenizer.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+
+namespace st::cli {
+namespace {
+
+void print_table(const char* heading, const std::map<std::string, eval::Tally>& rows) {
+  std::printf("%-12s %6s %8s %9s\n", heading, "n", "correct", "accuracy");
+  for (const auto& [name, t] : rows) std::printf("%-12s %6zu %8zu %8.1f%%\n", name.c_str(), t.n, t.correct, 100 * t.accuracy());
+}
+
+}  // namespace
+
+int run_eval_tasks(int argc, char** argv) {
+  std::string model_dir, data_path, output;
+  ComputeFlags compute;
+  int64_t max_new_tokens = 16, limit = 0, show = 0;
+  Args args("eval-tasks",
+            "Exact-match accuracy of greedy answers: each sample's last assistant message is the reference;\n"
+            "the turns before it are rendered with the model's chat template and the generation prompt, the\n"
+            "model answers greedily (stopping on eos and <|im_end|>), and the answer counts when it equals the\n"
+            "reference after trimming whitespace. Reports overall, per-task and per-language accuracy.");
+  args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
+  args.option("data", "FILE", "chat JSONL/JSON (.gz) file, e.g. make-tasks' test.jsonl", &data_path, true);
+  args.option("max-new-tokens", "N", "tokens to generate per answer at most", &max_new_tokens);
+  args.option("limit", "N", "evaluate only the first N samples (0: all)", &limit);
+  args.option("show", "N", "print the first N prompts with reference and answer", &show);
+  args.option("output", "FILE", "write {accuracy, n, per_task, per_language} as JSON", &output);
+  compute.add_to(args);
+  if (!args.parse(argc, argv)) return 0;
+  if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be >= 1");
+  if (limit < 0 || show < 0) throw UsageError("--limit and --show must be >= 0");
+
+  // The data first: a bad file fails before the model is loaded.
+  std::vector<datasets::Conversation> samples = datasets::read_conversations(data_path, datasets::ReaderOptions{});
+  std::vector<eval::Labels> labels = eval::read_labels(data_path);
+  ST_CHECK(labels.size() == samples.size(), labels.size(), " labels for ", samples.size(), " samples");
+  if (limit > 0 && static_cast<size_t>(limit) < samples.size()) samples.resize(static_cast<size_t>(limit));
+
+  at::TensorOptions options = compute.tensor_options();
+  Tokenizer tokenizer = Tokenizer::load(model_dir);
+  auto model = load_model(model_dir, options);
+  // Prompts as training encodes them (template, generation prompt, one BOS).
+  const datasets::SampleEncoder encoder(tokenizer, datasets::ChatTemplate::for_tokenizer(tokenizer), {});
+  const eval::TaskAccuracy result =
+      eval::task_accuracy(*model, tokenizer, encoder, samples, labels, max_new_tokens, [&](const eval::AnsweredSample& a) {
+        if (static_cast<int64_t>(a.index) >= show) return;
+        std::printf("[%s %s] %s\n  reference: %s\n  answer:    %s %s\n", a.labels->task.c_str(),
+                    a.labels->language.c_str(), a.question.c_str(), a.reference.c_str(), a.answer.c_str(),
+                    a.correct ? "(correct)" : "(wrong)");
+      });
+
+  print_table("task", result.per_task);
+  std::printf("\n");
+  print_table("language", result.per_language);
+  std::printf("\naccuracy %.1f%% (%zu of %zu) on %s\n", 100 * result.overall.accuracy(), result.overall.correct, result.overall.n,
+              data_path.c_str());
+  if (!output.empty()) {
+    write_file_atomic(output, result.to_json().dump(2) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace st::cli

@@ -1,0 +1,67 @@
+// salamandra-tune generate: text from a model dir, decoding defaults from its
+// generation_config.json, stopping on eos and <|im_end|>.
+#include <iostream>
+
+#include "common/error.h"
+#include "model/model_dir.h"
+#include "model/tokenizer.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+
+namespace st::cli {
+
+int run_generate(int argc, char** argv) {
+  std::string model_dir, prompt;
+  ComputeFlags compute;
+  // Left empty unless given: the model's generation_config.json decides.
+  std::optional<int64_t> max_new_tokens, top_k;
+  std::optional<double> temperature, top_p, repetition_penalty;
+  bool sample = false, greedy = false, no_cache = false, raw_ids = false;
+  int64_t seed = 0;
+  Args args("generate", "Generates a continuation of --prompt. Sampling options default to the model's\n"
+                        "generation_config.json; stops on eos and <|im_end|>.");
+  args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
+  args.option("prompt", "TEXT", "the prompt text (BOS is added as the tokenizer config says)", &prompt, true);
+  args.option("max-new-tokens", "N", "tokens to generate at most [default: generation_config or 128]", &max_new_tokens);
+  args.flag("sample", "sample instead of greedy decoding", &sample);
+  args.flag("greedy", "greedy decoding even if generation_config.json samples", &greedy);
+  args.option("temperature", "T", "sampling temperature", &temperature);
+  args.option("top-k", "K", "keep the K most likely tokens (0: off)", &top_k);
+  args.option("top-p", "P", "keep the smallest set with probability >= P", &top_p);
+  args.option("repetition-penalty", "R", "penalise tokens already present (1: off)", &repetition_penalty);
+  args.option("seed", "N", "sampling seed", &seed);
+  args.flag("no-cache", "recompute the whole sequence each step instead of using the KV cache", &no_cache);
+  args.flag("ids", "print the generated token ids instead of text", &raw_ids);
+  compute.add_to(args);
+  if (!args.parse(argc, argv)) return 0;
+  if (sample && greedy) throw UsageError("--sample and --greedy exclude each other");
+
+  at::TensorOptions options = compute.tensor_options();
+  Tokenizer tokenizer = Tokenizer::load(model_dir);
+  auto model = load_model(model_dir, options);
+  GenerationSettings settings = load_generation_settings(model_dir, model->config());
+  settings.max_new_tokens = max_new_tokens.value_or(settings.max_new_tokens);
+  settings.temperature = temperature.value_or(settings.temperature);
+  settings.top_k = top_k.value_or(settings.top_k);
+  settings.top_p = top_p.value_or(settings.top_p);
+  settings.repetition_penalty = repetition_penalty.value_or(settings.repetition_penalty);
+  if (sample) settings.do_sample = true;
+  if (greedy) settings.do_sample = false;
+  settings.seed = static_cast<uint64_t>(seed);
+  settings.use_cache = !no_cache;
+  for (int64_t id : tokenizer.end_of_turn_ids()) settings.stop_ids.push_back(id);
+
+  std::vector<int32_t> encoded = tokenizer.encode(prompt);
+  std::vector<int64_t> prompt_ids(encoded.begin(), encoded.end());
+  std::vector<int64_t> produced = generate(*model, prompt_ids, settings);
+  if (raw_ids) {
+    for (size_t i = 0; i < produced.size(); ++i) std::cout << (i ? " " : "") << produced[i];
+    std::cout << "\n";
+  } else {
+    std::vector<int32_t> ids(produced.begin(), produced.end());
+    std::cout << tokenizer.decode(ids, /*skip_special_tokens=*/true) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace st::cli

@@ -1,0 +1,63 @@
+// salamandra-tune: fine-tune and align Salamandra models. A thin main: find
+// the subcommand, run it, and turn errors into messages and exit codes (only
+// main catches): 2 for usage mistakes, 1 for everything else.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "common/error.h"
+#include "cli/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"init", st::cli::run_init, "write a random-initialised Hugging Face model dir"},
+    {"build-tokenizer", st::cli::run_build_tokenizer, "train a Salamandra-style SentencePiece tokenizer"},
+    {"generate", st::cli::run_generate, "generate text from a model dir"},
+    {"score", st::cli::run_score, "log-probabilities of every token of documents"},
+    {"prepare", st::cli::run_prepare, "tokenize a recipe's data into the token cache"},
+    {"inspect-data", st::cli::run_inspect_data, "show a recipe's samples as training sees them, with statistics"},
+    {"make-tasks", st::cli::run_make_tasks, "write synthetic multilingual tasks (train/test JSONL, tokenizer corpus)"},
+    {"eval-tasks", st::cli::run_eval_tasks, "exact-match accuracy of greedy answers on a task file"},
+    {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe (resumable)"},
+};
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out, "usage: salamandra-tune <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-18s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nsalamandra-tune <command> --help shows a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const Command* command = nullptr;
+  for (const auto& c : kCommands)
+    if (!std::strcmp(argv[1], c.name)) command = &c;
+  if (!command) {
+    std::fprintf(stderr, "salamandra-tune: unknown command \"%s\"\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+  }
+  try {
+    return command->run(argc - 2, argv + 2);
+  } catch (const st::UsageError& e) {
+    std::fprintf(stderr, "salamandra-tune %s: %s\n(see salamandra-tune %s --help)\n", command->name, e.what(),
+                 command->name);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, e.what());
+    return 1;
+  }
+}

@@ -1,8 +1,0 @@
-#!/usr/bin/env bash
-# Runs the whole test suite: setup (idempotent), build, then every ctest label.
-#   tools/test.sh [ctest args...]     e.g. tools/test.sh -L unit
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/tools/setup.sh"
-cd "$root/${ST_BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)" "$@"

@@ -1,0 +1,367 @@
+#include "train/run.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/Context.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "common/atomic_file.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "datasets/prepare.h"
+#include "eval/sample_replies.h"
+#include "model/generation.h"
+#include "model/model_dir.h"
+#include "train/checkpoint.h"
+#include "train/metrics_log.h"
+#include "train/plot.h"
+#include "train/step.h"
+
+namespace fs = std::filesystem;
+
+namespace st::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+at::Device pick_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  const bool cuda = at::hasCUDA();
+  if (name == "cuda" && !cuda) fail("model.device = \"cuda\" but no CUDA device is available");
+  return cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+}
+
+// A split as the loop sees it: the cache, which of its sequences belong to
+// the split, and the view batches are materialised through.
+struct Split {
+  datasets::TokenCache cache;
+  std::vector<uint32_t> lengths;
+  std::vector<uint32_t> members;
+  datasets::SequenceView view;  // built once: materialising a batch uses it per sequence
+};
+
+Split open_split(const std::string& dir, std::vector<uint32_t> members) {
+  Split s{datasets::TokenCache::open(dir), {}, std::move(members)};
+  s.lengths = s.cache.lengths();
+  s.view = s.cache.view();
+  if (s.members.empty())
+    for (uint32_t i = 0; i < s.lengths.size(); ++i) s.members.push_back(i);
+  return s;
+}
+
+nlohmann::json batch_json(const datasets::Batch& b) {
+  return {{"rows", b.rows}, {"cols", b.cols},         {"ids", b.ids},
+          {"position_ids", b.position_ids}, {"document", b.document}, {"loss_mask", b.loss_mask}};
+}
+
+// The recipe's loss per item over the eval split (at most max_batches).
+double evaluate(const LlamaModel& model, const Split& split, const datasets::BatchOptions& options,
+                int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id) {
+  at::NoGradGuard no_grad;
+  const auto plan = datasets::plan_epoch(split.lengths, split.members, options, 0);
+  double sum = 0;
+  int64_t count = 0, batches = 0;
+  for (const auto& layout : plan) {
+    if (max_batches > 0 && batches++ >= max_batches) break;
+    const datasets::Batch batch = datasets::materialize(layout, split.view, options, pad_id);
+    const int64_t items = hooks.items(batch);
+    if (items == 0) continue;
+    sum += hooks.loss(model, batch, StepScale{}).summed.item<double>();
+    count += items;
+  }
+  return count ? sum / static_cast<double>(count) : std::nan("");
+}
+
+void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& records, const std::string& title) {
+  std::vector<PlotPoint> loss, eval, lr;
+  for (const auto& r : records) {
+    const double step = r.value("step", 0.0);
+    if (r.contains("loss")) loss.push_back({step, r["loss"].get<double>()});
+    if (r.contains("lr")) lr.push_back({step, r["lr"].get<double>()});
+    if (r.contains("eval_loss")) eval.push_back({step, r["eval_loss"].get<double>()});
+  }
+  write_training_plot((fs::path(run_dir) / "training.svg").string(), loss, eval, lr, "salamandra-tune " + title);
+}
+
+// One run's state, set up in stages and then trained: setup (run dir, data,
+// model and optimizer, plan), train (the loop), cleanup (the last
+// evaluation and checkpoint, the final dir, the plot).
+class TrainingRun {
+ public:
+  TrainingRun(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks, ProcessGroup& group)
+      : recipe_(recipe), config_(config), hooks_(hooks), group_(group), run_dir_(config.output_dir) {}
+
+  void setup(const ResumeRequest& resume) {
+    setup_run_dir(resume);
+    if (config_.threads > 0) at::set_num_threads(static_cast<int>(config_.threads));
+    device_ = pick_device(config_.device);
+    dtype_ = config_.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    setup_data();
+    setup_model();
+    setup_plan();
+  }
+
+  void train() {
+    const auto start = Clock::now();
+    while (position_.step < total_steps_) {
+      step(start);
+      const bool more = position_.step < total_steps_;
+      if (config_.eval_every > 0 && position_.step % config_.eval_every == 0 && more) evaluate_now();
+      if (config_.checkpoint_every > 0 && position_.step % config_.checkpoint_every == 0 && more) checkpoint();
+    }
+    progress_->line_break();
+  }
+
+  std::string cleanup() {
+    evaluate_now();
+    checkpoint();
+    const std::string final_dir = write_final_dir();
+    if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
+    std::printf("final model: %s\n", final_dir.c_str());
+    return final_dir;
+  }
+
+ private:
+  // The checkpoint to resume from, the resolved recipe, the digest a
+  // resumed run must match.
+  void setup_run_dir(const ResumeRequest& resume) {
+    fs::create_directories(run_dir_);
+    checkpoint_ = resume.resume ? (resume.from.empty() ? latest_checkpoint(run_dir_) : resume.from) : "";
+    if (resume.resume && checkpoint_.empty())
+      fail("--resume: no checkpoint in ", run_dir_, " (checkpoints are written every checkpointing.every_steps)");
+    if (!resume.resume && !latest_checkpoint(run_dir_).empty())
+      fail(run_dir_, " already holds checkpoints of a run: continue it with --resume, or set training.output_dir to "
+                     "a new dir");
+    const std::string resolved = recipe_.resolved_toml();
+    std::printf("resolved recipe (%s):\n%s\n", recipe_.source().c_str(), resolved.c_str());
+    write_file_atomic((fs::path(run_dir_) / "recipe.toml").string(), resolved);
+    // What must not change across a resume: the keys flagged kResults (what
+    // decides the numbers; not where files go, threads, logging or
+    // checkpointing).
+    Digest digest;
+    digest.field(recipe_.canonical(KeyEffect::kResults));
+    digest_ = digest.hex();
+  }
+
+  // The token caches of the splits and how batches are cut from them.
+  void setup_data() {
+    encoder_.emplace(datasets::load_encoder(config_.data));
+    datasets::PrepareReport report;
+    const std::string train_dir =
+        datasets::prepare_split(config_.data, *encoder_, config_.data.train_files, "train", &report, {});
+    auto kind_name = [](datasets::SampleKind k) {
+      return k == datasets::SampleKind::kChat ? "chat data" : "preference pairs";
+    };
+    if (report.kind != hooks_.kind)
+      fail(hooks_.name, " trains on ", kind_name(hooks_.kind), ", but ", config_.data.train_files.front(), " holds ",
+           kind_name(report.kind));
+    std::printf("train data: %zu samples, %zu tokens, %zu trained (cache %s, %s)\n", report.samples, report.tokens,
+                report.trained_tokens, train_dir.c_str(), report.reused ? "reused" : "built");
+    std::vector<uint32_t> train_members;
+    if (config_.data.eval_files.empty() && config_.data.eval_ratio > 0) {
+      auto split = datasets::split_train_eval(static_cast<uint32_t>(datasets::TokenCache::open(train_dir).sequences()),
+                                              config_.data.eval_ratio, config_.data.seed);
+      train_members = std::move(split.first);
+      eval_.emplace(open_split(train_dir, std::move(split.second)));
+    } else if (!config_.data.eval_files.empty()) {
+      eval_.emplace(open_split(
+          datasets::prepare_split(config_.data, *encoder_, config_.data.eval_files, "eval", nullptr, {}), {}));
+    }
+    train_.emplace(open_split(train_dir, train_members));
+    batching_ = datasets::batch_options(config_.data, static_cast<uint32_t>(config_.micro_batch_rows),
+                                        static_cast<uint32_t>(config_.grad_accumulation));
+    pad_id_ = std::max(0, encoder_->tokenizer.pad_id());
+  }
+
+  // The model (from the checkpoint when resuming), the recipe's adaptation
+  // of it, what trains, the optimizer and the position.
+  void setup_model() {
+    const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(device_);
+    model_ = load_model(checkpoint_.empty() ? config_.data.model_dir : checkpoint_, options);
+    model_->set_activation_checkpointing(config_.activation_checkpointing);
+    if (hooks_.prepare_model) hooks_.prepare_model(*model_);
+    if (!checkpoint_.empty()) load_adapter_state(checkpoint_, *model_);
+    model_->require_grads();
+    optimizer_.emplace(model_->trainable_parameters(), config_.optimizer,
+                       /*master_weights=*/dtype_ != at::kFloat && config_.master_weights);
+    if (checkpoint_.empty()) return;
+    nlohmann::json extra;
+    position_ = load_training_state(checkpoint_, *optimizer_, &extra);
+    if (extra.value("recipe_digest", "") != digest_)
+      fail("--resume: ", checkpoint_, " was written by a run with other model/data/training settings; resuming "
+           "would not continue it exactly (compare ", run_dir_, "/recipe.toml)");
+    std::printf("resuming from %s at step %lld\n", checkpoint_.c_str(), static_cast<long long>(position_.step));
+  }
+
+  // This epoch's plan, the step count and schedule, the logs.
+  void setup_plan() {
+    plan_ = datasets::plan_epoch(train_->lengths, train_->members, batching_, static_cast<uint64_t>(position_.epoch));
+    if (plan_.empty()) fail("no training batches: the training split is empty");
+    micro_per_epoch_ = static_cast<int64_t>(plan_.size());
+    const int64_t steps_per_epoch = (micro_per_epoch_ + config_.grad_accumulation - 1) / config_.grad_accumulation;
+    total_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * steps_per_epoch;
+    const int64_t warmup = config_.warmup_steps > 0
+                               ? config_.warmup_steps
+                               : static_cast<int64_t>(std::ceil(config_.warmup_ratio * static_cast<double>(total_steps_)));
+    schedule_ = Schedule{config_.schedule, warmup, total_steps_, config_.min_lr_ratio};
+    std::printf("%lld optimizer steps (%lld per epoch: %lld micro-batches of %lld rows, accumulation %lld)\n",
+                static_cast<long long>(total_steps_), static_cast<long long>(steps_per_epoch),
+                static_cast<long long>(micro_per_epoch_), static_cast<long long>(config_.micro_batch_rows),
+                static_cast<long long>(config_.grad_accumulation));
+    metrics_.emplace(run_dir_, position_.step);
+    if (config_.dump_batches) {
+      const auto path = fs::path(run_dir_) / "batches.jsonl";
+      if (position_.step == 0) write_file_atomic(path.string(), "");
+      dump_ = std::make_unique<std::ofstream>(path, std::ios::app);
+    }
+    progress_.emplace(total_steps_, config_.log_every);
+  }
+
+  // One optimizer step over the next micro-batches of the plan, logged.
+  void step(Clock::time_point start) {
+    if (position_.micro_batch >= micro_per_epoch_) {
+      ++position_.epoch;
+      position_.micro_batch = 0;
+      plan_ = datasets::plan_epoch(train_->lengths, train_->members, batching_, static_cast<uint64_t>(position_.epoch));
+    }
+    const auto step_start = Clock::now();
+    const int64_t first = position_.micro_batch;
+    const int64_t last = std::min(micro_per_epoch_, first + config_.grad_accumulation);
+    std::vector<datasets::Batch> batches;
+    int64_t items = 0;
+    size_t tokens = 0;
+    for (int64_t m = first; m < last; ++m) {
+      batches.push_back(datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_));
+      items += hooks_.items(batches.back());
+      tokens += batches.back().real_tokens();
+    }
+    const double lr = config_.optimizer.lr * schedule_.factor(position_.step);
+    StepInput input;
+    input.micro_batches = static_cast<int64_t>(batches.size());
+    input.items = items;
+    input.lm_head_weight = model_->config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    input.loss = [&](int64_t i, const StepScale& scale) {
+      return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
+    };
+    const StepResult result = optimizer_step(*optimizer_, group_, input, lr, config_.max_grad_norm);
+    if (!result.finite) {
+      ++position_.nonfinite_steps;
+      if (config_.stop_on_nonfinite)
+        fail("step ", position_.step + 1, ": the loss (", result.loss, ") or gradient norm (", result.grad_norm,
+             ") is not finite; lower optimizer.lr, check the data, or set training.on_nonfinite = \"skip\"");
+    }
+    position_.micro_batch = last;
+    ++position_.step;
+
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    tokens_seen_ += static_cast<double>(tokens);
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    nlohmann::json record{{"step", position_.step},      {"epoch", position_.epoch},
+                          {"loss", result.loss},         {"lr", lr},
+                          {"grad_norm", result.grad_norm}, {hooks_.items_name, items},
+                          {"tokens", tokens},            {"tokens_per_s", static_cast<double>(tokens) / step_seconds},
+                          {"elapsed_s", elapsed},        {"skipped", !result.finite},
+                          {"nonfinite_steps", position_.nonfinite_steps}};
+    for (const auto& [name, value] : result.metrics) record[name] = value;
+    metrics_->write(record);
+    if (dump_) {
+      nlohmann::json micro = nlohmann::json::array();
+      for (const auto& b : batches) micro.push_back(batch_json(b));
+      *dump_ << nlohmann::json{{"step", position_.step}, {"micro_batches", micro}}.dump() << "\n";
+      dump_->flush();
+    }
+    ++steps_this_run_;
+    progress_->step(position_.step, position_.epoch, result.loss, lr, tokens_seen_ / elapsed,
+                    elapsed / static_cast<double>(steps_this_run_));
+  }
+
+  // The eval loss (and sample replies) at this step, logged and printed.
+  void evaluate_now() {
+    if (!eval_) return;
+    const int64_t step = position_.step;
+    const double loss = evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_);
+    nlohmann::json record{{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}};
+    if (!config_.sample_prompts.empty())
+      record["samples"] = eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
+    metrics_->write(record);
+    progress_->line_break();
+    std::fprintf(stderr, "eval at step %lld: loss %.4f  perplexity %.2f\n", static_cast<long long>(step), loss,
+                 std::exp(loss));
+    if (record.contains("samples"))
+      for (const auto& s : record["samples"])
+        std::fprintf(stderr, "  > %s\n  < %s\n", s["prompt"].get<std::string>().c_str(),
+                     s["reply"].get<std::string>().c_str());
+  }
+
+  void checkpoint() {
+    save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir, config_.keep_last,
+                    {{"recipe_digest", digest_}});
+  }
+
+  // The final model dir, complete for transformers, written under a
+  // temporary name and renamed.
+  std::string write_final_dir() {
+    const fs::path final_dir = fs::path(run_dir_) / "final";
+    const fs::path tmp = fs::path(run_dir_) / cat(".final.tmp-", ::getpid());
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    SaveOptions save;
+    save.dtype = dtype_;
+    save_model(*model_, tmp.string(), save);
+    copy_tokenizer_files(config_.data.model_dir, tmp.string());
+    const fs::path generation = fs::path(config_.data.model_dir) / "generation_config.json";
+    if (fs::exists(generation))
+      fs::copy_file(generation, tmp / "generation_config.json", fs::copy_options::overwrite_existing);
+    if (!config_.data.chat_template_file.empty())
+      write_file_atomic((tmp / "chat_template.jinja").string(), encoder_->chat_template.source());
+    fs::remove_all(final_dir, ec);
+    fs::rename(tmp, final_dir, ec);
+    if (ec) fail("cannot rename ", tmp.string(), " to ", final_dir.string(), ": ", ec.message());
+    return final_dir.string();
+  }
+
+  const Recipe& recipe_;
+  const RunConfig& config_;
+  const RecipeHooks& hooks_;
+  ProcessGroup& group_;
+  const std::string run_dir_;
+  std::string checkpoint_, digest_;
+  at::Device device_ = at::kCPU;
+  at::ScalarType dtype_ = at::kFloat;
+  std::optional<datasets::EncoderBundle> encoder_;
+  std::optional<Split> train_, eval_;
+  datasets::BatchOptions batching_;
+  int32_t pad_id_ = 0;
+  std::unique_ptr<LlamaModel> model_;
+  std::optional<AdamW> optimizer_;
+  TrainingPosition position_;
+  std::vector<datasets::BatchLayout> plan_;
+  int64_t micro_per_epoch_ = 0, total_steps_ = 0;
+  Schedule schedule_{};
+  std::optional<MetricsLog> metrics_;
+  std::unique_ptr<std::ofstream> dump_;
+  std::optional<Progress> progress_;
+  double tokens_seen_ = 0;
+  int64_t steps_this_run_ = 0;
+};
+
+}  // namespace
+
+std::string run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
+                         const ResumeRequest& resume, ProcessGroup& group) {
+  TrainingRun run(recipe, config, hooks, group);
+  run.setup(resume);
+  run.train();
+  return run.cleanup();
+}
+
+}  // namespace st::train

@@ -1,0 +1,52 @@
+// One training run, the same for every recipe: setup (run dir, resolved
+// recipe, device, data splits, model, optimizer, resume), the loop (plan,
+// schedule, steps, metrics and progress, evaluation with sample replies,
+// checkpoints) and cleanup (the last checkpoint, the final HF dir, the
+// plot). A recipe supplies only what is its own: the kind of data it trains
+// on, what an item is, and its loss callback (RecipeHooks); sft/ is the
+// first, dpo/ the next.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/recipe.h"
+#include "datasets/batching.h"
+#include "datasets/readers.h"
+#include "model/llama.h"
+#include "train/process_group.h"
+#include "train/run_config.h"
+#include "train/step.h"
+
+namespace st::train {
+
+struct ResumeRequest {
+  bool resume = false;
+  std::string from;  // a checkpoint dir; "" : the newest in output_dir
+};
+
+/// What a recipe puts into the run.
+struct RecipeHooks {
+  std::string name;  // "sft": the plot's title, messages
+  /// The data it trains on (a training file of another kind is an error).
+  datasets::SampleKind kind = datasets::SampleKind::kChat;
+  /// The items of a batch: the step's normalizer (sft: trained tokens),
+  /// logged per step under `items_name`.
+  std::function<int64_t(const datasets::Batch&)> items;
+  std::string items_name;
+  /// Optional: adapts the loaded model before training (wraps projections
+  /// with adapters, freezes the base). A resumed run then restores the
+  /// adapters from the checkpoint.
+  std::function<void(LlamaModel&)> prepare_model;
+  /// The summed loss of one micro-batch, and its named metric sums, under
+  /// the step's scale. Evaluation calls it without gradients and with a
+  /// scale that has no sink.
+  std::function<MicroBatchLoss(const LlamaModel&, const datasets::Batch&, const StepScale&)> loss;
+};
+
+/// Runs the recipe; returns the final model dir.
+std::string run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
+                         const ResumeRequest& resume, ProcessGroup& group);
+
+}  // namespace st::train
