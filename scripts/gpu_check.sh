@@ -117,7 +117,7 @@ configure() {
 
 build_targets() {
   # shellcheck disable=SC2086  # a list of targets
-  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test packed_forward_gpu_test kernel_reference_test bench_kernels bench_train_step}
+  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test packed_forward_gpu_test kernel_reference_test lm_head_test bench_kernels bench_train_step}
 }
 
 # The test binaries need the carried shared libraries (sentencepiece, toml++).
@@ -129,7 +129,10 @@ gpu_tests() {
     ctest -L gpu --output-on-failure --output-junit "$out/logs/ctest_gpu.xml")
 }
 
-reference_tests() { with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json"; }
+reference_tests() {
+  with_libs "$build/tests/kernel_reference_test" --gtest_output="json:$out/logs/kernel_reference_test.json" &&
+    with_libs "$build/tests/lm_head_test" --gtest_output="json:$out/logs/lm_head_test.json"
+}
 
 read -ra bench_args <<< "${BENCH_ARGS:-}"
 bench() { with_libs "$build/benchmarks/bench_kernels" --iters "$iters" "${bench_args[@]}" > "$out/bench_kernels.json"; }
@@ -209,13 +212,14 @@ summary = {
     "steps": steps,
     "gpu_tests": merged_counts(os.path.join(out, "logs", "gpu_tests")),
     "kernel_reference_test": gtest_counts(os.path.join(out, "logs", "kernel_reference_test.json")),
+    "lm_head_test": gtest_counts(os.path.join(out, "logs", "lm_head_test.json")),
     "bench": bench,
     "bench_train_step": load(os.path.join(out, "bench_train_step.json")),
     "bench_hf_step": load(os.path.join(out, "bench_hf_step.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "gpu_tests", "kernel_reference_test",
-                                          "bench_train_step", "bench_hf_step")}, indent=2))
+                                          "lm_head_test", "bench_train_step", "bench_hf_step")}, indent=2))
 for r in (bench or {}).get("results", []):
     if r["pass"] == "backward_in_chain" or r["fused_fraction_of_peak"] < 0.8:
         print(r["op"], r["pass"], r["dtype"], r["shape"], "fused_ms", r["fused_ms"], "of_peak", r["fused_fraction_of_peak"])

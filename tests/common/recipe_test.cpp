@@ -30,14 +30,15 @@ RecipeSchema test_schema() {
       {.key = "data.format", .type = KeyType::kString, .default_value = "alpaca",
        .choices = {"alpaca", "sharegpt", "messages"}, .help = "record layout"},
       {.key = "data.max_length", .type = KeyType::kInt, .default_value = 2048, .min = 1, .max = 8192,
-       .help = "tokens per sequence"},
+       .affects = KeyEffect::kCache, .help = "tokens per sequence"},
       {.key = "data.paths", .type = KeyType::kPathList, .optional = true, .help = "training files"},
       {.key = "data.fields", .type = KeyType::kStringMap,
        .default_value = StringMap{{"prompt", "instruction"}, {"response", "output"}}, .help = "field names"},
       {.key = "data.shuffle", .type = KeyType::kBool, .default_value = true, .help = "shuffle records"},
       {.key = "data.tags", .type = KeyType::kStringList, .default_value = StringList{}, .help = "labels"},
       {.key = "data.name", .type = KeyType::kString, .optional = true, .help = "dataset name"},
-      {.key = "optimizer.lr", .type = KeyType::kFloat, .default_value = 2e-5, .min = 0.0, .help = "learning rate"},
+      {.key = "optimizer.lr", .type = KeyType::kFloat, .default_value = 2e-5, .min = 0.0,
+       .affects = KeyEffect::kResults, .help = "learning rate"},
       {.key = "schedule.warmup_ratio", .type = KeyType::kFloat, .default_value = 0, .min = 0.0, .max = 1.0,
        .help = "warmup share"},
       {.key = "training.epochs", .type = KeyType::kInt, .default_value = 1, .min = 1, .help = "passes over data"},
@@ -424,6 +425,18 @@ TEST_F(RecipeTest, CanonicalIsStableAcrossFormattingAndOrigin) {
   // Sorted by key, one per line, values as TOML.
   EXPECT_EQ(a.canonical({"data.max_length", "data.format"}), "data.format = \"sharegpt\"\ndata.max_length = 100\n");
   EXPECT_EQ(a.canonical({"data.name"}), "data.name unset\n");
+}
+
+// The digests come from the keys' own flags: kCache keys enter the cache
+// key, kResults keys (and kCache ones) the run's; the rest neither.
+TEST_F(RecipeTest, CanonicalByEffectTakesTheFlaggedKeys) {
+  Recipe base = parse(kMinimal);
+  EXPECT_EQ(base.canonical(KeyEffect::kCache), "data.max_length = 2048\n");
+  EXPECT_EQ(base.canonical(KeyEffect::kResults), "data.max_length = 2048\noptimizer.lr = 2e-05\n");
+  EXPECT_NE(base.canonical(KeyEffect::kCache), parse(kMinimal, {"data.max_length=99"}).canonical(KeyEffect::kCache));
+  EXPECT_EQ(base.canonical(KeyEffect::kCache), parse(kMinimal, {"optimizer.lr=0.1"}).canonical(KeyEffect::kCache));
+  EXPECT_NE(base.canonical(KeyEffect::kResults), parse(kMinimal, {"optimizer.lr=0.1"}).canonical(KeyEffect::kResults));
+  EXPECT_EQ(base.canonical(KeyEffect::kResults), parse(kMinimal, {"training.epochs=3"}).canonical(KeyEffect::kResults));
 }
 
 TEST_F(RecipeTest, CanonicalChangesWithAnyCoveredValueOnly) {

@@ -12,6 +12,7 @@
 #include "model/lm_head.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/op_cases.h"
+#include "tests/model/lm_head_cases.h"
 
 namespace st {
 namespace {
