@@ -19,7 +19,8 @@ namespace {
 
 void print_table(const char* heading, const std::map<std::string, eval::Tally>& rows) {
   std::printf("%-12s %6s %8s %9s\n", heading, "n", "correct", "accuracy");
-  for (const auto& [name, t] : rows) std::printf("%-12s %6zu %8zu %8.1f%%\n", name.c_str(), t.n, t.correct, 100 * t.accuracy());
+  for (const auto& [name, t] : rows)
+    std::printf("%-12s %6zu %8zu %8.1f%%\n", name.c_str(), t.n, t.correct, 100 * t.accuracy());
 }
 
 }  // namespace
@@ -55,8 +56,8 @@ int run_eval_tasks(int argc, char** argv) {
   auto model = load_model(model_dir, options);
   // Prompts as training encodes them (template, generation prompt, one BOS).
   const datasets::SampleEncoder encoder(tokenizer, datasets::ChatTemplate::for_tokenizer(tokenizer), {});
-  const eval::TaskAccuracy result =
-      eval::task_accuracy(*model, tokenizer, encoder, samples, labels, max_new_tokens, [&](const eval::AnsweredSample& a) {
+  const eval::TaskAccuracy result = eval::task_accuracy(
+      *model, tokenizer, encoder, samples, labels, max_new_tokens, [&](const eval::AnsweredSample& a) {
         if (static_cast<int64_t>(a.index) >= show) return;
         std::printf("[%s %s] %s\n  reference: %s\n  answer:    %s %s\n", a.labels->task.c_str(),
                     a.labels->language.c_str(), a.question.c_str(), a.reference.c_str(), a.answer.c_str(),
@@ -66,8 +67,8 @@ int run_eval_tasks(int argc, char** argv) {
   print_table("task", result.per_task);
   std::printf("\n");
   print_table("language", result.per_language);
-  std::printf("\naccuracy %.1f%% (%zu of %zu) on %s\n", 100 * result.overall.accuracy(), result.overall.correct, result.overall.n,
-              data_path.c_str());
+  std::printf("\naccuracy %.1f%% (%zu of %zu) on %s\n", 100 * result.overall.accuracy(), result.overall.correct,
+              result.overall.n, data_path.c_str());
   if (!output.empty()) {
     write_file_atomic(output, result.to_json().dump(2) + "\n");
   }

@@ -87,7 +87,8 @@ int run_inspect_data(int argc, char** argv) {
       const datasets::EncodedSample& sample = encoded[i];
       const std::string& origin = i < chats.size() ? chats[i].origin : pairs[i].origin;
       // The same policy as prepare: errors the recipe does not allow to skip stop here.
-      if (!sample.dropped_reason.empty() && !config.reader.skip_invalid && !datasets::is_expected_drop(sample.dropped_reason))
+      if (!sample.dropped_reason.empty() && !config.reader.skip_invalid &&
+          !datasets::is_expected_drop(sample.dropped_reason))
         fail(sample.dropped_detail);
       if (sample.dropped_reason.empty()) {
         ++report.samples;
@@ -144,10 +145,11 @@ int run_inspect_data(int argc, char** argv) {
         std::printf("  DROPPED (%s): %s\n\n", sample.dropped_reason.c_str(), sample.dropped_detail.c_str());
         continue;
       }
-      std::printf("  %zu tokens, %zu trained%s\n", sample.sequences[0].ids.size() +
-                      (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].ids.size()),
-                  sample.sequences[0].trained() + (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].trained()),
-                  sample.truncated ? " (truncated to max_length)" : "");
+      std::printf(
+          "  %zu tokens, %zu trained%s\n",
+          sample.sequences[0].ids.size() + (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].ids.size()),
+          sample.sequences[0].trained() + (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].trained()),
+          sample.truncated ? " (truncated to max_length)" : "");
       if (kind == datasets::SampleKind::kChat) {
         print_segments(encoder.segments(chats[i]), hl);
       } else {

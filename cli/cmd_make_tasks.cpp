@@ -56,7 +56,8 @@ int run_make_tasks(int argc, char** argv) {
   options.seed = static_cast<uint64_t>(seed);
   options.languages = split_list(languages, "languages", datasets::task_languages());
   options.tasks = split_list(tasks, "tasks", datasets::task_names());
-  datasets::TaskSplits splits = datasets::make_task_splits(options, static_cast<size_t>(train), static_cast<size_t>(test));
+  datasets::TaskSplits splits =
+      datasets::make_task_splits(options, static_cast<size_t>(train), static_cast<size_t>(test));
   options.count = static_cast<size_t>(train);
   const std::string corpus = datasets::task_corpus(options);
 

@@ -10,12 +10,13 @@
 //   backward  dx = g W;         dx += (s g B) A
 //             dA = (s g B)^T x,  dB = s g^T (x A^T),  dW = g^T x (when W trains)
 // so no elementwise pass over a full activation remains, and only x and
-// x A^T (tokens x r) are saved. On the H100 (benchmarks/README.md) this takes 11% to 32% less time than PEFT's composition at the Salamandra
+// x A^T (tokens x r) are saved. On the H100 (benchmarks/README.md) this
+// takes 11% to 32% less time than PEFT's composition at the Salamandra
 // shapes (rank 16, 8192 tokens, bf16); what remains above the frozen
 // projection is the rank-r products, which cuBLAS runs far below bandwidth.
 // Nothing calls it yet: the LoRA feature's projection (a Projection,
-// model/projection.h, in this folder) will; dropout on the LoRA input is not fused (PEFT's
-// composition serves that case).
+// model/projection.h, in this folder) will; dropout on the LoRA input is not
+// fused (PEFT's composition serves that case).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -89,8 +89,10 @@ at::Tensor recomputed_decoder_layer(const ModelConfig& config, const DecoderLaye
                                       const at::Tensor& hidden, const RotaryTables& rotary,
                                       const AttentionMask& mask) {
   const std::vector<at::Tensor> parameters = layer_tensors(layer);
-  return RecomputedLayer::apply(hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask), LayerCall{&config, &layer, mask.causal, rotary.position_ids, rotary.inverse_frequencies},
-                                  at::TensorList(parameters));
+  return RecomputedLayer::apply(
+      hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask),
+      LayerCall{&config, &layer, mask.causal, rotary.position_ids, rotary.inverse_frequencies},
+      at::TensorList(parameters));
 }
 
 }  // namespace st

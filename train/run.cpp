@@ -209,9 +209,10 @@ class TrainingRun {
     micro_per_epoch_ = static_cast<int64_t>(plan_.size());
     const int64_t steps_per_epoch = (micro_per_epoch_ + config_.grad_accumulation - 1) / config_.grad_accumulation;
     total_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * steps_per_epoch;
-    const int64_t warmup = config_.warmup_steps > 0
-                               ? config_.warmup_steps
-                               : static_cast<int64_t>(std::ceil(config_.warmup_ratio * static_cast<double>(total_steps_)));
+    const int64_t warmup =
+        config_.warmup_steps > 0
+            ? config_.warmup_steps
+            : static_cast<int64_t>(std::ceil(config_.warmup_ratio * static_cast<double>(total_steps_)));
     schedule_ = Schedule{config_.schedule, warmup, total_steps_, config_.min_lr_ratio};
     std::printf("%lld optimizer steps (%lld per epoch: %lld micro-batches of %lld rows, accumulation %lld)\n",
                 static_cast<long long>(total_steps_), static_cast<long long>(steps_per_epoch),
@@ -291,7 +292,8 @@ class TrainingRun {
     const double loss = evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_);
     nlohmann::json record{{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}};
     if (!config_.sample_prompts.empty())
-      record["samples"] = eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
+      record["samples"] =
+          eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
     metrics_->write(record);
     progress_->line_break();
     std::fprintf(stderr, "eval at step %lld: loss %.4f  perplexity %.2f\n", static_cast<long long>(step), loss,

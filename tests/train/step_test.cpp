@@ -101,7 +101,9 @@ TEST(OptimizerStep, ClippingAndAdamWFollowTheirFormulas) {
   // One parameter, gradient g = 2 * w from loss sum(w^2): norm 2 * |w|.
   at::Tensor w = at::tensor(std::vector<float>{3.0f, 4.0f}).requires_grad_(true);
   train::AdamW optimizer({{"w", w}}, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}, false);
-  train::StepInput input{1, 1, [&](int64_t, const train::StepScale&) { return train::MicroBatchLoss{(w * w).sum(), {}}; }};
+  train::StepInput input{1, 1, [&](int64_t, const train::StepScale&) {
+                           return train::MicroBatchLoss{(w * w).sum(), {}};
+                         }};
   train::SingleProcess group;
   const train::StepResult r = train::optimizer_step(optimizer, group, input, 0.1, /*max_grad_norm=*/1.0);
   EXPECT_NEAR(r.grad_norm, 10.0, 1e-5);
