@@ -95,6 +95,11 @@ TEST(ParameterRoles, DescriptionCarriesRoleLayerAndInit) {
   EXPECT_EQ(adapters, (std::set<std::string>{std::string(kWrapped) + ".probe_A.weight",
                                              std::string(kWrapped) + ".probe_B.weight"}));
   EXPECT_TRUE(base.count(std::string(kWrapped) + ".weight"));
+  // The wrapper reports its base's shape and dense weight.
+  const ModelConfig& config = m.model->config();
+  EXPECT_EQ(m.probe->in_features(), config.hidden_size);
+  EXPECT_EQ(m.probe->out_features(), config.num_attention_heads * config.head_dim);
+  EXPECT_TRUE(m.probe->dense_weight().is_same(m.model->parameter(std::string(kWrapped) + ".weight")));
   for (const auto& [name, tensor] : m.model->checkpoint_tensors()) EXPECT_FALSE(adapters.count(name)) << name;
   // Each by its own rule: B zeros, A drawn.
   EXPECT_EQ(m.probe->b().abs().max().item<double>(), 0.0);

@@ -35,11 +35,13 @@ Rows random_rows() {
 
 // Parameters after one step over `split` micro-batches of the 4 rows; with
 // `sink`, the LM head's weight gradient goes straight into the optimizer's
-// accumulator (here, without masters, the weight's own .grad), as sft_run
+// accumulator (here, without masters, the weight's own .grad), as the trainer
 // does; `tied` ties the LM head to the embedding (both gradients then meet in
-// one .grad).
+// one .grad); `group` stands for the processes (one when null); `grad_norm`
+// receives the step's gradient norm.
 std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>& split, double* loss,
-                                       bool sink = false, bool tied = false) {
+                                       bool sink = false, bool tied = false, train::ProcessGroup* group = nullptr,
+                                       double* grad_norm = nullptr) {
   ModelConfig config = test::small_model_config(97);
   config.tie_word_embeddings = tied;
   LlamaModel model(config, at::TensorOptions().dtype(at::kDouble));
@@ -66,12 +68,37 @@ std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>&
                                {}};
                          },
                          tied ? "model.embed_tokens.weight" : "lm_head.weight"};
-  train::SingleProcess group;
-  *loss = train::optimizer_step(optimizer, group, input, 1e-2, /*max_grad_norm=*/0.5).loss;
+  train::SingleProcess single;
+  const train::StepResult result =
+      train::optimizer_step(optimizer, group ? *group : single, input, 1e-2, /*max_grad_norm=*/0.5);
+  *loss = result.loss;
+  if (grad_norm) *grad_norm = result.grad_norm;
   std::vector<at::Tensor> out;
   for (auto& [name, p] : model.checkpoint_tensors()) out.push_back(p.detach().clone());
   return out;
 }
+
+// Stands for `copies` processes that hold the same micro-batches: every sum
+// over processes is `copies` times this one's; `others_finite` false makes
+// another process report a non-finite step.
+class MirroredProcesses : public train::ProcessGroup {
+ public:
+  explicit MirroredProcesses(int copies, bool others_finite = true) : copies_(copies), others_finite_(others_finite) {}
+  int rank() const override { return 0; }
+  int world_size() const override { return copies_; }
+  void all_reduce_sum(const std::vector<at::Tensor>& tensors) override {
+    for (const at::Tensor& t : tensors) t.mul_(copies_);
+  }
+  std::vector<double> sum_values(std::vector<double> values) override {
+    for (double& v : values) v *= copies_;
+    return values;
+  }
+  bool all_true(bool value) override { return value && others_finite_; }
+
+ private:
+  int copies_;
+  bool others_finite_;
+};
 
 TEST(OptimizerStep, MicroBatchesEqualOneBatchOfTheSameRows) {
   double whole_loss, split_loss, uneven_loss;
@@ -95,6 +122,45 @@ TEST(OptimizerStep, LmHeadSinkIntoTheGradEqualsAutogradsGradient) {
     for (size_t i = 0; i < plain.size(); ++i)
       EXPECT_TRUE(at::allclose(sunk[i], plain[i], 1e-10, 1e-12)) << "parameter " << i << " tied " << tied;
   }
+}
+
+// The step reduces through its process group: the normalizer (so the scale
+// and the LM head's sink), the loss, the gradients before their norm, the
+// finite flag. Two identical processes give one process's update.
+TEST(OptimizerStep, ReducesTheNormalizerGradientsAndFiniteFlagThroughTheGroup) {
+  for (bool sink : {false, true}) {
+    double single_loss, mirrored_loss, stopped_loss, single_norm, mirrored_norm;
+    const auto single = after_one_step({{0, 1}, {2, 3}}, &single_loss, sink, false, nullptr, &single_norm);
+    MirroredProcesses two(2);
+    const auto mirrored = after_one_step({{0, 1}, {2, 3}}, &mirrored_loss, sink, false, &two, &mirrored_norm);
+    EXPECT_NEAR(mirrored_loss, single_loss, 1e-12 * single_loss);
+    // Adam's update hardly sees a gradient's scale; its norm does.
+    EXPECT_NEAR(mirrored_norm, single_norm, 1e-12 * single_norm);
+    for (size_t i = 0; i < single.size(); ++i)
+      EXPECT_TRUE(at::allclose(mirrored[i], single[i], 1e-10, 1e-12)) << "parameter " << i << " sink " << sink;
+    // Another process's non-finite step applies nothing here either.
+    MirroredProcesses stopped(2, /*others_finite=*/false);
+    const auto unchanged = after_one_step({{0, 1}, {2, 3}}, &stopped_loss, sink, false, &stopped);
+    LlamaModel initial(test::small_model_config(97), at::TensorOptions().dtype(at::kDouble));
+    initial.init_random(8);
+    const NamedTensors start = initial.checkpoint_tensors();
+    for (size_t i = 0; i < start.size(); ++i) EXPECT_TRUE(at::equal(unchanged[i], start[i].second)) << start[i].first;
+  }
+}
+
+// Named metrics come back summed over the step and divided by its items.
+TEST(OptimizerStep, MetricsAreMeansOverTheStepsItems) {
+  at::Tensor w = at::tensor(std::vector<float>{1.0f}).requires_grad_(true);
+  train::AdamW optimizer({{"w", w}}, {.lr = 0.1}, false);
+  train::StepInput input{2, 4, [&](int64_t i, const train::StepScale& scale) {
+                           EXPECT_DOUBLE_EQ(scale.factor, 0.25);
+                           return train::MicroBatchLoss{(w * w).sum(), {{"rewards/chosen", 1.0 + i}, {"n", 2.0}}};
+                         }};
+  train::SingleProcess group;
+  const train::StepResult r = train::optimizer_step(optimizer, group, input, 0.1, 0.0);
+  EXPECT_DOUBLE_EQ(r.loss, 0.5);  // (1 + 1) / 4
+  EXPECT_DOUBLE_EQ(r.metrics.at("rewards/chosen"), 0.75);  // (1 + 2) / 4
+  EXPECT_DOUBLE_EQ(r.metrics.at("n"), 1.0);
 }
 
 TEST(OptimizerStep, ClippingAndAdamWFollowTheirFormulas) {
