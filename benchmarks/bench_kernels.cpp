@@ -355,10 +355,14 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
   // Training with master weights: the weight gradient goes straight into the
   // optimizer's fp32 accumulator, which exists anyway (allocated up front).
   at::Tensor accumulator = at::zeros({vocab, hidden}, options.dtype(at::kFloat));
+  // The trainer's scale, 1 / tokens: the sink is filled at it in forward, and
+  // backward must bring the same factor (the sink refuses another).
+  const double scale = 1.0 / static_cast<double>(tokens);
+  const at::Tensor upstream = at::full({}, scale, options.dtype(at::kFloat));
   auto summed_into_accumulator = [&](int64_t chunk) {
     return [&, chunk] {
-      const st::WeightGradSink sink{accumulator, 1.0 / static_cast<double>(tokens)};
-      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h});
+      const st::WeightGradSink sink{accumulator, scale};
+      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h}, {upstream});
     };
   };
   // DPO's path with master weights: the same accumulator, filled in backward.
@@ -372,8 +376,8 @@ void bench_lm_head(int64_t tokens, int64_t vocab, int64_t hidden, const std::vec
   // it each step (the unfused path's weight gradient is counted the same way).
   auto summed_into_bf16_grad = [&](int64_t chunk) {
     return [&, chunk] {
-      const st::WeightGradSink sink{at::zeros({vocab, hidden}, options), 1.0 / static_cast<double>(tokens)};
-      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h});
+      const st::WeightGradSink sink{at::zeros({vocab, hidden}, options), scale};
+      auto grads = torch::autograd::grad({st::summed_target_nll(h, w, targets, chunk, sink)}, {h}, {upstream});
     };
   };
   const double flops = 3 * 2.0 * tokens * vocab * hidden;

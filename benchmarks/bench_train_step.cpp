@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     const st::ModelConfig config = st::ModelConfig::preset(o.preset);
     st::LlamaModel model(config, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
     model.init_random(0);
-    model.set_activation_checkpointing(o.checkpointing);
+    model.set_recompute_activations(o.checkpointing);
     double matmul_params = 0;
     model.require_grads();
     for (auto& [name, p] : model.trainable_parameters()) {

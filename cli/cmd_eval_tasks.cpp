@@ -59,9 +59,10 @@ int run_eval_tasks(int argc, char** argv) {
   const eval::TaskAccuracy result = eval::task_accuracy(
       *model, tokenizer, encoder, samples, labels, max_new_tokens, [&](const eval::AnsweredSample& a) {
         if (static_cast<int64_t>(a.index) >= show) return;
+        const datasets::Json& last = a.prompt->empty() ? datasets::Json() : a.prompt->back();
         std::printf("[%s %s] %s\n  reference: %s\n  answer:    %s %s\n", a.labels->task.c_str(),
-                    a.labels->language.c_str(), a.question.c_str(), a.reference.c_str(), a.answer.c_str(),
-                    a.correct ? "(correct)" : "(wrong)");
+                    a.labels->language.c_str(), last.is_object() ? last.value("content", "").c_str() : "",
+                    a.reference.c_str(), a.answer.c_str(), a.correct ? "(correct)" : "(wrong)");
       });
 
   print_table("task", result.per_task);

@@ -20,16 +20,16 @@ RecipeSchema data_schema();
 struct DataConfig {
   std::string model_dir;
   std::vector<std::string> train_files, eval_files;
-  double eval_ratio = 0;
-  uint64_t seed = 0;
+  double eval_ratio{};
+  uint64_t seed{};
   ReaderOptions reader;
   std::string chat_template_file;  // "" : the model dir's template
   std::map<std::string, std::string> template_vars;
   EncoderOptions encoder;
-  bool packing = true;
-  uint32_t bucket_window = 64;
+  bool packing{};
+  uint32_t bucket_window{};
   std::string cache_dir;
-  int workers = 0;  // 0: all cores
+  int workers{};  // resolved: 0 in the recipe means all cores
   /// Canonical text of everything above that changes the tokens, for cache keys.
   std::string canonical_options;
 };

@@ -84,11 +84,7 @@ TaskAccuracy task_accuracy(const LlamaModel& model, const Tokenizer& tokenizer,
       ++t->n;
       t->correct += correct;
     }
-    if (on_answer) {
-      const datasets::Json& last = prompt.empty() ? datasets::Json() : prompt.back();
-      on_answer({i, &labels[i], last.is_object() ? last.value("content", "") : std::string(), reference, answer,
-                 correct});
-    }
+    if (on_answer) on_answer({i, &labels[i], &prompt, reference, answer, correct});
   }
   return result;
 }

@@ -48,7 +48,7 @@ struct TaskAccuracy {
 struct AnsweredSample {
   size_t index;
   const Labels* labels;
-  std::string question;  // the last prompt message's text
+  const datasets::Json* prompt;  // the messages before the reference answer
   std::string reference, answer;
   bool correct;
 };

@@ -145,7 +145,7 @@ at::Tensor LlamaModel::hidden_states(const at::Tensor& input_ids, const ForwardO
   }
 
   at::Tensor hidden = at::embedding(embed_tokens_, input_ids);
-  const bool recompute = checkpointing_ && at::GradMode::is_enabled() && !cache;
+  const bool recompute = recompute_ && at::GradMode::is_enabled() && !cache;
   for (size_t i = 0; i < layers_.size(); ++i) {
     hidden = recompute ? recomputed_decoder_layer(config_, layers_[i], hidden, rotary, mask)
                        : decoder_layer_forward(config_, layers_[i], hidden, rotary, mask,

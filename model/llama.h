@@ -88,8 +88,8 @@ class LlamaModel {
 
   /// Recompute each layer's activations in backward instead of storing them
   /// (model/recompute.h).
-  void set_activation_checkpointing(bool enabled) { checkpointing_ = enabled; }
-  bool activation_checkpointing() const { return checkpointing_; }
+  void set_recompute_activations(bool enabled) { recompute_ = enabled; }
+  bool recomputes_activations() const { return recompute_; }
 
  private:
   ModelConfig config_;
@@ -99,7 +99,7 @@ class LlamaModel {
   at::Tensor norm_;
   at::Tensor lm_head_;
   at::Tensor inverse_frequencies_;  // fp32 rotary frequencies, not a parameter
-  bool checkpointing_ = false;
+  bool recompute_ = false;
   bool base_trainable_ = true;
 };
 

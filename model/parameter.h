@@ -4,7 +4,8 @@
 //  - load and save take the kBase tensors: exactly the Hugging Face
 //    checkpoint, so an adapter never lands in the HF dir and a base
 //    checkpoint loads into a model that carries adapters;
-//  - init_random fills each tensor by its `init`, not by its name;
+//  - init_random fills each tensor by its `init`, not by its name (only the
+//    embedding's pad row is then zeroed, as transformers does);
 //  - requires_grad and the optimizer take the trainable ones;
 //  - activation recomputation differentiates every tensor of the layer that
 //    requires grad, adapters included;

@@ -86,8 +86,8 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
 }  // namespace
 
 at::Tensor recomputed_decoder_layer(const ModelConfig& config, const DecoderLayer& layer,
-                                      const at::Tensor& hidden, const RotaryTables& rotary,
-                                      const AttentionMask& mask) {
+                                    const at::Tensor& hidden, const RotaryTables& rotary,
+                                    const AttentionMask& mask) {
   const std::vector<at::Tensor> parameters = layer_tensors(layer);
   return RecomputedLayer::apply(
       hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask),

@@ -16,7 +16,7 @@ namespace st {
 /// decoder_layer_forward with recomputation in backward. Gradients reach the
 /// input and every tensor of the layer that requires grad.
 at::Tensor recomputed_decoder_layer(const ModelConfig& config, const DecoderLayer& layer,
-                                      const at::Tensor& hidden, const RotaryTables& rotary,
-                                      const AttentionMask& mask);
+                                    const at::Tensor& hidden, const RotaryTables& rotary,
+                                    const AttentionMask& mask);
 
 }  // namespace st

@@ -19,12 +19,10 @@
 #include "common/error.h"
 #include "datasets/prepare.h"
 #include "eval/sample_replies.h"
-#include "model/generation.h"
 #include "model/model_dir.h"
 #include "train/checkpoint.h"
 #include "train/metrics_log.h"
 #include "train/plot.h"
-#include "train/step.h"
 
 namespace fs = std::filesystem;
 
@@ -187,7 +185,7 @@ class TrainingRun {
   void setup_model() {
     const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(device_);
     model_ = load_model(checkpoint_.empty() ? config_.data.model_dir : checkpoint_, options);
-    model_->set_activation_checkpointing(config_.activation_checkpointing);
+    model_->set_recompute_activations(config_.activation_checkpointing);
     if (hooks_.prepare_model) hooks_.prepare_model(*model_);
     if (!checkpoint_.empty()) load_adapter_state(checkpoint_, *model_);
     model_->require_grads();

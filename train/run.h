@@ -37,7 +37,8 @@ struct RecipeHooks {
   std::string items_name;
   /// Optional: adapts the loaded model before training (wraps projections
   /// with adapters, freezes the base). A resumed run then restores the
-  /// adapters from the checkpoint.
+  /// adapters from the checkpoint. The final dir holds the base weights only
+  /// (save_model); writing the adapter beside them is the LoRA recipe's.
   std::function<void(LlamaModel&)> prepare_model;
   /// The summed loss of one micro-batch, and its named metric sums, under
   /// the step's scale. Evaluation calls it without gradients and with a

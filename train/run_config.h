@@ -2,7 +2,8 @@
 // recomputation, [training], [optimizer], [schedule], [checkpointing],
 // [logging] -- and the typed configuration of a run read from them (with
 // the data keys of datasets/data_config.h). Defaults live in the schema
-// only: RunConfig holds what a loaded recipe says, nothing of its own.
+// only: RunConfig's (and DataConfig's) fields hold what a loaded recipe
+// says, and no defaults of their own.
 #pragma once
 
 #include <string>

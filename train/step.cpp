@@ -20,7 +20,9 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   for (int64_t i = 0; i < input.micro_batches; ++i) {
     const MicroBatchLoss loss = input.loss(i, scale);
     if (!loss.summed.defined()) continue;
-    (loss.summed * scale.factor).backward();
+    // Divided, not multiplied by the factor: the same rounding as before the
+    // step owned the scale (resumed runs and the demo stay bit-identical).
+    (loss.summed / items).backward();
     optimizer.accumulate_gradients();
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;

@@ -3,8 +3,8 @@
 //
 // Each micro-batch's loss is a SUM over its items (trained tokens, pairs);
 // the step owns the scale that turns sums into the mean over the whole
-// step's items (across processes): it multiplies every loss by it before
-// backward and hands the same scale to the callback, for the LM head's
+// step's items (across processes): it divides every loss by those items
+// before backward and hands the same scale to the callback, for the LM head's
 // weight-gradient sink, which adds its gradient during forward and so must
 // know the factor backward will bring. N micro-batches thus produce exactly
 // the gradient of one batch of the same items, whatever their sizes.
@@ -25,8 +25,9 @@ namespace st::train {
 
 /// The step's gradient scale, as a loss callback sees it.
 struct StepScale {
-  /// What each summed loss is multiplied by before backward: 1 / the items
-  /// of the whole step over all processes (0 for a step without items).
+  /// 1 / the items of the whole step over all processes (0 for a step
+  /// without items): each summed loss is divided by those items before
+  /// backward, so this is the upstream gradient it receives.
   double factor = 0;
   /// The LM head weight's gradient accumulator (undefined: none; the
   /// weight's gradient then goes through autograd).

@@ -31,6 +31,8 @@ class PrepareTest : public ::testing::Test {
     config_.train_files = {path("train.jsonl")};
     config_.cache_dir = path("cache");
     config_.workers = 2;
+    config_.packing = true;  // DataConfig has no defaults of its own (the schema does)
+    config_.bucket_window = 64;
     config_.canonical_options = "options-a";
   }
   void TearDown() override { fs::remove_all(root_); }

@@ -1,6 +1,6 @@
 // Unit tests of the decoder pieces that the parity tests do not isolate:
 // config parsing and its errors, the chunked LM head's gradients, activation
-// checkpointing, the KV cache with a multi-token step, and model-dir IO with
+// recomputation, the KV cache with a multi-token step, and model-dir IO with
 // its bad-input errors.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -130,7 +130,7 @@ at::Tensor sequence_score(const LlamaModel& model, const at::Tensor& ids) {
   return target_log_probs(flat, model.lm_head_weight(), ids.narrow(1, 1, steps - 1).reshape({-1}), 8).sum();
 }
 
-TEST(Checkpointing, GradientsEqualPlainBackward) {
+TEST(Recomputation, GradientsEqualPlainBackward) {
   LlamaModel model(small_config(), at::TensorOptions().dtype(at::kDouble));
   model.init_random(3);
   std::vector<at::Tensor> params;
@@ -138,7 +138,7 @@ TEST(Checkpointing, GradientsEqualPlainBackward) {
   at::Tensor ids = at::randint(0, 211, {2, 13}, at::kLong);
 
   auto plain = torch::autograd::grad({sequence_score(model, ids)}, params);
-  model.set_activation_checkpointing(true);
+  model.set_recompute_activations(true);
   auto recomputed = torch::autograd::grad({sequence_score(model, ids)}, params);
   ASSERT_EQ(plain.size(), recomputed.size());
   for (size_t i = 0; i < plain.size(); ++i)

@@ -65,13 +65,13 @@ struct ProbedModel {
 };
 
 // The small test model with layer 1's q_proj wrapped, initialised.
-ProbedModel probed_model(at::ScalarType dtype = at::kDouble) {
+ProbedModel probed_model(at::ScalarType dtype = at::kDouble, uint64_t seed = 5) {
   ProbedModel m;
   m.model = std::make_unique<LlamaModel>(test::small_model_config(61), at::TensorOptions().dtype(dtype));
   std::shared_ptr<Projection>& slot = m.model->projection(kWrapped);
   m.probe = std::make_shared<LowRankProbe>(slot, 3, at::TensorOptions().dtype(dtype));
   slot = m.probe;
-  m.model->init_random(5);
+  m.model->init_random(seed);
   return m;
 }
 
@@ -127,7 +127,7 @@ TEST(ParameterRoles, AdapterGradientSurvivesActivationRecomputation) {
   const at::Tensor weights = at::randn({2, 9, m.model->config().hidden_size}, at::kDouble);
   std::vector<at::Tensor> plain, recomputed;
   for (bool recompute : {false, true}) {
-    m.model->set_activation_checkpointing(recompute);
+    m.model->set_recompute_activations(recompute);
     probe_loss(*m.model, ids, weights).backward();
     auto& out = recompute ? recomputed : plain;
     for (const at::Tensor& t : {m.probe->a(), m.probe->b()}) {
@@ -155,7 +155,7 @@ TEST(ParameterRoles, TrainsTheAdapterAloneAndSavesOnlyTheBase) {
   at::manual_seed(4);
   const at::Tensor ids = sample_ids();
   const at::Tensor weights = at::randn({2, 9, m.model->config().hidden_size}, at::kFloat);
-  m.model->set_activation_checkpointing(true);
+  m.model->set_recompute_activations(true);
   double first = 0, last = 0;
   for (int step = 0; step < 5; ++step) {
     at::Tensor loss = probe_loss(*m.model, ids, weights);
@@ -184,8 +184,10 @@ TEST(ParameterRoles, TrainsTheAdapterAloneAndSavesOnlyTheBase) {
 
   // A base checkpoint loads into a plain model and into the wrapped one.
   EXPECT_NO_THROW(load_model(dir.string(), at::TensorOptions().dtype(at::kFloat)));
-  ProbedModel other = probed_model(at::kFloat);
+  ProbedModel other = probed_model(at::kFloat, /*seed=*/6);  // other values everywhere
   const at::Tensor a = other.probe->a().clone();
+  const std::string wrapped_weight = std::string(kWrapped) + ".weight";
+  ASSERT_FALSE(at::equal(other.model->parameter(wrapped_weight), m.model->parameter(wrapped_weight)));
   load_weights(dir.string(), *other.model);
   EXPECT_TRUE(at::equal(other.probe->a(), a));  // adapters are not the checkpoint's
   for (const auto& [name, tensor] : other.model->checkpoint_tensors())
@@ -211,7 +213,8 @@ TEST(ParameterRoles, CheckpointsKeepAdaptersOutsideTheHfWeights) {
   { std::ofstream(tokenizer / "tokenizer.model") << "stand-in: save_checkpoint only copies it"; }
   ProbedModel m = probed_model(at::kFloat);
   {
-    at::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;  // as if trained: both off their initial values
+    m.probe->a().normal_(0.0, 0.05);
     m.probe->b().normal_(0.0, 0.05);
   }
   m.model->set_base_trainable(false);
@@ -224,6 +227,7 @@ TEST(ParameterRoles, CheckpointsKeepAdaptersOutsideTheHfWeights) {
 
   ProbedModel resumed = probed_model(at::kFloat);
   load_weights(dir, *resumed.model);
+  EXPECT_FALSE(at::equal(resumed.probe->a(), m.probe->a()));
   EXPECT_FALSE(at::equal(resumed.probe->b(), m.probe->b()));
   train::load_adapter_state(dir, *resumed.model);
   EXPECT_TRUE(at::equal(resumed.probe->a(), m.probe->a()));

@@ -36,7 +36,7 @@ def main(binary, work):
     corpus = os.path.join(work, "corpus.txt")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(corpus, "w", encoding="utf-8") as out:
-        for folder in ("model", "tools", "common"):
+        for folder in ("model", "cli", "common"):
             for name in sorted(os.listdir(os.path.join(root, folder))):
                 path = os.path.join(root, folder, name)
                 if os.path.isfile(path):

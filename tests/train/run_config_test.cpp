@@ -9,7 +9,7 @@
 #include <string>
 
 #include "model/lm_head.h"
-#include "sft/sft_config.h"
+#include "datasets/data_config.h"
 #include "train/run_config.h"
 
 namespace st {
@@ -28,7 +28,8 @@ class RunConfigTest : public ::testing::Test {
   Recipe load(const std::vector<std::string>& overrides = {}) const {
     return Recipe::from_string("[model]\npath = \"model\"\n[data]\ntrain = [\"train.jsonl\"]\n"
                                "[training]\noutput_dir = \"run\"\n",
-                               "recipe.toml", dir_.string(), sft::sft_schema(), overrides);
+                               "recipe.toml", dir_.string(),
+                               merge_schemas({datasets::data_schema(), train::training_schema()}), overrides);
   }
   fs::path dir_;
 };
