@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
         st::train::StepInput input;
         input.micro_batches = 1;
         input.items = batch.trained;
-        input.lm_head_weight = config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        input.lm_head_weight = model.lm_head_weight_name();
         input.loss = [&](int64_t, const st::train::StepScale& scale) {
           return st::train::MicroBatchLoss{
               st::train::summed_nll(model, batch, st::kDefaultLmHeadChunk, scale.summed_loss_sink()), {}};

@@ -85,6 +85,10 @@ class LlamaModel {
   at::Tensor logits(const at::Tensor& hidden) const;
   /// The LM head weight [vocab, hidden] (the embedding when tied).
   const at::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
+  /// Its Hugging Face name: where the LM head's gradient sink accumulates.
+  const char* lm_head_weight_name() const {
+    return config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  }
 
   /// Recompute each layer's activations in backward instead of storing them
   /// (model/recompute.h).

@@ -17,8 +17,6 @@ namespace st {
 namespace fs = std::filesystem;
 namespace sf = safetensors;
 
-namespace {
-
 at::ScalarType to_scalar_type(sf::DType dtype, const std::string& where) {
   switch (dtype) {
     case sf::DType::F32: return at::kFloat;
@@ -38,6 +36,8 @@ sf::DType to_dtype(at::ScalarType type) {
     default: fail("cannot store weights of dtype ", c10::toString(type));
   }
 }
+
+namespace {
 
 std::string dtype_config_name(at::ScalarType type) {
   switch (type) {

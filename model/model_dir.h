@@ -13,8 +13,15 @@
 
 #include "model/generation.h"
 #include "model/llama.h"
+#include "model/safetensors.h"
 
 namespace st {
+
+/// The ATen dtype of a stored floating-point tensor (F32, BF16, F16, F64);
+/// st::Error naming `where` for any other.
+at::ScalarType to_scalar_type(safetensors::DType dtype, const std::string& where);
+/// The stored dtype of an ATen floating-point dtype; st::Error for others.
+safetensors::DType to_dtype(at::ScalarType type);
 
 /// Reads DIR/config.json; errors name the file.
 ModelConfig load_model_config(const std::string& dir);

@@ -33,14 +33,18 @@ BatchTensors to_tensors(const datasets::Batch& batch, const at::Device& device) 
   return t;
 }
 
-at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows,
-                      const WeightGradSink& sink) {
+at::Tensor trained_hidden_states(const LlamaModel& model, const BatchTensors& batch) {
   ForwardOptions options;
   options.position_ids = batch.position_ids;
   options.attention_mask = batch.attention_mask;
   const at::Tensor hidden = model.hidden_states(batch.ids, options);
-  const at::Tensor flat = hidden.reshape({-1, hidden.size(-1)}).index_select(0, batch.target_rows);
-  return summed_target_nll(flat, model.lm_head_weight(), batch.targets, chunk_rows, sink);
+  return hidden.reshape({-1, hidden.size(-1)}).index_select(0, batch.target_rows);
+}
+
+at::Tensor summed_nll(const LlamaModel& model, const BatchTensors& batch, int64_t chunk_rows,
+                      const WeightGradSink& sink) {
+  return summed_target_nll(trained_hidden_states(model, batch), model.lm_head_weight(), batch.targets, chunk_rows,
+                           sink);
 }
 
 }  // namespace st::train

@@ -23,6 +23,10 @@ struct BatchTensors {
 };
 BatchTensors to_tensors(const datasets::Batch& batch, const at::Device& device);
 
+/// The final hidden states of the positions that predict the batch's trained
+/// targets, [trained, hidden], in target order: what the LM head scores.
+at::Tensor trained_hidden_states(const LlamaModel& model, const BatchTensors& batch);
+
 /// -sum log p(target) over the batch's trained targets (fp32 scalar). With a
 /// sink (StepScale::summed_loss_sink), the LM head's weight gradient goes
 /// straight into it (lm_head.h).

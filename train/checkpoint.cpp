@@ -49,21 +49,16 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir
   return out;
 }
 
-// Tensors as contiguous CPU copies in their own dtype (fp32, bf16; fp64 for
-// tests), written as one safetensors file.
+// Tensors as contiguous CPU copies in their own dtype, written as one
+// safetensors file.
 void write_tensors(const std::string& path, const NamedTensors& named) {
   std::vector<at::Tensor> keep_alive;
   std::vector<safetensors::TensorToWrite> tensors;
   for (const auto& [name, tensor] : named) {
     at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
-    const at::ScalarType type = cpu.scalar_type();
-    ST_CHECK(type == at::kFloat || type == at::kBFloat16 || type == at::kDouble);
     keep_alive.push_back(cpu);
-    tensors.push_back({name,
-                       type == at::kFloat ? safetensors::DType::F32
-                       : type == at::kDouble ? safetensors::DType::F64
-                                             : safetensors::DType::BF16,
-                       cpu.sizes().vec(), cpu.data_ptr(), static_cast<size_t>(cpu.nbytes())});
+    tensors.push_back({name, to_dtype(cpu.scalar_type()), cpu.sizes().vec(), cpu.data_ptr(),
+                       static_cast<size_t>(cpu.nbytes())});
   }
   safetensors::write_file(path, tensors, {});
 }
@@ -74,13 +69,7 @@ NamedTensors read_tensors(const std::string& path) {
   const safetensors::File file(path);
   NamedTensors tensors;
   for (const auto& info : file.tensors()) {
-    at::ScalarType type;
-    switch (info.dtype) {
-      case safetensors::DType::F32: type = at::kFloat; break;
-      case safetensors::DType::BF16: type = at::kBFloat16; break;
-      case safetensors::DType::F64: type = at::kDouble; break;
-      default: fail(file.path(), ": tensor \"", info.name, "\" is not F32, BF16 or F64");
-    }
+    const at::ScalarType type = to_scalar_type(info.dtype, cat(file.path(), ": tensor \"", info.name, "\""));
     at::Tensor t = at::empty(info.shape, type);
     std::memcpy(t.data_ptr(), info.data, info.nbytes);
     tensors.emplace_back(info.name, t);

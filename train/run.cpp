@@ -247,7 +247,7 @@ class TrainingRun {
     StepInput input;
     input.micro_batches = static_cast<int64_t>(batches.size());
     input.items = items;
-    input.lm_head_weight = model_->config().tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    input.lm_head_weight = model_->lm_head_weight_name();
     input.loss = [&](int64_t i, const StepScale& scale) {
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
     };

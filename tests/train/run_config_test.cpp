@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <variant>
 
 #include "model/lm_head.h"
 #include "datasets/data_config.h"
@@ -16,6 +17,9 @@ namespace st {
 namespace {
 
 namespace fs = std::filesystem;
+
+// What a training recipe without recipe-specific keys may hold.
+RecipeSchema run_schema() { return merge_schemas({datasets::data_schema(), train::training_schema()}); }
 
 class RunConfigTest : public ::testing::Test {
  protected:
@@ -29,19 +33,32 @@ class RunConfigTest : public ::testing::Test {
     return Recipe::from_string("[model]\npath = \"model\"\n[data]\ntrain = [\"train.jsonl\"]\n"
                                "[training]\noutput_dir = \"run\"\n",
                                "recipe.toml", dir_.string(),
-                               merge_schemas({datasets::data_schema(), train::training_schema()}), overrides);
+                               run_schema(), overrides);
   }
   fs::path dir_;
 };
 
+// The schema's declared default of `key`, as a T.
+template <typename T>
+T schema_default(const std::string& key) {
+  for (const KeySpec& spec : run_schema())
+    if (spec.key == key) return std::get<T>(*spec.default_value);
+  ADD_FAILURE() << key << " is not a data or training key";
+  return T{};
+}
+
 TEST_F(RunConfigTest, DefaultsComeFromTheSchema) {
   const train::RunConfig c = train::run_config(load());
-  EXPECT_EQ(c.dtype, "bfloat16");
-  EXPECT_EQ(c.lm_head_chunk, kDefaultLmHeadChunk);
-  EXPECT_EQ(c.micro_batch_rows, 1);
-  EXPECT_DOUBLE_EQ(c.optimizer.lr, 2e-5);
-  EXPECT_TRUE(c.master_weights);
-  EXPECT_EQ(c.keep_last, 2);
+  EXPECT_EQ(c.dtype, schema_default<std::string>("model.dtype"));
+  EXPECT_EQ(c.lm_head_chunk, schema_default<int64_t>("training.lm_head_chunk"));
+  EXPECT_EQ(c.lm_head_chunk, kDefaultLmHeadChunk);  // the one constant score uses too
+  EXPECT_EQ(c.micro_batch_rows, schema_default<int64_t>("training.micro_batch_rows"));
+  EXPECT_EQ(c.optimizer.lr, schema_default<double>("optimizer.lr"));
+  EXPECT_EQ(c.master_weights, schema_default<bool>("optimizer.master_weights"));
+  EXPECT_EQ(c.keep_last, schema_default<int64_t>("checkpointing.keep_last"));
+  EXPECT_EQ(c.data.packing, schema_default<bool>("data.packing"));
+  EXPECT_EQ(c.data.seed, static_cast<uint64_t>(schema_default<int64_t>("data.seed")));
+  EXPECT_EQ(c.data.bucket_window, static_cast<uint32_t>(schema_default<int64_t>("data.bucket_window")));
 }
 
 TEST_F(RunConfigTest, ResultsDigestTakesWhatDecidesTheNumbersOnly) {

@@ -33,17 +33,31 @@ Rows random_rows() {
   return rows;
 }
 
-// Parameters after one step over `split` micro-batches of the 4 rows; with
-// `sink`, the LM head's weight gradient goes straight into the optimizer's
-// accumulator (here, without masters, the weight's own .grad), as the trainer
-// does; `tied` ties the LM head to the embedding (both gradients then meet in
-// one .grad); `group` stands for the processes (one when null); `grad_norm`
-// receives the step's gradient norm.
+// How after_one_step runs its step.
+struct StepCase {
+  // The LM head's weight gradient goes straight into the optimizer's
+  // accumulator (here, without masters, the weight's own .grad), as the
+  // trainer does.
+  bool sink = false;
+  // The LM head tied to the embedding (both gradients meet in one .grad).
+  bool tied = false;
+  // The loss built on the per-row log-probs (DPO's path, the sink filled in
+  // backward) instead of the summed NLL.
+  bool per_row = false;
+  train::ProcessGroup* group = nullptr;  // the processes; one when null
+  double* grad_norm = nullptr;           // receives the step's gradient norm
+};
+
+// The loss of one micro-batch as -sum of its per-row target log-probs.
+at::Tensor per_row_nll(const LlamaModel& model, const train::BatchTensors& t, const WeightGradSink& sink) {
+  return -target_log_probs(train::trained_hidden_states(model, t), model.lm_head_weight(), t.targets, 5, sink).sum();
+}
+
+// Parameters after one step over `split` micro-batches of the 4 rows.
 std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>& split, double* loss,
-                                       bool sink = false, bool tied = false, train::ProcessGroup* group = nullptr,
-                                       double* grad_norm = nullptr) {
+                                       const StepCase& how = {}) {
   ModelConfig config = test::small_model_config(97);
-  config.tie_word_embeddings = tied;
+  config.tie_word_embeddings = how.tied;
   LlamaModel model(config, at::TensorOptions().dtype(at::kDouble));
   model.init_random(8);
   model.require_grads();
@@ -60,22 +74,43 @@ std::vector<at::Tensor> after_one_step(const std::vector<std::vector<uint32_t>>&
   }
   train::StepInput input{static_cast<int64_t>(batches.size()), trained,
                          [&](int64_t i, const train::StepScale& scale) {
-                           if (sink && !scale.lm_head_accumulator.defined())
+                           if (how.sink && !scale.lm_head_accumulator.defined())
                              ADD_FAILURE() << "no accumulator for the LM head";
+                           const train::BatchTensors t = train::to_tensors(batches[i], at::kCPU);
+                           if (how.per_row)
+                             return train::MicroBatchLoss{
+                                 per_row_nll(model, t, how.sink ? scale.per_row_sink() : WeightGradSink{}), {}};
                            return train::MicroBatchLoss{
-                               train::summed_nll(model, train::to_tensors(batches[i], at::kCPU), 5,
-                                                 sink ? scale.summed_loss_sink() : WeightGradSink{}),
+                               train::summed_nll(model, t, 5, how.sink ? scale.summed_loss_sink() : WeightGradSink{}),
                                {}};
                          },
-                         tied ? "model.embed_tokens.weight" : "lm_head.weight"};
+                         model.lm_head_weight_name()};
   train::SingleProcess single;
   const train::StepResult result =
-      train::optimizer_step(optimizer, group ? *group : single, input, 1e-2, /*max_grad_norm=*/0.5);
+      train::optimizer_step(optimizer, how.group ? *how.group : single, input, 1e-2, /*max_grad_norm=*/0.5);
   *loss = result.loss;
-  if (grad_norm) *grad_norm = result.grad_norm;
+  if (how.grad_norm) *how.grad_norm = result.grad_norm;
   std::vector<at::Tensor> out;
   for (auto& [name, p] : model.checkpoint_tensors()) out.push_back(p.detach().clone());
   return out;
+}
+
+// DPO's path through the step: a loss built on the per-row log-probs, with
+// the sink filled in backward (StepScale::per_row_sink), gives the step
+// without a sink; and both give the summed NLL's step.
+TEST(OptimizerStep, PerRowSinkThroughTheStepEqualsAutogradsGradient) {
+  for (bool tied : {false, true}) {
+    double summed_loss, plain_loss, sink_loss;
+    const auto summed = after_one_step({{0, 1}, {2, 3}}, &summed_loss, {.tied = tied});
+    const auto plain = after_one_step({{0, 1}, {2, 3}}, &plain_loss, {.tied = tied, .per_row = true});
+    const auto sunk = after_one_step({{0, 1}, {2, 3}}, &sink_loss, {.sink = true, .tied = tied, .per_row = true});
+    EXPECT_NEAR(plain_loss, summed_loss, 1e-12 * summed_loss);
+    EXPECT_NEAR(sink_loss, plain_loss, 1e-12 * plain_loss);
+    for (size_t i = 0; i < plain.size(); ++i) {
+      EXPECT_TRUE(at::allclose(plain[i], summed[i], 1e-10, 1e-12)) << "parameter " << i << " tied " << tied;
+      EXPECT_TRUE(at::allclose(sunk[i], plain[i], 1e-10, 1e-12)) << "parameter " << i << " tied " << tied;
+    }
+  }
 }
 
 // Stands for `copies` processes that hold the same micro-batches: every sum
@@ -116,8 +151,8 @@ TEST(OptimizerStep, MicroBatchesEqualOneBatchOfTheSameRows) {
 TEST(OptimizerStep, LmHeadSinkIntoTheGradEqualsAutogradsGradient) {
   for (bool tied : {false, true}) {
     double plain_loss, sink_loss;
-    const auto plain = after_one_step({{0, 1}, {2, 3}}, &plain_loss, false, tied);
-    const auto sunk = after_one_step({{0, 1}, {2, 3}}, &sink_loss, true, tied);
+    const auto plain = after_one_step({{0, 1}, {2, 3}}, &plain_loss, {.tied = tied});
+    const auto sunk = after_one_step({{0, 1}, {2, 3}}, &sink_loss, {.sink = true, .tied = tied});
     EXPECT_NEAR(sink_loss, plain_loss, 1e-12 * plain_loss);
     for (size_t i = 0; i < plain.size(); ++i)
       EXPECT_TRUE(at::allclose(sunk[i], plain[i], 1e-10, 1e-12)) << "parameter " << i << " tied " << tied;
@@ -130,9 +165,10 @@ TEST(OptimizerStep, LmHeadSinkIntoTheGradEqualsAutogradsGradient) {
 TEST(OptimizerStep, ReducesTheNormalizerGradientsAndFiniteFlagThroughTheGroup) {
   for (bool sink : {false, true}) {
     double single_loss, mirrored_loss, stopped_loss, single_norm, mirrored_norm;
-    const auto single = after_one_step({{0, 1}, {2, 3}}, &single_loss, sink, false, nullptr, &single_norm);
+    const auto single = after_one_step({{0, 1}, {2, 3}}, &single_loss, {.sink = sink, .grad_norm = &single_norm});
     MirroredProcesses two(2);
-    const auto mirrored = after_one_step({{0, 1}, {2, 3}}, &mirrored_loss, sink, false, &two, &mirrored_norm);
+    const auto mirrored =
+        after_one_step({{0, 1}, {2, 3}}, &mirrored_loss, {.sink = sink, .group = &two, .grad_norm = &mirrored_norm});
     EXPECT_NEAR(mirrored_loss, single_loss, 1e-12 * single_loss);
     // Adam's update hardly sees a gradient's scale; its norm does.
     EXPECT_NEAR(mirrored_norm, single_norm, 1e-12 * single_norm);
@@ -140,7 +176,7 @@ TEST(OptimizerStep, ReducesTheNormalizerGradientsAndFiniteFlagThroughTheGroup) {
       EXPECT_TRUE(at::allclose(mirrored[i], single[i], 1e-10, 1e-12)) << "parameter " << i << " sink " << sink;
     // Another process's non-finite step applies nothing here either.
     MirroredProcesses stopped(2, /*others_finite=*/false);
-    const auto unchanged = after_one_step({{0, 1}, {2, 3}}, &stopped_loss, sink, false, &stopped);
+    const auto unchanged = after_one_step({{0, 1}, {2, 3}}, &stopped_loss, {.sink = sink, .group = &stopped});
     LlamaModel initial(test::small_model_config(97), at::TensorOptions().dtype(at::kDouble));
     initial.init_random(8);
     const NamedTensors start = initial.checkpoint_tensors();
