@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "common/error.h"
-#include "model/tokenizer_builder.h"
+#include "tokenizer/tokenizer_builder.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 

@@ -10,7 +10,7 @@
 #include "datasets/sample_encoder.h"
 #include "eval/task_accuracy.h"
 #include "model/model_dir.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 

@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 #include "model/model_dir.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 

@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 #include "model/model_dir.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 
@@ -55,7 +55,7 @@ int run_init(int argc, char** argv) {
   save.max_shard_bytes = static_cast<uint64_t>(max_shard_mb) << 20;
   save_model(model, temp, save);
   if (!tokenizer_dir.empty()) {
-    copy_tokenizer_files(tokenizer_dir, temp);
+    copy_model_dir_files(tokenizer_dir, temp);
     const int32_t pieces = Tokenizer::load(temp).vocab_size();
     if (pieces > config.vocab_size)
       fail(tokenizer_dir, ": the tokenizer has ", pieces, " pieces but the model's vocabulary is ", config.vocab_size,

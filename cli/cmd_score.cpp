@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "model/lm_head.h"
 #include "model/model_dir.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 

@@ -12,7 +12,7 @@
 
 #include "datasets/jinja/template.h"
 #include "datasets/records.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace st::datasets {
 

@@ -18,13 +18,14 @@ namespace {
 
 // Bumped whenever the cache layout or the encoding rules change, so caches
 // written by an older salamandra-tune are rebuilt rather than trusted.
-constexpr const char* kCacheVersion = "salamandra-tune token cache v1";
+// v2: masks from one tokenization of the whole text (token_straddles_boundary).
+constexpr const char* kCacheVersion = "salamandra-tune token cache v2";
 
 std::string content_key(const DataConfig& config, const EncoderBundle& encoder, const std::vector<std::string>& files) {
   Digest digest;
   digest.field(kCacheVersion);
   for (const std::string& file : files) digest.field(digest_file(file));
-  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* name : kTokenizerFiles) {
     const fs::path path = fs::path(config.model_dir) / name;
     digest.field(name);
     digest.field(fs::exists(path) ? digest_file(path.string()) : std::string("absent"));
@@ -52,7 +53,10 @@ void add_counts(std::map<std::string, size_t>& into, const std::map<std::string,
 }  // namespace
 
 bool is_expected_drop(const std::string& reason) {
-  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation";
+  // A token across trained and untrained text is the tokenizer meeting the
+  // data, not a mistake in either: counted and shown, never fatal.
+  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation" ||
+         reason == "token_straddles_boundary";
 }
 
 Json PrepareReport::to_json() const {

@@ -57,7 +57,8 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
                           const PrepareProgress& progress = {});
 
 /// Drops the options ask for (nothing to train on, too long under
-/// truncation = drop): counted, never an error. Any other rejection stops
+/// truncation = drop) and tokens straddling a mask boundary: counted,
+/// never an error. Any other rejection stops
 /// the run unless data.skip_invalid is set.
 bool is_expected_drop(const std::string& reason);
 

@@ -142,56 +142,58 @@ std::vector<int32_t> SampleEncoder::encode_prompt(const Json& messages, const Js
   return ids;
 }
 
-TokenSequence SampleEncoder::encode_segments(const std::vector<TextSegment>& segments, bool first_starts_document,
-                                             const std::string& origin) const {
+TokenSequence SampleEncoder::encode_segments(const std::vector<TextSegment>& segments, const std::string& origin,
+                                             size_t prefix_bytes, size_t* prefix_tokens) const {
   std::string whole;
-  for (const TextSegment& seg : segments) whole += seg.text;
+  std::vector<size_t> ends;  // ends[k]: where segment k ends in `whole`
+  for (const TextSegment& seg : segments) {
+    whole += seg.text;
+    ends.push_back(whole.size());
+  }
+  // One tokenization of the whole text; each token's bytes say which segment it belongs to.
+  const Encoding encoding = tokenizer_.encode_with_offsets(whole, false);
   TokenSequence seq;
   // Exactly one BOS: the tokenizer's, unless the template already wrote it.
-  const bool add_bos = first_starts_document && needs_bos(whole);
+  const bool add_bos = needs_bos(whole);
   if (add_bos) {
     seq.ids.push_back(tokenizer_.bos_id());
     seq.mask.push_back(0);
   }
-  for (size_t k = 0; k < segments.size(); ++k) {
-    const std::vector<int32_t> ids = k == 0 && first_starts_document
-                                         ? tokenizer_.encode(segments[k].text, false)
-                                         : tokenizer_.encode_continuation(segments[k].text);
-    seq.ids.insert(seq.ids.end(), ids.begin(), ids.end());
-    seq.mask.insert(seq.mask.end(), ids.size(), segments[k].trained ? 1 : 0);
-  }
-  std::vector<int32_t> expected = first_starts_document ? tokenizer_.encode(whole, false)
-                                                        : tokenizer_.encode_continuation(whole);
-  if (add_bos) expected.insert(expected.begin(), tokenizer_.bos_id());
-  if (seq.ids != expected) {
-    size_t at = 0;
-    while (at < seq.ids.size() && at < expected.size() && seq.ids[at] == expected[at]) ++at;
-    // Which segment cut is at fault, for the message.
-    size_t offset = 0, cut = 0;
-    for (size_t k = 0, tokens = add_bos ? 1 : 0; k < segments.size(); ++k) {
-      tokens += (k == 0 && first_starts_document ? tokenizer_.encode(segments[k].text, false)
-                                                 : tokenizer_.encode_continuation(segments[k].text))
-                    .size();
-      if (tokens > at) break;
-      offset += segments[k].text.size();
-      cut = k + 1;
+  auto segment_at = [&](size_t byte) {  // the segment holding `byte`
+    return static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), byte) - ends.begin());
+  };
+  size_t before_prefix = add_bos ? 1 : 0;
+  for (size_t t = 0; t < encoding.ids.size(); ++t) {
+    const auto span = encoding.spans[t];
+    const size_t first = segment_at(span.begin);
+    const size_t last = span.end > span.begin ? segment_at(span.end - 1) : first;
+    const bool trained = first < segments.size() && segments[first].trained;
+    for (size_t k = first + 1; k <= last && k < segments.size(); ++k)
+      if (segments[k].trained != trained)
+        throw SampleError("token_straddles_boundary",
+                          cat(origin, ": token ", t, " (\"", tokenizer_.id_to_piece(encoding.ids[t]), "\") covers ",
+                              excerpt(whole, span.begin), " across the end of ",
+                              trained ? "trained" : "untrained", " text, so no loss mask can split it"));
+    if (prefix_tokens && span.begin < prefix_bytes) {
+      if (span.end > prefix_bytes)
+        throw SampleError("token_straddles_boundary",
+                          cat(origin, ": token ", t, " (\"", tokenizer_.id_to_piece(encoding.ids[t]),
+                              "\") runs from the prompt into the completion near ", excerpt(whole, prefix_bytes)));
+      ++before_prefix;
     }
-    throw SampleError("token_mismatch",
-                         cat(origin, ": tokens merge across the cut before segment ", cut, " near ",
-                             excerpt(whole, offset), " (token ", at,
-                             "): encoding the segments separately differs from encoding the whole text, so the ",
-                             "loss mask would be shifted"));
+    seq.ids.push_back(encoding.ids[t]);
+    seq.mask.push_back(trained ? 1 : 0);
   }
-  if (tokenizer_.bos_id() >= 0 &&
-      std::count(seq.ids.begin(), seq.ids.end(), tokenizer_.bos_id()) > (first_starts_document ? 1 : 0))
+  if (prefix_tokens) *prefix_tokens = before_prefix;
+  if (tokenizer_.bos_id() >= 0 && std::count(seq.ids.begin(), seq.ids.end(), tokenizer_.bos_id()) > 1)
     throw SampleError("extra_bos", cat(origin, ": the text contains the BOS token \"", bos_text_,
-                                          "\" after the start; a sample must hold exactly one BOS"));
+                                       "\" after the start; a sample must hold exactly one BOS"));
   return seq;
 }
 
 TokenSequence SampleEncoder::encode(const Conversation& conversation, bool* truncated) const {
   if (truncated) *truncated = false;
-  TokenSequence seq = encode_segments(segments(conversation), true, conversation.origin);
+  TokenSequence seq = encode_segments(segments(conversation), conversation.origin);
   if (seq.trained() == 0)
     throw SampleError("nothing_to_train", cat(conversation.origin, ": no token to train on (no assistant reply)"));
   const size_t limit = static_cast<size_t>(options_.max_length);
@@ -245,8 +247,8 @@ TokenPair SampleEncoder::encode_pair(const PreferencePair& pair, bool* truncated
                                "prompt + completion rendered by ", template_.origin()));
     if (options_.train_on != TrainOn::kAll) cut = split_trailing_whitespace(std::move(cut));
     else cut.front().trained = false;  // never train on the prompt of a pair
-    TokenSequence seq = encode_segments(cut, true, whole.origin);
-    const size_t prompt_tokens = (needs_bos(prompt_text) ? 1 : 0) + tokenizer_.encode(prompt_text, false).size();
+    size_t prompt_tokens = 0;
+    TokenSequence seq = encode_segments(cut, whole.origin, prompt_text.size(), &prompt_tokens);
     std::vector<int32_t> prompt(seq.ids.begin(), seq.ids.begin() + prompt_tokens);
     if (out.prompt.empty()) out.prompt = prompt;
     ST_CHECK(out.prompt == prompt, "prompt tokens differ between chosen and rejected");

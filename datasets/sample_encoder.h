@@ -1,11 +1,13 @@
 // Conversations and preference pairs to token ids plus a loss mask.
 //
-// Masks come from token spans, never from searching the text: the template
-// renders the conversation prefix by prefix, which cuts the rendered string
-// into segments (template text, a user turn, an assistant reply, ...); each
-// segment is encoded on its own and the concatenation must equal the
-// encoding of the whole string, else the sample is rejected (a shifted mask
-// would silently train on the wrong tokens).
+// Masks come from one tokenization of the whole rendered text, never from
+// searching it: the template renders the conversation prefix by prefix,
+// which cuts the rendered string into segments (template text, a user turn,
+// an assistant reply, ...), each trained or not. The whole string is
+// tokenized once with byte offsets, and a token is trained when the bytes it
+// covers lie in trained segments. A token covering both trained and
+// untrained text is the one reason to refuse a sample
+// (token_straddles_boundary): no mask could split it.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/records.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace st::datasets {
 
@@ -75,8 +77,8 @@ class SampleEncoder {
   std::vector<TextSegment> segments(const Conversation& conversation) const;
 
   /// ids and mask of one conversation, truncated per the options. Throws
-  /// SampleError for: a token mismatch at a segment cut, nothing to train
-  /// on, too long under kDrop. `truncated` is set when it was cut.
+  /// SampleError for: a token across trained and untrained text, nothing to
+  /// train on, too long under kDrop. `truncated` is set when it was cut.
   TokenSequence encode(const Conversation& conversation, bool* truncated = nullptr) const;
 
   /// The ids a model is prompted with to reply to `messages`: rendered with
@@ -92,9 +94,11 @@ class SampleEncoder {
   const EncoderOptions& options() const { return options_; }
 
  private:
-  // ids of consecutive segments; checks the concatenation against the whole.
-  TokenSequence encode_segments(const std::vector<TextSegment>& segments, bool first_starts_document,
-                                const std::string& origin) const;
+  // ids and mask of the segments' concatenation, tokenized once. With
+  // prefix_tokens, also how many tokens (BOS included) lie in its first
+  // prefix_bytes bytes; a token across that cut is refused too.
+  TokenSequence encode_segments(const std::vector<TextSegment>& segments, const std::string& origin,
+                                size_t prefix_bytes = 0, size_t* prefix_tokens = nullptr) const;
   // Segments by role, before the end-of-turn whitespace is split off.
   std::vector<TextSegment> role_segments(const Conversation& conversation) const;
   // Whether encoding `text` (which starts a document) needs the tokenizer's

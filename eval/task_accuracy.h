@@ -18,7 +18,7 @@
 #include "datasets/readers.h"
 #include "datasets/sample_encoder.h"
 #include "model/llama.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace st::eval {
 

@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "tokenizer/tokenizer.h"
 #include "model/safetensors.h"
 
 namespace st {
@@ -190,11 +191,13 @@ void save_model(const LlamaModel& model, const std::string& dir, const SaveOptio
   sf::write_sharded(dir, tensors, options.max_shard_bytes, {{"format", "pt"}});
 }
 
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
-  const fs::path model_file = fs::path(from_dir) / "tokenizer.model";
-  if (!fs::exists(model_file)) fail(model_file.string(), ": missing (the tokenizer needs tokenizer.model)");
+void copy_model_dir_files(const std::string& from_dir, const std::string& to_dir) {
+  if (!fs::exists(fs::path(from_dir) / "tokenizer.json") && !fs::exists(fs::path(from_dir) / "tokenizer.model"))
+    fail(from_dir, ": has neither tokenizer.json nor tokenizer.model, so a model dir made from it could not tokenize");
   fs::create_directories(to_dir);
-  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
+  std::vector<std::string> names(kTokenizerFiles.begin(), kTokenizerFiles.end());
+  names.push_back("generation_config.json");
+  for (const std::string& name : names) {
     const fs::path from = fs::path(from_dir) / name;
     if (fs::exists(from)) write_file_atomic((fs::path(to_dir) / name).string(), read_file(from.string()));
   }

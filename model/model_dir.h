@@ -57,9 +57,13 @@ struct SaveOptions {
 /// (created if needed). Each file is written atomically.
 void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options = {});
 
-/// Copies the tokenizer files (tokenizer.model, tokenizer_config.json,
-/// special_tokens_map.json, chat_template.jinja; those present) from one dir
-/// to another. tokenizer.model must exist.
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+/// Copies, byte for byte, the files of a model dir that are neither weights
+/// nor config.json: the tokenizer's (kTokenizerFiles: tokenizer.json,
+/// tokenizer.model, tokenizer_config.json, special_tokens_map.json, ...) and
+/// generation_config.json, those present. Every model dir we write carries
+/// them, so that it tokenizes and generates as its source did; call it after
+/// save_model, whose generation_config.json it replaces. Refuses a source
+/// with neither tokenizer.json nor tokenizer.model.
+void copy_model_dir_files(const std::string& from_dir, const std::string& to_dir);
 
 }  // namespace st

@@ -106,7 +106,7 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   SaveOptions save;
   save.dtype = weights_dtype;
   save_model(model, tmp_dir.string(), save);
-  copy_tokenizer_files(tokenizer_dir, tmp_dir.string());
+  copy_model_dir_files(tokenizer_dir, tmp_dir.string());
 
   // Optimizer state: fp32 (or bf16 without masters) CPU copies.
   write_tensors((tmp_dir / kStateFile).string(), optimizer.state());

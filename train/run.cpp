@@ -317,10 +317,7 @@ class TrainingRun {
     SaveOptions save;
     save.dtype = dtype_;
     save_model(*model_, tmp.string(), save);
-    copy_tokenizer_files(config_.data.model_dir, tmp.string());
-    const fs::path generation = fs::path(config_.data.model_dir) / "generation_config.json";
-    if (fs::exists(generation))
-      fs::copy_file(generation, tmp / "generation_config.json", fs::copy_options::overwrite_existing);
+    copy_model_dir_files(config_.data.model_dir, tmp.string());
     if (!config_.data.chat_template_file.empty())
       write_file_atomic((tmp / "chat_template.jinja").string(), encoder_->chat_template.source());
     fs::remove_all(final_dir, ec);

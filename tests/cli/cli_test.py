@@ -35,6 +35,22 @@ def write(path, text):
         f.write(text)
 
 
+def same_bytes(a, b):
+    if not (os.path.exists(a) and os.path.exists(b)):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def write_tokenizer_json(model_dir, indent):
+    """tokenizer.json for a dir that has only tokenizer.model, as transformers
+    converts it; `indent` changes the file's bytes and nothing else."""
+    from transformers import AutoTokenizer
+
+    spec = json.loads(AutoTokenizer.from_pretrained(model_dir).backend_tokenizer.to_str())
+    write(os.path.join(model_dir, "tokenizer.json"), json.dumps(spec, indent=indent, ensure_ascii=False))
+
+
 def main(binary, work):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -182,11 +198,23 @@ def sft_commands(binary, work, model):
     expect("sft bad schedule", run(binary, "sft", recipe, "schedule.kind=exponential"), 1, "schedule.kind", "cosine")
     expect("sft no output dir", run(binary, "sft", recipe, 'training.output_dir=""'), 1, "training.output_dir")
     expect("sft resume without checkpoint", run(binary, "sft", recipe, "--resume"), 1, "no checkpoint")
+    # The model dir as BSC ships one: tokenizer.json beside tokenizer.model
+    # and the instruct generation_config. Every dir sft writes must carry
+    # those files byte for byte.
+    write_tokenizer_json(model, indent=None)
+    write(os.path.join(model, "generation_config.json"),
+          '{"bos_token_id": 1, "eos_token_id": [2, 5], "temperature": 0.6, "repetition_penalty": 1.2,'
+          ' "do_sample": true}\n')
     expect("sft runs", run(binary, "sft", recipe), 0, "final model:")
     for name in ("final/config.json", "final/tokenizer.model", "final/tokenizer_config.json", "metrics.jsonl",
                  "recipe.toml", "checkpoint-3/trainer_state.json"):
         expect(f"sft wrote {name}", subprocess.CompletedProcess([], 0 if os.path.exists(os.path.join(run_dir, name))
                                                                   else 1, "", ""), 0)
+    for sub in ("final", "checkpoint-3"):
+        for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                     "generation_config.json"):
+            same = same_bytes(os.path.join(model, name), os.path.join(run_dir, sub, name))
+            expect(f"sft {sub} carries {name}", subprocess.CompletedProcess([], 0 if same else 1, "", ""), 0)
     expect("sft refuses a used run dir", run(binary, "sft", recipe), 1, "--resume")
     expect("sft preference data", run(binary, "sft", recipe, f"training.output_dir={work}/sft_pref",
                                       f'data.train=["{work}/pref.jsonl"]'), 1, "pref.jsonl")
@@ -222,6 +250,29 @@ def data_commands(binary, work, tok):
     expect("prepare", run(binary, "prepare", recipe), 0, "train: 2 samples", "built in")
     expect("prepare again reuses", run(binary, "prepare", recipe), 0, "train: 2 samples", "reused")
     expect("prepare override rebuilds", run(binary, "prepare", recipe, "data.train_on=all"), 0, "built in")
+    # The cache key covers tokenizer.json: adding one, then changing only its bytes, rebuilds.
+    tokj = os.path.join(work, "tok_json")
+    shutil.copytree(tok, tokj)
+    write_tokenizer_json(tokj, indent=None)
+    expect("prepare with tokenizer.json", run(binary, "prepare", recipe, f"model.path={tokj}"), 0, "built in")
+    expect("prepare with it again reuses", run(binary, "prepare", recipe, f"model.path={tokj}"), 0, "reused")
+    write_tokenizer_json(tokj, indent=1)
+    expect("changed tokenizer.json rebuilds", run(binary, "prepare", recipe, f"model.path={tokj}"), 0, "built in")
+    bare = os.path.join(work, "tok_bare")
+    shutil.copytree(tok, bare)
+    os.remove(os.path.join(bare, "tokenizer.model"))
+    expect("no tokenizer file", run(binary, "prepare", recipe, f"model.path={bare}"), 1, bare,
+           "neither tokenizer.json nor tokenizer.model")
+    # A token across the cut between untrained and trained text: with no
+    # separator, "retu" + "rn" is one token; the sample is counted, not trained.
+    glued = os.path.join(work, "glued.jinja")
+    write(glued, "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    straddle = os.path.join(work, "straddle.jsonl")
+    write(straddle, '{"messages": [{"role": "user", "content": "retu"}, {"role": "assistant", "content": "rn x"}]}\n'
+                    '{"messages": [{"role": "user", "content": "Hola. "}, {"role": "assistant", "content": "Ei"}]}\n')
+    expect("straddling token counted", run(binary, "inspect-data", recipe, f'data.train=["{straddle}"]',
+                                           f'data.chat_template="{glued}"'), 0,
+           "token_straddles_boundary", "train: 1 samples")
     expect("inspect-data text", run(binary, "inspect-data", recipe), 0, "[[Bon dia!<|im_end|>]]", "length histogram")
     result = run(binary, "inspect-data", recipe, "--format", "jsonl", "--n", "0")
     expect("inspect-data jsonl", result, 0, '"mask"', '"ids"', '"text"')

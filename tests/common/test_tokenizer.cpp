@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "common/atomic_file.h"
-#include "model/tokenizer_builder.h"
+#include "tokenizer/tokenizer_builder.h"
 
 namespace st::test {
 

@@ -124,28 +124,36 @@ TEST_F(SampleEncoderTest, TemplatesThatAreNotIncrementalAreRejected) {
             "template_not_incremental");
 }
 
-TEST_F(SampleEncoderTest, TokensMergingAcrossACutAreRejectedNotShifted) {
-  // No separator between turns: find syllables whose tokens merge when
-  // joined, so encoding the segments apart differs from the whole.
-  const std::string glued =
-      "{% for m in messages %}{{ m['content'] }}{% endfor %}";
+TEST_F(SampleEncoderTest, OnlyTokensAcrossTrainedAndUntrainedTextAreRefused) {
+  // No separator between turns: the user's text runs straight into the
+  // reply, so some syllable pairs share a token across the cut. Those alone
+  // are refused; every other pair is the whole text tokenized once, its mask
+  // starting exactly where the reply does. Whether a token crosses the cut is
+  // decided from decode(), independently of the encoder's offsets: the cut is
+  // clean when some prefix of the tokens decodes to the user's text.
+  const std::string glued = "{% for m in messages %}{{ m['content'] }}{% endfor %}";
   const char* syllables[] = {"ka", "ri", "mo", "ta", "len", "sa", "tu", "ne", "ci", "do", "ver", "ma"};
-  int merged = 0;
+  int straddling = 0, clean = 0;
   for (const char* a : syllables)
     for (const char* b : syllables) {
-      auto whole = tok_->encode(std::string(a) + b, false);
-      auto apart = tok_->encode(a, false);
-      auto rest = tok_->encode_continuation(b);
-      apart.insert(apart.end(), rest.begin(), rest.end());
+      const auto whole = tok_->encode(std::string(a) + b, true);
+      size_t cut = 0;
+      for (size_t k = 1; k <= whole.size(); ++k)
+        if (tok_->decode(std::span(whole).first(k), true) == a) cut = k;
       const std::string reason = rejection([&] { encoder({}, glued).encode(chat({{"user", a}, {"assistant", b}})); });
-      if (whole != apart) {
-        ++merged;
-        EXPECT_EQ(reason, "token_mismatch") << a << "|" << b;
-      } else {
-        EXPECT_EQ(reason, "") << a << "|" << b;
+      if (cut == 0) {
+        ++straddling;
+        EXPECT_EQ(reason, "token_straddles_boundary") << a << "|" << b;
+        continue;
       }
+      ++clean;
+      ASSERT_EQ(reason, "") << a << "|" << b;
+      auto seq = encoder({}, glued).encode(chat({{"user", a}, {"assistant", b}}));
+      EXPECT_EQ(seq.ids, whole) << a << "|" << b;
+      for (size_t t = 0; t < seq.ids.size(); ++t) EXPECT_EQ(seq.mask[t], t >= cut ? 1 : 0) << a << "|" << b << " " << t;
     }
-  EXPECT_GT(merged, 0) << "no syllable pair merges; the test proves nothing";
+  EXPECT_GT(straddling, 0) << "no syllable pair shares a token; the test proves nothing";
+  EXPECT_GT(clean, 0);
 }
 
 TEST_F(SampleEncoderTest, ExactlyOneBos) {

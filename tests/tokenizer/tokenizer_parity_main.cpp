@@ -18,7 +18,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 //  - Space runs start at length 2: a user-defined lone "▁" would stop BPE
 //    from learning any word-initial piece ("▁the").
 //  - Inputs are read in order with no sampling so training is deterministic.
-#include "model/tokenizer_builder.h"
+#include "tokenizer/tokenizer_builder.h"
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>

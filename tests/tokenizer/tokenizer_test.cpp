@@ -13,8 +13,9 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "model/tokenizer.h"
-#include "model/tokenizer_builder.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_builder.h"
 #include "tests/common/test_tokenizer.h"
 
 namespace fs = std::filesystem;

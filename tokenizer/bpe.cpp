@@ -1,0 +1,184 @@
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <queue>
+
+#include "common/error.h"
+
+namespace st::tokenization {
+
+void Bpe::MergeTable::reserve(size_t count) {
+  size_t capacity = 16;
+  int bits = 4;
+  while (capacity < 2 * count) capacity <<= 1, ++bits;  // load factor <= 1/2
+  keys_.assign(capacity, kEmpty);
+  values_.assign(capacity, Merge{});
+  shift_ = 64 - bits;
+  size_ = 0;
+}
+
+void Bpe::MergeTable::insert(uint64_t key, Merge merge) {
+  if (2 * (size_ + 1) > keys_.size()) {
+    // Grow: re-insert everything into a table twice the size.
+    std::vector<uint64_t> old_keys = std::move(keys_);
+    std::vector<Merge> old_values = std::move(values_);
+    reserve(std::max<size_t>(16, old_keys.size()));
+    for (size_t i = 0; i < old_keys.size(); ++i)
+      if (old_keys[i] != kEmpty) insert(old_keys[i], old_values[i]);
+  }
+  const size_t mask = keys_.size() - 1;
+  for (size_t i = slot(key);; i = (i + 1) & mask) {
+    if (keys_[i] == key) {
+      values_[i] = merge;
+      return;
+    }
+    if (keys_[i] == kEmpty) {
+      keys_[i] = key;
+      values_[i] = merge;
+      ++size_;
+      return;
+    }
+  }
+}
+
+const Bpe::Merge* Bpe::MergeTable::find(uint64_t key) const {
+  if (keys_.empty()) return nullptr;
+  const size_t mask = keys_.size() - 1;
+  for (size_t i = slot(key);; i = (i + 1) & mask) {
+    if (keys_[i] == key) return &values_[i];
+    if (keys_[i] == kEmpty) return nullptr;
+  }
+}
+
+Bpe::Bpe(const std::vector<std::string>& pieces,
+         const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options,
+         const std::string& origin)
+    : options_(options) {
+  vocab_.reserve(pieces.size());
+  for (size_t id = 0; id < pieces.size(); ++id) vocab_.emplace(pieces[id], static_cast<int32_t>(id));
+  merges_.reserve(merges.size());
+  std::string joined;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const auto& [left, right] = merges[rank];
+    int32_t a = piece_id(left), b = piece_id(right);
+    joined.assign(left).append(right);
+    int32_t merged = piece_id(joined);
+    if (a < 0 || b < 0 || merged < 0)
+      fail(origin, ": merge ", rank, " (\"", left, "\" \"", right, "\"): ",
+           a < 0 ? "\"" + left + "\" is not a piece" : b < 0 ? "\"" + right + "\" is not a piece"
+                                                             : "\"" + joined + "\" is not a piece");
+    merges_.insert((static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b),
+                   Merge{static_cast<int32_t>(rank), merged});
+  }
+  for (int c = 0; c < 128; ++c) ascii_ids_[c] = piece_id(std::string(1, static_cast<char>(c)));
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    byte_ids_[b] = piece_id(name);
+  }
+}
+
+int32_t Bpe::piece_id(std::string_view piece) const {
+  auto it = vocab_.find(std::string(piece));
+  return it == vocab_.end() ? -1 : it->second;
+}
+
+void Bpe::tokenize(std::string_view word, const Span* origin, std::vector<int32_t>& ids,
+                   std::vector<Span>* spans) const {
+  if (word.empty()) return;
+  if (options_.ignore_merges)
+    if (int32_t id = piece_id(word); id >= 0) {
+      ids.push_back(id);
+      if (spans) spans->push_back({origin[0].begin, origin[word.size() - 1].end});
+      return;
+    }
+  struct Symbol {
+    int32_t id;
+    int32_t prev, next;
+    uint32_t len;          // bytes of `word`; 0 once merged into its left neighbour
+    uint32_t begin, end;   // source span
+  };
+  std::vector<Symbol> symbols;
+  auto add = [&](int32_t id, size_t len, Span span) {
+    int32_t n = static_cast<int32_t>(symbols.size());
+    if (n > 0) symbols.back().next = n;
+    symbols.push_back({id, n - 1, -1, static_cast<uint32_t>(len), span.begin, span.end});
+  };
+  bool previous_unknown = false;
+  for (size_t i = 0; i < word.size();) {
+    size_t n = utf8_length(word, i);
+    ST_CHECK(n > 0, "invalid UTF-8 reached BPE");
+    const Span span{origin[i].begin, origin[i + n - 1].end};
+    int32_t id = -1;
+    if (n == 1 && static_cast<uint8_t>(word[i]) < 128) {
+      id = ascii_ids_[static_cast<uint8_t>(word[i])];
+    } else if (auto it = vocab_.find(std::string(word.substr(i, n))); it != vocab_.end()) {
+      id = it->second;
+    }
+    bool unknown = false;
+    if (id >= 0) {
+      add(id, n, span);
+    } else {
+      bool all = options_.byte_fallback;
+      for (size_t k = 0; all && k < n; ++k) all = byte_ids_[static_cast<uint8_t>(word[i + k])] >= 0;
+      if (all) {
+        // Each byte piece stands for the whole character: a byte alone has no source.
+        for (size_t k = 0; k < n; ++k) add(byte_ids_[static_cast<uint8_t>(word[i + k])], 1, span);
+      } else if (options_.unk_id >= 0) {
+        unknown = true;
+        if (options_.fuse_unk && previous_unknown) {
+          symbols.back().len += static_cast<uint32_t>(n);
+          symbols.back().end = span.end;
+        } else {
+          add(options_.unk_id, n, span);
+        }
+      }
+      // else: no unk token, the character is dropped (as tokenizers does).
+    }
+    previous_unknown = unknown;
+    i += n;
+  }
+  struct Candidate {
+    size_t pos;
+    int32_t rank, new_id;
+    // priority_queue pops the largest: make that the lowest rank, then pos.
+    bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  auto lookup = [&](int32_t a, int32_t b) -> const Merge* {
+    return merges_.find((static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b));
+  };
+  std::priority_queue<Candidate> queue;
+  for (size_t i = 0; i + 1 < symbols.size(); ++i)
+    if (const Merge* m = lookup(symbols[i].id, symbols[i + 1].id)) queue.push({i, m->rank, m->new_id});
+  while (!queue.empty()) {
+    Candidate top = queue.top();
+    queue.pop();
+    Symbol& cur = symbols[top.pos];
+    if (cur.len == 0 || cur.next == -1) continue;
+    size_t next_pos = static_cast<size_t>(cur.next);
+    Symbol right = symbols[next_pos];
+    // An expired entry: the pair here no longer makes this merge's piece.
+    const Merge* now = lookup(cur.id, right.id);
+    if (!now || now->new_id != top.new_id) continue;
+    cur.id = top.new_id;
+    cur.len += right.len;
+    cur.begin = std::min(cur.begin, right.begin);
+    cur.end = std::max(cur.end, right.end);
+    cur.next = right.next;
+    symbols[next_pos].len = 0;
+    if (right.next >= 0) symbols[right.next].prev = static_cast<int32_t>(top.pos);
+    if (cur.prev >= 0)
+      if (const Merge* m = lookup(symbols[cur.prev].id, cur.id))
+        queue.push({static_cast<size_t>(cur.prev), m->rank, m->new_id});
+    if (cur.next >= 0)
+      if (const Merge* m = lookup(cur.id, symbols[cur.next].id)) queue.push({top.pos, m->rank, m->new_id});
+  }
+  for (const Symbol& s : symbols)
+    if (s.len != 0) {
+      ids.push_back(s.id);
+      if (spans) spans->push_back({s.begin, s.end});
+    }
+}
+
+}  // namespace st::tokenization

@@ -1,0 +1,73 @@
+// The BPE model of `tokenizers` (models::bpe::BPE) on one pre-tokenized word.
+//
+// Merging is the tokenizers algorithm: repeatedly apply the lowest-ranked
+// merge present, leftmost first (not sentencepiece's score order, which
+// differs for whitespace runs). Every symbol remembers which bytes of the
+// original text it came from, so tokens carry offsets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/pipeline.h"
+
+namespace st::tokenization {
+
+/// A byte range [begin, end) of the text given to encode().
+struct Span {
+  uint32_t begin = 0, end = 0;
+};
+
+class Bpe {
+ public:
+  /// Builds the model; throws st::Error naming `origin` for a merge whose
+  /// parts or result are not pieces.
+  Bpe(const std::vector<std::string>& pieces,
+      const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options,
+      const std::string& origin);
+
+  /// Appends the tokens of `word` (UTF-8; origin[k]: the source span of
+  /// byte k) to ids and, if spans is not null, their source spans.
+  void tokenize(std::string_view word, const Span* origin, std::vector<int32_t>& ids,
+                std::vector<Span>* spans) const;
+
+  /// Id of a piece, or -1.
+  int32_t piece_id(std::string_view piece) const;
+
+ private:
+  struct Merge {
+    int32_t rank;
+    int32_t new_id;
+  };
+  // Merges keyed by (left id << 32 | right id): open addressing with linear
+  // probing, since the lookup is the hot loop of BPE (std::unordered_map
+  // spent half of `prepare` chasing its buckets).
+  class MergeTable {
+   public:
+    void reserve(size_t count);
+    /// Inserts or replaces: of duplicate pairs the last one wins, as in tokenizers.
+    void insert(uint64_t key, Merge merge);
+    const Merge* find(uint64_t key) const;
+
+   private:
+    static constexpr uint64_t kEmpty = ~uint64_t(0);
+    size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_); }
+    std::vector<uint64_t> keys_;
+    std::vector<Merge> values_;
+    int shift_ = 64;
+    size_t size_ = 0;
+  };
+
+  std::unordered_map<std::string, int32_t> vocab_;
+  MergeTable merges_;
+  BpeOptions options_;
+  // Ids of single-byte ASCII pieces and of <0xHH> byte pieces (-1: absent),
+  // so the initial split does not build a string per character.
+  int32_t ascii_ids_[128];
+  int32_t byte_ids_[256];
+};
+
+}  // namespace st::tokenization

@@ -1,0 +1,273 @@
+// tokenizer.json, component by component. The file is the serde form of a
+// tokenizers::Tokenizer: {"added_tokens", "normalizer", "pre_tokenizer",
+// "model", "post_processor", "decoder", ...}; each component is an object
+// with a "type" (or null). We read the types Llama-family files use and
+// refuse the rest by path, never approximating one.
+#include "tokenizer/json_source.h"
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+
+namespace st::tokenization {
+namespace {
+
+using Json = nlohmann::json;
+
+struct Reader {
+  const std::string& file;
+
+  [[noreturn]] void refuse(const std::string& where, const std::string& what) const {
+    fail(file, ": ", where, ": ", what);
+  }
+  const Json& member(const Json& object, const std::string& where, const char* key) const {
+    auto it = object.find(key);
+    if (it == object.end()) refuse(where, cat("missing key \"", key, "\""));
+    return *it;
+  }
+  std::string string(const Json& object, const std::string& where, const char* key) const {
+    const Json& v = member(object, where, key);
+    if (!v.is_string()) refuse(where + "." + key, "expected a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+  bool boolean(const Json& object, const std::string& where, const char* key, bool fallback) const {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) return fallback;
+    if (!it->is_boolean()) refuse(where + "." + key, "expected true or false, got " + it->dump());
+    return it->get<bool>();
+  }
+  size_t count(const Json& object, const std::string& where, const char* key) const {
+    const Json& v = member(object, where, key);
+    if (!v.is_number_unsigned()) refuse(where + "." + key, "expected a count, got " + v.dump());
+    return v.get<size_t>();
+  }
+  std::string type(const Json& component, const std::string& where) const {
+    if (!component.is_object()) refuse(where, "expected an object with a \"type\", got " + component.dump().substr(0, 80));
+    return string(component, where, "type");
+  }
+  // {"String": "x"} patterns only: a Regex pattern would need the regex engine tokenizers uses.
+  std::string literal_pattern(const Json& step, const std::string& where) const {
+    const Json& p = member(step, where, "pattern");
+    if (p.is_object() && p.contains("String") && p["String"].is_string()) return p["String"].get<std::string>();
+    refuse(where + ".pattern", "only {\"String\": ...} patterns are supported, got " + p.dump());
+  }
+
+  void normalizer(const Json& n, const std::string& where, std::vector<NormalizerStep>& out) const {
+    if (n.is_null()) return;
+    const std::string t = type(n, where);
+    if (t == "Sequence") {
+      const Json& list = member(n, where, "normalizers");
+      if (!list.is_array()) refuse(where + ".normalizers", "expected a list");
+      for (size_t i = 0; i < list.size(); ++i) normalizer(list[i], cat(where, ".normalizers[", i, "]"), out);
+    } else if (t == "Prepend") {
+      out.push_back({NormalizerStep::Kind::kPrepend, "", string(n, where, "prepend")});
+    } else if (t == "Replace") {
+      out.push_back({NormalizerStep::Kind::kReplace, literal_pattern(n, where), string(n, where, "content")});
+    } else if (t == "NFC") {
+      out.push_back({NormalizerStep::Kind::kNFC, "", ""});
+    } else if (t == "NFKC") {
+      out.push_back({NormalizerStep::Kind::kNFKC, "", ""});
+    } else {
+      refuse(where, "normalizer type \"" + t + "\" is not supported (Prepend, Replace, NFC, NFKC, Sequence are)");
+    }
+  }
+
+  Metaspace metaspace(const Json& m, const std::string& where) const {
+    Metaspace out;
+    out.replacement = string(m, where, "replacement");
+    if (out.replacement.empty()) refuse(where + ".replacement", "must not be empty");
+    std::string scheme = "always";
+    if (auto it = m.find("prepend_scheme"); it != m.end()) {
+      scheme = string(m, where, "prepend_scheme");
+    } else if (m.contains("add_prefix_space")) {  // files from before prepend_scheme existed
+      scheme = boolean(m, where, "add_prefix_space", true) ? "always" : "never";
+    }
+    if (scheme == "always") out.prepend = Metaspace::Prepend::kAlways;
+    else if (scheme == "first") out.prepend = Metaspace::Prepend::kFirst;
+    else if (scheme == "never") out.prepend = Metaspace::Prepend::kNever;
+    else refuse(where + ".prepend_scheme", "expected always, first or never, got \"" + scheme + "\"");
+    out.split = boolean(m, where, "split", true);
+    return out;
+  }
+
+  void pre_tokenizer(const Json& p, const std::string& where, std::optional<Metaspace>& out) const {
+    if (p.is_null()) return;
+    const std::string t = type(p, where);
+    if (t == "Sequence") {
+      const Json& list = member(p, where, "pretokenizers");
+      if (!list.is_array()) refuse(where + ".pretokenizers", "expected a list");
+      for (size_t i = 0; i < list.size(); ++i) pre_tokenizer(list[i], cat(where, ".pretokenizers[", i, "]"), out);
+    } else if (t == "Metaspace") {
+      if (out) refuse(where, "a second Metaspace pre-tokenizer is not supported");
+      out = metaspace(p, where);
+    } else {
+      refuse(where, "pre-tokenizer type \"" + t + "\" is not supported (Metaspace and Sequence are)");
+    }
+  }
+
+  void decoder(const Json& d, const std::string& where, std::vector<DecoderStep>& out) const {
+    if (d.is_null()) return;
+    const std::string t = type(d, where);
+    DecoderStep step{};
+    if (t == "Sequence") {
+      const Json& list = member(d, where, "decoders");
+      if (!list.is_array()) refuse(where + ".decoders", "expected a list");
+      for (size_t i = 0; i < list.size(); ++i) decoder(list[i], cat(where, ".decoders[", i, "]"), out);
+      return;
+    } else if (t == "Replace") {
+      step.kind = DecoderStep::Kind::kReplace;
+      step.pattern = literal_pattern(d, where);
+      step.content = string(d, where, "content");
+    } else if (t == "ByteFallback") {
+      step.kind = DecoderStep::Kind::kByteFallback;
+    } else if (t == "Fuse") {
+      step.kind = DecoderStep::Kind::kFuse;
+    } else if (t == "Strip") {
+      step.kind = DecoderStep::Kind::kStrip;
+      step.content = string(d, where, "content");
+      if (utf8_length(step.content, 0) != step.content.size() || step.content.empty())
+        refuse(where + ".content", "expected one character");
+      step.start = count(d, where, "start");
+      step.stop = count(d, where, "stop");
+    } else if (t == "Metaspace") {
+      step.kind = DecoderStep::Kind::kMetaspace;
+      step.metaspace = metaspace(d, where);
+    } else {
+      refuse(where, "decoder type \"" + t + "\" is not supported (Replace, ByteFallback, Fuse, Strip, Metaspace, "
+                    "Sequence are)");
+    }
+    out.push_back(step);
+  }
+
+  AddedToken added_token(const Json& entry, const std::string& where) const {
+    if (!entry.is_object()) refuse(where, "expected an object");
+    AddedToken t;
+    const Json& id = member(entry, where, "id");
+    if (!id.is_number_unsigned()) refuse(where + ".id", "expected a token id, got " + id.dump());
+    t.id = id.get<int32_t>();
+    t.content = string(entry, where, "content");
+    t.special = boolean(entry, where, "special", false);
+    t.normalized = boolean(entry, where, "normalized", !t.special);
+    t.lstrip = boolean(entry, where, "lstrip", false);
+    t.rstrip = boolean(entry, where, "rstrip", false);
+    t.single_word = boolean(entry, where, "single_word", false);
+    return t;
+  }
+};
+
+}  // namespace
+
+TokenizerJson read_tokenizer_json(const std::string& path) {
+  Json root;
+  try {
+    root = Json::parse(read_file(path));
+  } catch (const Json::parse_error& e) {
+    fail(path, ": not valid JSON: ", e.what());
+  }
+  Reader r{path};
+  if (!root.is_object()) r.refuse("(top level)", "expected a JSON object");
+  TokenizerJson out;
+  Pipeline& p = out.pipeline;
+
+  // model: BPE only (Llama-family files; Unigram/WordPiece are other families).
+  const Json& model = r.member(root, "(top level)", "model");
+  if (!model.is_object()) r.refuse("model", "expected an object");
+  if (auto it = model.find("type"); it != model.end() && (!it->is_string() || *it != "BPE"))
+    r.refuse("model.type", it->dump() + " is not supported (only BPE)");
+  if (auto it = model.find("dropout"); it != model.end() && !it->is_null() &&
+                                       !(it->is_number() && it->get<double>() == 0.0))
+    r.refuse("model.dropout", it->dump() + ": BPE dropout makes tokenization random; only null is supported");
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+    if (auto it = model.find(key); it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+      r.refuse(std::string("model.") + key, it->dump() + " is not supported (only null)");
+  p.bpe.byte_fallback = r.boolean(model, "model", "byte_fallback", false);
+  p.bpe.fuse_unk = r.boolean(model, "model", "fuse_unk", false);
+  p.bpe.ignore_merges = r.boolean(model, "model", "ignore_merges", false);
+
+  const Json& vocab = r.member(model, "model", "vocab");
+  if (!vocab.is_object()) r.refuse("model.vocab", "expected an object {piece: id}");
+  p.pieces.assign(vocab.size(), std::string());
+  std::vector<uint8_t> seen(vocab.size(), 0);
+  for (const auto& [piece, id] : vocab.items()) {
+    if (!id.is_number_unsigned() || id.get<size_t>() >= vocab.size())
+      r.refuse("model.vocab[\"" + piece + "\"]", cat("id ", id.dump(), " is not in 0..", vocab.size() - 1,
+                                                     " (ids must number the pieces without gaps)"));
+    size_t k = id.get<size_t>();
+    if (seen[k]) r.refuse("model.vocab[\"" + piece + "\"]", cat("id ", k, " is given to two pieces"));
+    seen[k] = 1;
+    p.pieces[k] = piece;
+  }
+  if (auto it = model.find("unk_token"); it != model.end() && !it->is_null()) {
+    if (!it->is_string()) r.refuse("model.unk_token", "expected a string");
+    auto unk = vocab.find(it->get<std::string>());
+    if (unk == vocab.end()) r.refuse("model.unk_token", it->dump() + " is not a piece of model.vocab");
+    p.bpe.unk_id = unk->get<int32_t>();
+  }
+  const Json& merges = r.member(model, "model", "merges");
+  if (!merges.is_array()) r.refuse("model.merges", "expected a list");
+  p.merges.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const Json& m = merges[i];
+    if (m.is_string()) {  // "left right" (pieces never contain ' ': it is '▁' in them)
+      const std::string& s = m.get_ref<const std::string&>();
+      size_t space = s.find(' ');
+      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+        r.refuse(cat("model.merges[", i, "]"), "expected \"left right\", got " + m.dump());
+      p.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      p.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+    } else {
+      r.refuse(cat("model.merges[", i, "]"), "expected \"left right\" or [left, right], got " + m.dump());
+    }
+  }
+
+  if (auto it = root.find("normalizer"); it != root.end()) r.normalizer(*it, "normalizer", p.normalizer);
+  if (auto it = root.find("pre_tokenizer"); it != root.end()) r.pre_tokenizer(*it, "pre_tokenizer", p.pre_tokenizer);
+  if (auto it = root.find("decoder"); it != root.end()) r.decoder(*it, "decoder", p.decoder);
+  for (const char* key : {"truncation", "padding"})
+    if (auto it = root.find(key); it != root.end() && !it->is_null())
+      r.refuse(key, "is set; we only reproduce tokenizers without built-in truncation or padding");
+
+  if (auto it = root.find("added_tokens"); it != root.end() && !it->is_null()) {
+    if (!it->is_array()) r.refuse("added_tokens", "expected a list");
+    for (size_t i = 0; i < it->size(); ++i) out.added.push_back(r.added_token((*it)[i], cat("added_tokens[", i, "]")));
+  }
+
+  // post_processor: TemplateProcessing's single template, "[special...] $A [special...]".
+  if (auto it = root.find("post_processor"); it != root.end() && !it->is_null()) {
+    const std::string where = "post_processor";
+    const std::string t = r.type(*it, where);
+    if (t != "TemplateProcessing")
+      r.refuse(where, "post-processor type \"" + t + "\" is not supported (only TemplateProcessing)");
+    out.has_post_processor = true;
+    const Json& single = r.member(*it, where, "single");
+    const Json& specials = r.member(*it, where, "special_tokens");
+    if (!single.is_array()) r.refuse(where + ".single", "expected a list");
+    bool seen_sequence = false;
+    for (size_t i = 0; i < single.size(); ++i) {
+      const std::string at = cat(where, ".single[", i, "]");
+      const Json& item = single[i];
+      if (item.is_object() && item.contains("Sequence")) {
+        if (seen_sequence) r.refuse(at, "a second sequence in the single template");
+        if (r.string(item["Sequence"], at + ".Sequence", "id") != "A")
+          r.refuse(at, "the single template's sequence must be $A");
+        seen_sequence = true;
+      } else if (item.is_object() && item.contains("SpecialToken")) {
+        const std::string name = r.string(item["SpecialToken"], at + ".SpecialToken", "id");
+        const std::string sat = where + ".special_tokens[\"" + name + "\"]";
+        if (!specials.is_object() || !specials.contains(name)) r.refuse(sat, "missing");
+        const Json& ids = r.member(specials[name], sat, "ids");
+        if (!ids.is_array()) r.refuse(sat + ".ids", "expected a list of ids");
+        for (const Json& id : ids) {
+          if (!id.is_number_unsigned()) r.refuse(sat + ".ids", "expected a list of ids, got " + ids.dump());
+          (seen_sequence ? p.suffix_ids : p.prefix_ids).push_back(id.get<int32_t>());
+        }
+      } else {
+        r.refuse(at, "expected {\"Sequence\": ...} or {\"SpecialToken\": ...}, got " + item.dump());
+      }
+    }
+    if (!seen_sequence) r.refuse(where + ".single", "has no $A");
+  }
+  return out;
+}
+
+}  // namespace st::tokenization
