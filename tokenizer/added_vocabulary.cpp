@@ -10,11 +10,12 @@ namespace st::tokenization {
 AddedVocabulary::AddedVocabulary(const std::vector<AddedToken>& tokens,
                                  const std::vector<NormalizerStep>& normalizer)
     : tokens_(tokens) {
-  for (const AddedToken& token : tokens_) {
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    const AddedToken& token = tokens_[i];
     if (token.content.empty()) continue;  // an empty token never matches
     std::string text = token.normalized ? normalize_string(normalizer, token.content) : token.content;
     if (text.empty()) continue;
-    by_byte_[token.normalized][static_cast<uint8_t>(text[0])].push_back({std::move(text), &token});
+    by_byte_[token.normalized][static_cast<uint8_t>(text[0])].push_back({std::move(text), i});
   }
   for (auto& pass : by_byte_)
     for (auto& list : pass)
@@ -75,8 +76,11 @@ std::vector<AddedVocabulary::Split> AddedVocabulary::split(std::string_view text
       continue;
     }
     size_t start = i, stop = i + match->text.size();
-    i = stop;  // matches never overlap: scanning resumes after this one, kept or not
-    const AddedToken& token = *match->token;
+    // Scanning resumes after the match as found, kept or not, and even when
+    // rstrip widens it: a next token may then overlap the swallowed
+    // whitespace, and tokenizers keeps both.
+    i = stop;
+    const AddedToken& token = tokens_[match->token];
     if (token.single_word && (word_char_before(text, start) || word_char_at(text, stop))) continue;
     // split_special_tokens: the match is consumed but stays plain text.
     if (split_special && token.special) continue;
@@ -85,7 +89,6 @@ std::vector<AddedVocabulary::Split> AddedVocabulary::split(std::string_view text
     if (start > plain_start) out.push_back({plain_start, start, -1});
     out.push_back({start, stop, token.id});
     plain_start = stop;
-    i = std::max(i, stop);
   }
   if (text.size() > plain_start) out.push_back({plain_start, text.size(), -1});
   return out;

@@ -32,7 +32,7 @@ class AddedVocabulary {
  private:
   struct Pattern {
     std::string text;  // content, normalized for the normalized pass
-    const AddedToken* token;
+    size_t token;      // index into tokens_ (an index survives copying the vocabulary)
   };
   // Per pass, per first byte, longest pattern first.
   std::vector<Pattern> by_byte_[2][256];

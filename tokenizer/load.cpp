@@ -2,15 +2,16 @@
 // transformers 5 (5.24, verified against it) combines them.
 //
 // The class named by tokenizer_config.json decides:
-//  - LlamaTokenizer / LlamaTokenizerFast (or no class with config.json's
-//    model_type "llama"): the pipeline is LlamaTokenizer's own -- no
+//  - LlamaTokenizer / LlamaTokenizerFast (or no class and no tokenizer.json):
+//    the pipeline is LlamaTokenizer's own -- no
 //    normalizer, Metaspace with prepend_scheme from legacy/add_prefix_space
 //    ("first" unless legacy; "never" without add_prefix_space), BPE with
 //    byte fallback and fused unknowns but no unk token, the Replace /
 //    ByteFallback / Fuse / Strip decoder. With tokenizer.json present only its
 //    vocab, merges, post-processor and added tokens are taken; without it
 //    tokenizer.model is converted (merges derived from the vocabulary).
-//  - PreTrainedTokenizerFast / TokenizersBackend: tokenizer.json as it is.
+//  - PreTrainedTokenizerFast / TokenizersBackend, or no class at all (even
+//    with config.json's model_type "llama"): tokenizer.json as it is.
 // With tokenizer.json, BOS/EOS are its post-processor's (add_bos_token /
 // add_eos_token in the config are then ignored); without it, the config's.
 // Added tokens: tokenizer_config.json's added_tokens_decoder when it has one,
@@ -87,13 +88,9 @@ TokenizerClass tokenizer_class(const std::string& dir, const nlohmann::json& con
     fail(config_path, " key tokenizer_class: ", it->dump(),
          " is not supported (LlamaTokenizer, LlamaTokenizerFast, PreTrainedTokenizerFast, TokenizersBackend are)");
   }
-  // No class named: transformers goes by the model's config.json.
-  const fs::path model_config = fs::path(dir) / "config.json";
-  std::error_code ec;
-  if (fs::exists(model_config, ec)) {
-    nlohmann::json c = parse_json_file(model_config.string());
-    if (c.value("model_type", "") == "llama") return TokenizerClass::kLlama;
-  }
+  // No class named: transformers 5 runs tokenizer.json as it is
+  // (TokenizersBackend), whatever config.json's model_type; a dir with only
+  // tokenizer.model is converted as LlamaTokenizer converts it.
   return has_json ? TokenizerClass::kGeneric : TokenizerClass::kLlama;
 }
 
@@ -159,6 +156,7 @@ class AddedTokens {
     return it == vocab_.end() ? -1 : it->second;
   }
   bool contains(const std::string& content) const { return by_content_.contains(content); }
+  bool is_model_piece(const std::string& content) const { return vocab_.contains(content); }
   // Adds or replaces (later sources override earlier flags).
   void put(tokenization::AddedToken token, const std::string& where) {
     if (token.content.empty()) return;  // an empty token can never match
@@ -255,8 +253,22 @@ Tokenizer Tokenizer::load(const std::string& dir) {
                   model_path);
     }
   }
-  if (has_json && (cls == TokenizerClass::kGeneric || !has_decoder_list))
-    for (size_t i = 0; i < json_added.size(); ++i) added.put(json_added[i], cat(json_path, ": added_tokens[", i, "]"));
+  if (has_json && (cls == TokenizerClass::kGeneric || !has_decoder_list)) {
+    // tokenizers numbers new tokens (not model pieces) in file order from the
+    // vocabulary's size, whatever ids the file states: refuse a file whose
+    // stated ids would be silently changed.
+    int32_t next_new = static_cast<int32_t>(p.pieces.size());
+    for (size_t i = 0; i < json_added.size(); ++i) {
+      const std::string where = cat(json_path, ": added_tokens[", i, "]");
+      if (!added.is_model_piece(json_added[i].content)) {
+        if (json_added[i].id != next_new)
+          fail(where, ": token \"", json_added[i].content, "\" states id ", json_added[i].id,
+               " but tokenizers gives it ", next_new, " (new tokens are numbered in file order)");
+        ++next_new;
+      }
+      added.put(json_added[i], where);
+    }
+  }
   if (has_decoder_list) {
     const nlohmann::json& list = config["added_tokens_decoder"];
     if (!list.is_object()) fail(config_path, " key added_tokens_decoder: expected an object {\"id\": {...}}");

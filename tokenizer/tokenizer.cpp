@@ -32,7 +32,12 @@ Tokenizer::Tokenizer(tokenization::Pipeline pipeline, nlohmann::json config, std
   pipeline_.merges.shrink_to_fit();
   for (const AddedToken& token : pipeline_.added) {
     ST_CHECK(token.id >= 0 && token.id <= static_cast<int32_t>(pieces_.size()), "added token ids have gaps");
-    if (token.id == static_cast<int32_t>(pieces_.size())) pieces_.push_back(token.content);
+    if (token.id == static_cast<int32_t>(pieces_.size())) pieces_.emplace_back();
+    // tokenizers keeps a normalized token as its normalized text, and that
+    // is what decoding shows ("and" under a Prepend("▁") normalizer decodes
+    // as " and"), even where the id is a model piece.
+    pieces_[token.id] =
+        token.normalized ? tokenization::normalize_string(pipeline_.normalizer, token.content) : token.content;
     added_ids_[token.content] = token.id;
   }
   special_.assign(pieces_.size(), 0);

@@ -217,7 +217,7 @@ def ours(model_dir, data_file, variables):
 
 
 failures = []
-compared = {"chat": 0, "pairs": 0, "dropped": 0}
+compared = {"chat": 0, "pairs": 0, "dropped": 0, "straddling": 0}
 
 
 def check(where, what, got, expected):
@@ -234,76 +234,152 @@ def ref_or_error(f):
         return None, e
 
 
-for name, plain, marked, variables in TEMPLATES:
-    model_dir = os.path.join(WORK, "model_" + name)
-    shutil.copytree(tok_dir, model_dir)
-    config_path = os.path.join(model_dir, "tokenizer_config.json")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    config["chat_template"] = plain
-    with open(config_path, "w", encoding="utf-8") as f:
-        json.dump(config, f, ensure_ascii=False, indent=2)
-    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
-    bos = [tok.bos_token_id]
+REPLY = re.compile(r"<\|im_start\|>assistant\n(.*?<\|im_end\|>)", re.S)
 
-    for path in CHAT_SETS:
-        got = ours(model_dir, path, variables)
-        records = load_records(path)
-        if not check(f"{name} {path}", "sample count", len(got), len(records)):
-            continue
-        for i, (sample, record) in enumerate(zip(got, records)):
-            where = f"{name} {sample['origin']}"
-            messages, tools = chat_messages(record)
-            text, error = ref_or_error(lambda: tok.apply_chat_template(messages, tools=tools, tokenize=False, **variables))
-            if error is not None or not any(m["role"] == "assistant" for m in messages):
-                expected = "template_error" if error is not None else "nothing_to_train"
-                check(where, "drop", sample.get("dropped"), expected)
-                compared["dropped"] += 1
-                continue
-            if not check(where, "dropped", sample.get("dropped"), None):
-                continue
-            check(where, "text", sample["text"], text)
-            check(where, "ids", sample["ids"], tok(text).input_ids)
-            trl = _tokenize(tok, messages, tools=tools, chat_template=marked, return_assistant_tokens_mask=True, **variables)
-            check(where, "ids vs TRL (+BOS)", sample["ids"], bos + trl["input_ids"])
-            check(where, "mask vs TRL assistant mask", sample["mask"], [0] + trl["assistant_masks"])
-            compared["chat"] += 1
 
-    for path in PREFERENCE_SETS:
-        got = ours(model_dir, path, variables)
-        records = load_records(path)
-        if not check(f"{name} {path}", "sample count", len(got), len(records)):
-            continue
-        for sample, record in zip(got, records):
-            where = f"{name} {sample['origin']}"
-            prompt, chosen, rejected, tools = preference(record)
-            kw = dict(tools=tools, **variables)
+def hf_straddles(tok, text):
+    """Whether a token of transformers' own tokenization (its offsets) covers
+    both characters of an assistant reply (through its <|im_end|>) and
+    characters outside it: the one case where no mask can be right."""
+    offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for reply in REPLY.finditer(text):
+        lo, hi = reply.span(1)
+        for a, b in offsets:
+            if (a < lo < b) or (a < hi < b):
+                return True
+    return False
 
-            def reference():
-                p = _tokenize(tok, prompt, add_generation_prompt=True, **kw)["input_ids"]
-                pc = _tokenize(tok, prompt + chosen, chat_template=marked, return_assistant_tokens_mask=True, **kw)
-                pr = _tokenize(tok, prompt + rejected, chat_template=marked, return_assistant_tokens_mask=True, **kw)
-                n = min(common_prefix_length(p, pc["input_ids"]), common_prefix_length(p, pr["input_ids"]))
-                return p, pc, pr, n
-            result, error = ref_or_error(reference)
-            if error is not None:
-                check(where, "drop", sample.get("dropped"), "template_error")
-                compared["dropped"] += 1
+
+def compare(label, base_dir, chat_sets, preference_sets):
+    """Every template over the given sets with the tokenizer of base_dir."""
+    for name, plain, marked, variables in TEMPLATES:
+        name = f"{label}/{name}"
+        model_dir = os.path.join(WORK, label, "model_" + name.split("/")[1])
+        shutil.copytree(base_dir, model_dir)
+        config_path = os.path.join(model_dir, "tokenizer_config.json")
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["chat_template"] = plain
+        with open(config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f, ensure_ascii=False, indent=2)
+        tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+        bos = [tok.bos_token_id]
+
+        for path in chat_sets:
+            got = ours(model_dir, path, variables)
+            records = load_records(path)
+            if not check(f"{name} {path}", "sample count", len(got), len(records)):
                 continue
-            if not check(where, "dropped", sample.get("dropped"), None):
+            for i, (sample, record) in enumerate(zip(got, records)):
+                where = f"{name} {sample['origin']}"
+                messages, tools = chat_messages(record)
+                text, error = ref_or_error(lambda: tok.apply_chat_template(messages, tools=tools, tokenize=False, **variables))
+                if error is not None or not any(m["role"] == "assistant" for m in messages):
+                    expected = "template_error" if error is not None else "nothing_to_train"
+                    check(where, "drop", sample.get("dropped"), expected)
+                    compared["dropped"] += 1
+                    continue
+                if sample.get("dropped") == "token_straddles_boundary":
+                    check(where, "a reply boundary inside a token (HF offsets)", hf_straddles(tok, text), True)
+                    compared["straddling"] += 1
+                    continue
+                if not check(where, "dropped", sample.get("dropped"), None):
+                    continue
+                check(where, "text", sample["text"], text)
+                check(where, "ids", sample["ids"], tok(text).input_ids)
+                trl = _tokenize(tok, messages, tools=tools, chat_template=marked, return_assistant_tokens_mask=True, **variables)
+                check(where, "ids vs TRL (+BOS)", sample["ids"], bos + trl["input_ids"])
+                check(where, "mask vs TRL assistant mask", sample["mask"], [0] + trl["assistant_masks"])
+                compared["chat"] += 1
+
+        for path in preference_sets:
+            got = ours(model_dir, path, variables)
+            records = load_records(path)
+            if not check(f"{name} {path}", "sample count", len(got), len(records)):
                 continue
-            p, pc, pr, n = result
-            check(where, "prompt is a token prefix (TRL)", n, len(p))
-            check(where, "prompt_text", sample["prompt_text"], tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, **kw))
-            check(where, "prompt_ids (BOS + TRL)", sample["prompt_ids"], bos + p[:n])
-            check(where, "chosen ids (TRL)", sample["chosen"]["ids"], pc["input_ids"][n:])
-            check(where, "rejected ids (TRL)", sample["rejected"]["ids"], pr["input_ids"][n:])
-            check(where, "chosen mask", sample["chosen"]["mask"], pc["assistant_masks"][n:])
-            check(where, "rejected mask", sample["rejected"]["mask"], pr["assistant_masks"][n:])
-            compared["pairs"] += 1
+            for sample, record in zip(got, records):
+                where = f"{name} {sample['origin']}"
+                prompt, chosen, rejected, tools = preference(record)
+                kw = dict(tools=tools, **variables)
+
+                def reference():
+                    p = _tokenize(tok, prompt, add_generation_prompt=True, **kw)["input_ids"]
+                    pc = _tokenize(tok, prompt + chosen, chat_template=marked, return_assistant_tokens_mask=True, **kw)
+                    pr = _tokenize(tok, prompt + rejected, chat_template=marked, return_assistant_tokens_mask=True, **kw)
+                    n = min(common_prefix_length(p, pc["input_ids"]), common_prefix_length(p, pr["input_ids"]))
+                    return p, pc, pr, n
+                result, error = ref_or_error(reference)
+                if error is not None:
+                    check(where, "drop", sample.get("dropped"), "template_error")
+                    compared["dropped"] += 1
+                    continue
+                if sample.get("dropped") == "token_straddles_boundary":
+                    p, pc, pr, n = result
+                    texts = [tok.apply_chat_template(prompt + c, tokenize=False, **kw) for c in (chosen, rejected)]
+                    check(where, "a reply boundary inside a token (HF offsets)",
+                          n < len(p) or any(hf_straddles(tok, t) for t in texts), True)
+                    compared["straddling"] += 1
+                    continue
+                if not check(where, "dropped", sample.get("dropped"), None):
+                    continue
+                p, pc, pr, n = result
+                check(where, "prompt is a token prefix (TRL)", n, len(p))
+                check(where, "prompt_text", sample["prompt_text"], tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, **kw))
+                check(where, "prompt_ids (BOS + TRL)", sample["prompt_ids"], bos + p[:n])
+                check(where, "chosen ids (TRL)", sample["chosen"]["ids"], pc["input_ids"][n:])
+                check(where, "rejected ids (TRL)", sample["rejected"]["ids"], pr["input_ids"][n:])
+                check(where, "chosen mask", sample["chosen"]["mask"], pc["assistant_masks"][n:])
+                check(where, "rejected mask", sample["rejected"]["mask"], pr["assistant_masks"][n:])
+                compared["pairs"] += 1
+
+
+
+def first_records(path, count, label):
+    """The first `count` records of a data set, as a file of the same format."""
+    out = os.path.join(WORK, f"{label}_{count}_" + os.path.basename(path).replace(".gz", ""))
+    records = load_records(path)[:count]
+    with open(out, "w", encoding="utf-8") as f:
+        if out.endswith(".json"):
+            json.dump(records, f, ensure_ascii=False)
+        else:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return out
+
+
+def variant(label, edit_config=None, with_json=False):
+    """The base tokenizer dir with tokenizer.json added (it then wins over
+    tokenizer.model) and/or tokenizer_config.json switches changed."""
+    out = os.path.join(WORK, "tok_" + label)
+    shutil.copytree(tok_dir, out)
+    if with_json:
+        spec = transformers.AutoTokenizer.from_pretrained(tok_dir).backend_tokenizer.to_str()
+        with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+            f.write(spec)
+    if edit_config:
+        path = os.path.join(out, "tokenizer_config.json")
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config.update(edit_config)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(config, f, ensure_ascii=False, indent=2)
+    return out
+
+
+# The base tokenizer on every record; its variants (tokenizer.json, and the
+# switches transformers honours) on the first records of each set, which
+# keeps the test's time in bounds while covering every template and format.
+compare("spm", tok_dir, CHAT_SETS, PREFERENCE_SETS)
+VARIANT_RECORDS = 40
+for label, edit, with_json in (("json", None, True), ("legacy", {"legacy": True}, False),
+                               ("json_legacy", {"legacy": True}, True),
+                               ("no_prefix_space", {"add_prefix_space": False}, False)):
+    compare(label, variant(label, edit, with_json),
+            [first_records(p, VARIANT_RECORDS, label) for p in CHAT_SETS],
+            [first_records(p, VARIANT_RECORDS, label) for p in PREFERENCE_SETS])
 
 print(json.dumps({"templates": len(TEMPLATES), "chat_samples_compared": compared["chat"],
                   "pairs_compared": compared["pairs"], "drops_compared": compared["dropped"],
+                  "straddling_refused": compared["straddling"],
                   "failures": len(failures)}))
 for f in failures[:20]:
     print(f)
