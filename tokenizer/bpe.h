@@ -63,10 +63,16 @@ class Bpe {
 
   std::unordered_map<std::string, int32_t> vocab_;
   MergeTable merges_;
+  // Pairs of code points (first << 32 | second) that some piece holds side
+  // by side (values unused), and whether chunking by them is sound.
+  MergeTable adjacent_;
+  bool chunkable_ = true;
   BpeOptions options_;
-  // Ids of single-byte ASCII pieces and of <0xHH> byte pieces (-1: absent),
-  // so the initial split does not build a string per character.
+  // Ids of single-character pieces (ASCII by table, others by code point)
+  // and of <0xHH> byte pieces (-1: absent), so the initial split builds no
+  // string per character.
   int32_t ascii_ids_[128];
+  std::unordered_map<uint32_t, int32_t> char_ids_;
   int32_t byte_ids_[256];
 };
 
