@@ -10,8 +10,10 @@
 
 namespace st::train {
 
-AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights)
+AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
+             const NamedTensors& initial_masters)
     : options_(options), masters_(master_weights) {
+  std::map<std::string, at::Tensor> initial(initial_masters.begin(), initial_masters.end());
   for (auto& [name, param] : parameters) {
     Slot slot;
     slot.name = name;
@@ -19,7 +21,13 @@ AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights)
     // Without masters the update runs on the model's own tensor, in its dtype.
     // Without masters, autograd accumulates into the parameter's own .grad
     // across micro-batches: no second copy of the gradients.
-    slot.master = master_weights ? param.detach().to(at::kFloat).clone() : param.detach();
+    auto from = initial.find(name);
+    if (master_weights && from != initial.end()) {
+      ST_CHECK(from->second.sizes() == param.sizes(), "initial master ", name, " has another shape");
+      slot.master = from->second.detach().to(param.device(), at::kFloat).clone();
+    } else {
+      slot.master = master_weights ? param.detach().to(at::kFloat).clone() : param.detach();
+    }
     if (master_weights) slot.grad = at::zeros_like(slot.master);
     slot.exp_avg = at::zeros_like(slot.master);
     slot.exp_avg_sq = at::zeros_like(slot.master);

@@ -39,7 +39,12 @@ class AdamW {
   /// `parameters` are the model's (their .grad() receives gradients).
   /// master_weights: keep fp32 masters (for bf16 models); without them a
   /// low-precision model keeps its gradients and moments in its own dtype.
-  AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights);
+  /// initial_masters (by name, with masters only): the values masters start
+  /// from where the model's own were rounded on loading -- an fp32 source
+  /// trained in bf16 keeps its fp32 weights as masters, as transformers'
+  /// mixed precision does; a parameter not named there starts from itself.
+  AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
+        const NamedTensors& initial_masters = {});
 
   /// Adds every parameter's current .grad() into the accumulators and
   /// clears it; call after each micro-batch's backward.

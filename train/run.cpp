@@ -189,8 +189,14 @@ class TrainingRun {
     if (hooks_.prepare_model) hooks_.prepare_model(*model_);
     if (!checkpoint_.empty()) load_adapter_state(checkpoint_, *model_);
     model_->require_grads();
-    optimizer_.emplace(model_->trainable_parameters(), config_.optimizer,
-                       /*master_weights=*/dtype_ != at::kFloat && config_.master_weights);
+    const bool masters = dtype_ != at::kFloat && config_.master_weights;
+    // A fresh run's masters start from the source's weights at full
+    // precision (read again in fp32, on the CPU), not from their bf16
+    // rounding; a resumed run restores its masters from the checkpoint.
+    NamedTensors initial_masters;
+    if (masters && checkpoint_.empty())
+      initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
+    optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
     if (checkpoint_.empty()) return;
     nlohmann::json extra;
     position_ = load_training_state(checkpoint_, *optimizer_, &extra);

@@ -216,6 +216,16 @@ def sft_commands(binary, work, model):
             same = same_bytes(os.path.join(model, name), os.path.join(run_dir, sub, name))
             expect(f"sft {sub} carries {name}", subprocess.CompletedProcess([], 0 if same else 1, "", ""), 0)
     expect("sft refuses a used run dir", run(binary, "sft", recipe), 1, "--resume")
+    # bf16 training of an fp32 model: the fp32 masters start from the fp32
+    # weights, not their bf16 rounding (with lr 0 they stay exactly those).
+    bf16_run = os.path.join(work, "sft_bf16_masters")
+    expect("sft bf16 from fp32", run(binary, "sft", recipe, f"training.output_dir={bf16_run}", "model.dtype=bfloat16",
+                                     "optimizer.lr=0", "training.max_steps=1"), 0, "final model:")
+    from safetensors.numpy import load_file
+    source = load_file(os.path.join(model, "model.safetensors"))
+    state = load_file(os.path.join(bf16_run, "checkpoint-1", "training_state.safetensors"))
+    exact = all((state["master." + name] == value).all() for name, value in source.items())
+    expect("sft bf16 masters are the fp32 weights", subprocess.CompletedProcess([], 0 if exact else 1, "", ""), 0)
     expect("sft preference data", run(binary, "sft", recipe, f"training.output_dir={work}/sft_pref",
                                       f'data.train=["{work}/pref.jsonl"]'), 1, "pref.jsonl")
     write(os.path.join(work, "pref.jsonl"), '{"prompt": "Hola", "chosen": "Bon dia", "rejected": "Adeu"}\n')
