@@ -40,7 +40,7 @@ struct PreferencePair {
   std::string origin;
 };
 
-/// One bad sample. The short reason ("missing field", "token_mismatch",
+/// One bad sample. The short reason ("missing field", "token_straddles_boundary",
 /// ...) lets a driver that may skip samples count it by reason; otherwise
 /// the message, which names the sample's origin, is what the user sees.
 class SampleError : public Error {
