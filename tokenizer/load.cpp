@@ -294,7 +294,9 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     }
   }
   // Named special tokens: config first, then special_tokens_map.json, then
-  // LlamaTokenizer's defaults.
+  // LlamaTokenizer's defaults. transformers reads special_tokens_map.json
+  // only when the config has no added_tokens_decoder.
+  if (has_decoder_list) token_map = nlohmann::json::object();
   const bool llama = cls == TokenizerClass::kLlama;
   auto named = [&](const char* key, const char* fallback) -> int32_t {
     std::optional<std::string> content;
@@ -319,23 +321,25 @@ Tokenizer Tokenizer::load(const std::string& dir) {
   const int32_t pad = named("pad_token", nullptr);
   for (const char* key : {"sep_token", "cls_token", "mask_token"}) named(key, nullptr);
   for (const char* key : {"additional_special_tokens", "extra_special_tokens"}) {
-    auto it = config.find(key);
-    if (it == config.end() || it->is_null()) continue;
+    const nlohmann::json& from = config.contains(key) ? config : token_map;
+    const std::string& from_path = config.contains(key) ? config_path : map_path;
+    auto it = from.find(key);
+    if (it == from.end() || it->is_null()) continue;
     std::vector<nlohmann::json> entries;
     if (it->is_array()) entries.assign(it->begin(), it->end());
     else if (it->is_object()) for (const auto& [k, v] : it->items()) entries.push_back(v);
-    else fail(config_path, " key ", key, ": expected a list of tokens");
+    else fail(from_path, " key ", key, ": expected a list of tokens");
     for (const auto& entry : entries) {
-      auto content = token_text(entry, config_path, key);
+      auto content = token_text(entry, from_path, key);
       if (!content || added.contains(*content)) continue;
       int32_t id = added.id_of(*content);
-      if (id < 0) fail(config_path, " key ", key, ": token \"", *content, "\" is not in the vocabulary of ", source);
+      if (id < 0) fail(from_path, " key ", key, ": token \"", *content, "\" is not in the vocabulary of ", source);
       tokenization::AddedToken token{.content = *content, .id = id, .special = true};
-      token.normalized = flag(entry, config_path, key, "normalized", false);
-      token.lstrip = flag(entry, config_path, key, "lstrip", false);
-      token.rstrip = flag(entry, config_path, key, "rstrip", false);
-      token.single_word = flag(entry, config_path, key, "single_word", false);
-      added.put(token, config_path + " key " + key);
+      token.normalized = flag(entry, from_path, key, "normalized", false);
+      token.lstrip = flag(entry, from_path, key, "lstrip", false);
+      token.rstrip = flag(entry, from_path, key, "rstrip", false);
+      token.single_word = flag(entry, from_path, key, "single_word", false);
+      added.put(token, from_path + " key " + key);
     }
   }
   p.added = added.finish(source);

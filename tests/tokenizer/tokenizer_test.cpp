@@ -258,3 +258,20 @@ TEST_F(TokenizerTest, BuilderRejectsBadOptions) {
 }
 
 }  // namespace
+
+namespace {
+
+// transformers reads special_tokens_map.json only when tokenizer_config.json
+// has no added_tokens_decoder (checked against transformers 5.24).
+TEST_F(TokenizerTest, SpecialTokensMapCountsOnlyWithoutAddedTokensDecoder) {
+  std::string d = copy_model("map_only_pad");
+  auto config = nlohmann::json::parse(st::read_file(d + "/tokenizer_config.json"));
+  config.erase("pad_token");
+  st::write_file_atomic(d + "/tokenizer_config.json", config.dump());
+  EXPECT_EQ(st::Tokenizer::load(d).pad_id(), -1);
+  config.erase("added_tokens_decoder");
+  st::write_file_atomic(d + "/tokenizer_config.json", config.dump());
+  EXPECT_EQ(st::Tokenizer::load(d).pad_id(), tok_->token_to_id("<pad>"));
+}
+
+}  // namespace
