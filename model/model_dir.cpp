@@ -69,25 +69,49 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
   return model;
 }
 
-void load_weights(const std::string& dir, LlamaModel& model) {
-  const ModelConfig& config = model.config();
+namespace {
 
-  // Which file holds which tensor.
-  const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
-  const fs::path single_path = fs::path(dir) / "model.safetensors";
-  std::map<std::string, std::string> where;  // tensor -> file path
+// The safetensors files of a model dir, and (for a sharded one) which file
+// holds which tensor; transformers prefers a single model.safetensors over an index.
+struct WeightFiles {
+  fs::path index_path;
   std::vector<std::string> files;
-  // transformers prefers a single model.safetensors over an index.
+  std::map<std::string, std::string> where;  // tensor -> file path; empty for a single file
+};
+
+WeightFiles weight_files(const std::string& dir) {
+  WeightFiles w;
+  w.index_path = fs::path(dir) / "model.safetensors.index.json";
+  const fs::path single_path = fs::path(dir) / "model.safetensors";
   if (fs::exists(single_path)) {
-    files.push_back(single_path.string());
-  } else if (fs::exists(index_path)) {
-    for (auto& [tensor, file] : sf::read_index(index_path.string())) where[tensor] = (fs::path(dir) / file).string();
+    w.files.push_back(single_path.string());
+  } else if (fs::exists(w.index_path)) {
+    for (auto& [tensor, file] : sf::read_index(w.index_path.string()))
+      w.where[tensor] = (fs::path(dir) / file).string();
     std::set<std::string> unique;
-    for (auto& [tensor, file] : where) unique.insert(file);
-    files.assign(unique.begin(), unique.end());
+    for (auto& [tensor, file] : w.where) unique.insert(file);
+    w.files.assign(unique.begin(), unique.end());
   } else {
     fail(dir, ": no weights (expected model.safetensors or model.safetensors.index.json)");
   }
+  return w;
+}
+
+}  // namespace
+
+bool weights_stored_as(const std::string& dir, at::ScalarType dtype) {
+  for (const std::string& path : weight_files(dir).files) {
+    if (!fs::exists(path)) return false;  // load_weights names the missing shard
+    sf::File file(path);
+    for (const sf::TensorInfo& info : file.tensors())
+      if (!is_ignorable_buffer(info.name) && to_scalar_type(info.dtype, path) != dtype) return false;
+  }
+  return true;
+}
+
+void load_weights(const std::string& dir, LlamaModel& model) {
+  const ModelConfig& config = model.config();
+  auto [index_path, files, where] = weight_files(dir);
 
   at::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> expected;

@@ -40,6 +40,10 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
 /// shapes are the model's.
 void load_weights(const std::string& dir, LlamaModel& model);
 
+/// Whether every weight tensor in DIR's safetensors is stored as `dtype`
+/// (read from the headers only).
+bool weights_stored_as(const std::string& dir, at::ScalarType dtype);
+
 /// Decoding defaults from DIR/generation_config.json, when present, on top of
 /// the model config's eos id.
 GenerationSettings load_generation_settings(const std::string& dir, const ModelConfig& config);

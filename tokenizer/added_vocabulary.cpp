@@ -16,6 +16,7 @@ AddedVocabulary::AddedVocabulary(const std::vector<AddedToken>& tokens,
     std::string text = token.normalized ? normalize_string(normalizer, token.content) : token.content;
     if (text.empty()) continue;
     by_byte_[token.normalized][static_cast<uint8_t>(text[0])].push_back({std::move(text), i});
+    pass_empty_[token.normalized] = false;
   }
   for (auto& pass : by_byte_)
     for (auto& list : pass)
@@ -61,6 +62,10 @@ size_t whitespace_end(std::string_view text, size_t at) {
 std::vector<AddedVocabulary::Split> AddedVocabulary::split(std::string_view text, bool normalized_pass,
                                                            bool split_special) const {
   std::vector<Split> out;
+  if (pass_empty_[normalized_pass]) {
+    if (!text.empty()) out.push_back({0, text.size(), -1});
+    return out;
+  }
   const auto& table = by_byte_[normalized_pass];
   size_t plain_start = 0;  // where the current plain stretch begins
   size_t i = 0;

@@ -36,6 +36,7 @@ class AddedVocabulary {
   };
   // Per pass, per first byte, longest pattern first.
   std::vector<Pattern> by_byte_[2][256];
+  bool pass_empty_[2] = {true, true};  // a pass without patterns leaves the text whole
   std::vector<AddedToken> tokens_;
 };
 

@@ -114,12 +114,6 @@ void Bpe::tokenize(std::string_view word, const Span* origin, std::vector<int32_
       if (spans) spans->push_back({origin[0].begin, origin[word.size() - 1].end});
       return;
     }
-  struct Symbol {
-    int32_t id;
-    int32_t prev, next;
-    uint32_t len;          // bytes of `word`; 0 once merged into its left neighbour
-    uint32_t begin, end;   // source span
-  };
   // Reused between calls: BPE runs once per word, and allocating these each
   // time cost more than merging short words.
   thread_local std::vector<Symbol> symbols;
@@ -188,6 +182,18 @@ void Bpe::tokenize(std::string_view word, const Span* origin, std::vector<int32_
     previous_unknown = unknown;
     i += n;
   }
+  for (size_t c = 0; c < chunk_starts.size(); ++c)
+    merge(symbols, chunk_starts[c], c + 1 < chunk_starts.size() ? chunk_starts[c + 1] : symbols.size());
+  for (const Symbol& s : symbols)
+    if (s.len != 0) {
+      ids.push_back(s.id);
+      if (spans) spans->push_back({s.begin, s.end});
+    }
+}
+
+// The merges within symbols[begin, end) (linked among themselves only):
+// repeatedly the lowest-ranked pair present, leftmost first.
+void Bpe::merge(std::vector<Symbol>& symbols, size_t begin, size_t end) const {
   // A possible merge of symbols[pos] with its right neighbour, ordered by
   // one key (rank, then position: lowest first); left/right say which pair
   // it was queued for. 16 bytes and one integer compare keep the heap cheap,
@@ -207,10 +213,8 @@ void Bpe::tokenize(std::string_view word, const Span* origin, std::vector<int32_
       std::push_heap(heap.begin(), heap.end());
     }
   };
-  for (size_t c = 0; c < chunk_starts.size(); ++c) {
-  const size_t chunk_end = c + 1 < chunk_starts.size() ? chunk_starts[c + 1] : symbols.size();
   heap.clear();
-  for (size_t i = chunk_starts[c]; i + 1 < chunk_end; ++i) push(i, symbols[i].id, symbols[i + 1].id);
+  for (size_t i = begin; i + 1 < end; ++i) push(i, symbols[i].id, symbols[i + 1].id);
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
     const Candidate top = heap.back();
@@ -237,12 +241,6 @@ void Bpe::tokenize(std::string_view word, const Span* origin, std::vector<int32_
     if (cur.prev >= 0) push(static_cast<size_t>(cur.prev), symbols[cur.prev].id, cur.id);
     if (cur.next >= 0) push(pos, cur.id, symbols[cur.next].id);
   }
-  }
-  for (const Symbol& s : symbols)
-    if (s.len != 0) {
-      ids.push_back(s.id);
-      if (spans) spans->push_back({s.begin, s.end});
-    }
 }
 
 }  // namespace st::tokenization

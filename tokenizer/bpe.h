@@ -42,6 +42,13 @@ class Bpe {
     int32_t rank;
     int32_t new_id;
   };
+  struct Symbol {
+    int32_t id;
+    int32_t prev, next;    // neighbours within the symbol's chunk, -1 at its ends
+    uint32_t len;          // bytes of the word; 0 once merged into its left neighbour
+    uint32_t begin, end;   // source span
+  };
+  void merge(std::vector<Symbol>& symbols, size_t begin, size_t end) const;
   // Merges keyed by (left id << 32 | right id): open addressing with linear
   // probing, since the lookup is the hot loop of BPE (std::unordered_map
   // spent half of `prepare` chasing its buckets).

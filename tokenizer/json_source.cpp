@@ -45,7 +45,8 @@ struct Reader {
     return v.get<size_t>();
   }
   std::string type(const Json& component, const std::string& where) const {
-    if (!component.is_object()) refuse(where, "expected an object with a \"type\", got " + component.dump().substr(0, 80));
+    if (!component.is_object())
+      refuse(where, "expected an object with a \"type\", got " + component.dump().substr(0, 80));
     return string(component, where, "type");
   }
   // {"String": "x"} patterns only: a Regex pattern would need the regex engine tokenizers uses.
@@ -55,13 +56,20 @@ struct Reader {
     refuse(where + ".pattern", "only {\"String\": ...} patterns are supported, got " + p.dump());
   }
 
+  // A Sequence component: read(item, its path) for each item of its `key` list.
+  template <typename Read>
+  void each_in_sequence(const Json& sequence, const std::string& where, const char* key, Read&& read) const {
+    const Json& list = member(sequence, where, key);
+    if (!list.is_array()) refuse(where + "." + key, "expected a list");
+    for (size_t i = 0; i < list.size(); ++i) read(list[i], cat(where, ".", key, "[", i, "]"));
+  }
+
   void normalizer(const Json& n, const std::string& where, std::vector<NormalizerStep>& out) const {
     if (n.is_null()) return;
     const std::string t = type(n, where);
     if (t == "Sequence") {
-      const Json& list = member(n, where, "normalizers");
-      if (!list.is_array()) refuse(where + ".normalizers", "expected a list");
-      for (size_t i = 0; i < list.size(); ++i) normalizer(list[i], cat(where, ".normalizers[", i, "]"), out);
+      each_in_sequence(n, where, "normalizers",
+                       [&](const Json& item, const std::string& at) { normalizer(item, at, out); });
     } else if (t == "Prepend") {
       out.push_back({NormalizerStep::Kind::kPrepend, "", string(n, where, "prepend")});
     } else if (t == "Replace") {
@@ -85,10 +93,14 @@ struct Reader {
     } else if (m.contains("add_prefix_space")) {  // files from before prepend_scheme existed
       scheme = boolean(m, where, "add_prefix_space", true) ? "always" : "never";
     }
-    if (scheme == "always") out.prepend = Metaspace::Prepend::kAlways;
-    else if (scheme == "first") out.prepend = Metaspace::Prepend::kFirst;
-    else if (scheme == "never") out.prepend = Metaspace::Prepend::kNever;
-    else refuse(where + ".prepend_scheme", "expected always, first or never, got \"" + scheme + "\"");
+    if (scheme == "always")
+      out.prepend = Metaspace::Prepend::kAlways;
+    else if (scheme == "first")
+      out.prepend = Metaspace::Prepend::kFirst;
+    else if (scheme == "never")
+      out.prepend = Metaspace::Prepend::kNever;
+    else
+      refuse(where + ".prepend_scheme", "expected always, first or never, got \"" + scheme + "\"");
     out.split = boolean(m, where, "split", true);
     return out;
   }
@@ -97,9 +109,8 @@ struct Reader {
     if (p.is_null()) return;
     const std::string t = type(p, where);
     if (t == "Sequence") {
-      const Json& list = member(p, where, "pretokenizers");
-      if (!list.is_array()) refuse(where + ".pretokenizers", "expected a list");
-      for (size_t i = 0; i < list.size(); ++i) pre_tokenizer(list[i], cat(where, ".pretokenizers[", i, "]"), out);
+      each_in_sequence(p, where, "pretokenizers",
+                       [&](const Json& item, const std::string& at) { pre_tokenizer(item, at, out); });
     } else if (t == "Metaspace") {
       if (out) refuse(where, "a second Metaspace pre-tokenizer is not supported");
       out = metaspace(p, where);
@@ -113,9 +124,7 @@ struct Reader {
     const std::string t = type(d, where);
     DecoderStep step{};
     if (t == "Sequence") {
-      const Json& list = member(d, where, "decoders");
-      if (!list.is_array()) refuse(where + ".decoders", "expected a list");
-      for (size_t i = 0; i < list.size(); ++i) decoder(list[i], cat(where, ".decoders[", i, "]"), out);
+      each_in_sequence(d, where, "decoders", [&](const Json& item, const std::string& at) { decoder(item, at, out); });
       return;
     } else if (t == "Replace") {
       step.kind = DecoderStep::Kind::kReplace;
@@ -136,8 +145,9 @@ struct Reader {
       step.kind = DecoderStep::Kind::kMetaspace;
       step.metaspace = metaspace(d, where);
     } else {
-      refuse(where, "decoder type \"" + t + "\" is not supported (Replace, ByteFallback, Fuse, Strip, Metaspace, "
-                    "Sequence are)");
+      refuse(where, "decoder type \"" + t +
+                        "\" is not supported (Replace, ByteFallback, Fuse, Strip, Metaspace, "
+                        "Sequence are)");
     }
     out.push_back(step);
   }
@@ -188,9 +198,12 @@ TokenizerJson read_tokenizer_json(const std::string& path) {
     simdjson::dom::object fields;
     if (value.get_object().get(fields)) r.refuse("model", "expected an object");
     for (auto [field, v] : fields) {
-      if (field == "vocab") vocab = v;
-      else if (field == "merges") merges = v;
-      else model[std::string(field)] = small(v);
+      if (field == "vocab")
+        vocab = v;
+      else if (field == "merges")
+        merges = v;
+      else
+        model[std::string(field)] = small(v);
     }
   }
   if (!has_model) r.refuse("(top level)", "missing key \"model\"");
@@ -200,11 +213,12 @@ TokenizerJson read_tokenizer_json(const std::string& path) {
   // model: BPE only (Llama-family files; Unigram/WordPiece are other families).
   if (auto it = model.find("type"); it != model.end() && (!it->is_string() || *it != "BPE"))
     r.refuse("model.type", it->dump() + " is not supported (only BPE)");
-  if (auto it = model.find("dropout"); it != model.end() && !it->is_null() &&
-                                       !(it->is_number() && it->get<double>() == 0.0))
+  if (auto it = model.find("dropout");
+      it != model.end() && !it->is_null() && !(it->is_number() && it->get<double>() == 0.0))
     r.refuse("model.dropout", it->dump() + ": BPE dropout makes tokenization random; only null is supported");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
-    if (auto it = model.find(key); it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+    if (auto it = model.find(key);
+        it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
       r.refuse(std::string("model.") + key, it->dump() + " is not supported (only null)");
   p.bpe.byte_fallback = r.boolean(model, "model", "byte_fallback", false);
   p.bpe.fuse_unk = r.boolean(model, "model", "fuse_unk", false);

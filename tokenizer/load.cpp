@@ -122,13 +122,22 @@ void llama_pipeline(Pipeline& p, const nlohmann::json& config, const std::string
   }
 }
 
+// The model's pieces by text, built once per load for the steps below
+// (views into Pipeline::pieces, which outlives it).
+using PieceIndex = std::unordered_map<std::string_view, int32_t>;
+
+PieceIndex index_pieces(const std::vector<std::string>& pieces) {
+  PieceIndex index;
+  index.reserve(pieces.size());
+  for (size_t id = 0; id < pieces.size(); ++id) index.emplace(pieces[id], static_cast<int32_t>(id));
+  return index;
+}
+
 // transformers' generate_merges for a vocabulary without merges: every split
 // (l, r) of a piece with both halves in the vocab, ranked by the merged
 // piece's id, then by the length of l.
-std::vector<std::pair<std::string, std::string>> merges_from_vocab(const std::vector<std::string>& pieces) {
-  std::unordered_map<std::string_view, int32_t> vocab;
-  vocab.reserve(pieces.size());
-  for (size_t id = 0; id < pieces.size(); ++id) vocab.emplace(pieces[id], static_cast<int32_t>(id));
+std::vector<std::pair<std::string, std::string>> merges_from_vocab(const std::vector<std::string>& pieces,
+                                                                   const PieceIndex& vocab) {
   std::vector<std::pair<std::string, std::string>> merges;
   merges.reserve(pieces.size() * 4);
   for (const std::string& piece : pieces) {
@@ -145,10 +154,8 @@ std::vector<std::pair<std::string, std::string>> merges_from_vocab(const std::ve
 // The added tokens, by content, as transformers assembles them.
 class AddedTokens {
  public:
-  AddedTokens(const std::vector<std::string>& pieces, std::string model_file)
-      : pieces_(pieces), model_file_(std::move(model_file)) {
-    for (size_t id = 0; id < pieces.size(); ++id) vocab_.emplace(pieces[id], static_cast<int32_t>(id));
-  }
+  AddedTokens(const std::vector<std::string>& pieces, const PieceIndex& vocab, std::string model_file)
+      : pieces_(pieces), vocab_(vocab), model_file_(std::move(model_file)) {}
   // The model's id of content, or an added token's, or -1.
   int32_t id_of(const std::string& content) const {
     if (auto it = by_content_.find(content); it != by_content_.end()) return it->second.id;
@@ -191,8 +198,8 @@ class AddedTokens {
 
  private:
   const std::vector<std::string>& pieces_;
+  const PieceIndex& vocab_;
   std::string model_file_;
-  std::unordered_map<std::string, int32_t> vocab_;
   std::map<std::string, tokenization::AddedToken> by_content_;
   std::map<std::string, std::string> where_;  // the file (and key) each token came from
 };
@@ -231,16 +238,12 @@ Tokenizer Tokenizer::load(const std::string& dir) {
            " is not BPE (2); transformers' LlamaTokenizer only reproduces BPE models");
     p.pieces.reserve(spm->pieces.size());
     for (const SpmPiece& piece : spm->pieces) p.pieces.push_back(piece.piece);
-    p.merges = merges_from_vocab(p.pieces);
     llama_pipeline(p, config, config_path);
-    const bool add_bos = get_bool(config, config_path, "add_bos_token", false);
-    const bool add_eos = get_bool(config, config_path, "add_eos_token", false);
-    // Filled in below once the named tokens are known.
-    p.prefix_ids.assign(add_bos ? 1 : 0, -1);
-    p.suffix_ids.assign(add_eos ? 1 : 0, -1);
   }
+  const PieceIndex index = index_pieces(p.pieces);
+  if (spm) p.merges = merges_from_vocab(p.pieces, index);
 
-  AddedTokens added(p.pieces, source);
+  AddedTokens added(p.pieces, index, source);
   const bool has_decoder_list = config.contains("added_tokens_decoder") && !config["added_tokens_decoder"].is_null();
   const bool lists_extra = config.contains("additional_special_tokens") || config.contains("extra_special_tokens");
   if (spm && !lists_extra) {
@@ -343,27 +346,30 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     }
   }
   p.added = added.finish(source);
-  if (spm) {
-    if (!p.prefix_ids.empty()) p.prefix_ids = bos >= 0 ? std::vector<int32_t>{bos} : std::vector<int32_t>{};
-    if (!p.suffix_ids.empty()) p.suffix_ids = eos >= 0 ? std::vector<int32_t>{eos} : std::vector<int32_t>{};
+  if (spm) {  // no tokenizer.json post-processor: BOS/EOS as the config says
+    if (get_bool(config, config_path, "add_bos_token", false) && bos >= 0) p.prefix_ids = {bos};
+    if (get_bool(config, config_path, "add_eos_token", false) && eos >= 0) p.suffix_ids = {eos};
   }
 
   Tokenizer tok(std::move(p), config, source);
-  tok.set_special_ids(bos, eos, pad, unk);
-  tok.set_split_special_tokens(get_bool(config, config_path, "split_special_tokens", false));
-  tok.set_clean_up_spaces(get_bool(config, config_path, "clean_up_tokenization_spaces", false));
+  tok.bos_id_ = bos;
+  tok.eos_id_ = eos;
+  tok.pad_id_ = pad;
+  tok.unk_id_ = unk;
+  tok.split_special_tokens_ = get_bool(config, config_path, "split_special_tokens", false);
+  tok.clean_up_spaces_ = get_bool(config, config_path, "clean_up_tokenization_spaces", false);
 
   // Newer transformers save the template next to the config; it wins there.
   const std::string jinja_path = (fs::path(dir) / "chat_template.jinja").string();
   if (fs::exists(jinja_path, ec)) {
-    tok.set_chat_template(read_file(jinja_path));
+    tok.chat_template_ = read_file(jinja_path);
   } else if (auto it = config.find("chat_template"); it != config.end() && !it->is_null()) {
     if (it->is_string()) {
-      tok.set_chat_template(it->get<std::string>());
+      tok.chat_template_ = it->get<std::string>();
     } else if (it->is_array()) {  // [{"name": ..., "template": ...}]: the default one
       for (const auto& entry : *it)
         if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template"))
-          tok.set_chat_template(entry["template"].get<std::string>());
+          tok.chat_template_ = entry["template"].get<std::string>();
     } else {
       fail(config_path, " key chat_template: expected a string");
     }

@@ -66,7 +66,7 @@ struct DecoderStep {
 /// Everything a Tokenizer runs; filled by a loader.
 struct Pipeline {
   std::vector<std::string> pieces;  // model vocabulary by id
-  std::vector<std::pair<std::string, std::string>> merges;  // by rank; empty: derive from pieces
+  std::vector<std::pair<std::string, std::string>> merges;  // by rank (tokenizer.model's are derived by its loader)
   BpeOptions bpe;
   std::vector<AddedToken> added;
   std::vector<NormalizerStep> normalizer;

@@ -25,11 +25,12 @@ Tokenizer::Tokenizer(tokenization::Pipeline pipeline, nlohmann::json config, std
     : pipeline_(std::move(pipeline)),
       bpe_(pipeline_.pieces, pipeline_.merges, pipeline_.bpe, source_file),
       added_vocabulary_(pipeline_.added, pipeline_.normalizer),
-      pieces_(pipeline_.pieces),
+      pieces_(std::move(pipeline_.pieces)),
       config_(std::move(config)),
       source_file_(std::move(source_file)) {
-  pipeline_.merges.clear();  // the Bpe holds them now
-  pipeline_.merges.shrink_to_fit();
+  // The Bpe and pieces_ hold the vocabulary and merges now.
+  pipeline_.pieces = {};
+  pipeline_.merges = {};
   for (const AddedToken& token : pipeline_.added) {
     ST_CHECK(token.id >= 0 && token.id <= static_cast<int32_t>(pieces_.size()), "added token ids have gaps");
     if (token.id == static_cast<int32_t>(pieces_.size())) pieces_.emplace_back();
@@ -43,15 +44,11 @@ Tokenizer::Tokenizer(tokenization::Pipeline pipeline, nlohmann::json config, std
   special_.assign(pieces_.size(), 0);
   for (const AddedToken& token : pipeline_.added)
     if (token.special) special_[token.id] = 1;
-  for (int32_t id : pipeline_.prefix_ids) id_to_piece(id);
-  for (int32_t id : pipeline_.suffix_ids) id_to_piece(id);
-}
-
-void Tokenizer::set_special_ids(int32_t bos, int32_t eos, int32_t pad, int32_t unk) {
-  bos_id_ = bos;
-  eos_id_ = eos;
-  pad_id_ = pad;
-  unk_id_ = unk;
+  for (const auto* ids : {&pipeline_.prefix_ids, &pipeline_.suffix_ids})
+    for (int32_t id : *ids)
+      if (id < 0 || id >= vocab_size())
+        fail(source_file_, ": the post-processor adds token id ", id, ", outside the vocabulary (0..",
+             vocab_size() - 1, ")");
 }
 
 bool Tokenizer::add_bos_token() const {
@@ -114,13 +111,15 @@ void Tokenizer::encode_into(std::string_view text, bool add_special_tokens, std:
     NormalizedText piece = NormalizedText::identity(text.substr(raw.begin, raw.end - raw.begin),
                                                     static_cast<uint32_t>(raw.begin));
     tokenization::normalize(pipeline_.normalizer, piece);
-    for (const auto& cut : added_vocabulary_.split(piece.text, true, split_special_tokens_)) {
+    const auto cuts = added_vocabulary_.split(piece.text, true, split_special_tokens_);
+    for (const auto& cut : cuts) {
       if (cut.id >= 0) {
         emit(cut.id, piece.source(cut.begin, cut.end));
         continue;
       }
-      for (const NormalizedText& word :
-           tokenization::pre_tokenize(pipeline_.pre_tokenizer, piece.slice(cut.begin, cut.end)))
+      // The usual case, no normalized added token in the piece: no copy of it.
+      NormalizedText plain = cuts.size() == 1 ? std::move(piece) : piece.slice(cut.begin, cut.end);
+      for (const NormalizedText& word : tokenization::pre_tokenize(pipeline_.pre_tokenizer, std::move(plain)))
         bpe_.tokenize(word.text, word.origin.data(), ids, spans);
     }
   }

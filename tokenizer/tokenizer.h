@@ -46,8 +46,6 @@ class Tokenizer {
   /// neither tokenizer.json nor tokenizer.model, or a component we do not
   /// reproduce.
   static Tokenizer load(const std::string& dir);
-  /// Builds a tokenizer from a pipeline (the loaders' output).
-  Tokenizer(tokenization::Pipeline pipeline, nlohmann::json config, std::string source_file);
 
   /// Text to ids, as HF `tokenizer(text, add_special_tokens=...)`: added and
   /// special tokens written in the text become their ids; the post-processor
@@ -66,7 +64,6 @@ class Tokenizer {
   int32_t eos_id() const { return eos_id_; }
   int32_t pad_id() const { return pad_id_; }
   int32_t unk_id() const { return unk_id_; }
-  void set_special_ids(int32_t bos, int32_t eos, int32_t pad, int32_t unk);
   /// The ids a chat reply ends with, where generation stops: EOS and, for
   /// instruct (ChatML) vocabularies, <|im_end|>.
   std::vector<int64_t> end_of_turn_ids() const;
@@ -88,15 +85,14 @@ class Tokenizer {
 
   /// The Jinja chat template ("" if none).
   const std::string& chat_template() const { return chat_template_; }
-  void set_chat_template(std::string source) { chat_template_ = std::move(source); }
   /// tokenizer_config.json as loaded.
   const nlohmann::json& config() const { return config_; }
   /// The file the vocabulary came from (tokenizer.json or tokenizer.model).
   const std::string& source_file() const { return source_file_; }
-  void set_split_special_tokens(bool split) { split_special_tokens_ = split; }
-  void set_clean_up_spaces(bool clean) { clean_up_spaces_ = clean; }
 
  private:
+  // Runs `pipeline` (the loaders' output); load() sets the rest from the config.
+  Tokenizer(tokenization::Pipeline pipeline, nlohmann::json config, std::string source_file);
   void encode_into(std::string_view text, bool add_special_tokens, std::vector<int32_t>& ids,
                    std::vector<tokenization::Span>* spans) const;
 

@@ -191,10 +191,13 @@ class TrainingRun {
     model_->require_grads();
     const bool masters = dtype_ != at::kFloat && config_.master_weights;
     // A fresh run's masters start from the source's weights at full
-    // precision (read again in fp32, on the CPU), not from their bf16
-    // rounding; a resumed run restores its masters from the checkpoint.
+    // precision, not from their rounding to the model's dtype: read again
+    // in fp32 (on the CPU) when the source stores anything wider. A source
+    // already in the model's dtype (Salamandra's bf16 releases) widens
+    // exactly, so it is not read twice; a resumed run restores its masters
+    // from the checkpoint.
     NamedTensors initial_masters;
-    if (masters && checkpoint_.empty())
+    if (masters && checkpoint_.empty() && !weights_stored_as(config_.data.model_dir, dtype_))
       initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
     optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
     if (checkpoint_.empty()) return;

@@ -129,7 +129,6 @@ STEPS, WARMUP, LR, MIN_LR_RATIO, WEIGHT_DECAY, MAX_GRAD_NORM = 20, 3, 3e-3, 0.1,
 BETAS, EPS = (0.9, 0.999), 1e-8
 MAX_LENGTH = 256
 ROWS, ACCUM = 2, 2
-DATA_SEED, INIT_SEED = 1234, 11
 LR_BOUND = 1e-6
 # After 20 AdamW steps with weight decay every element has moved by amounts
 # that are no multiple of its bf16 spacing; a random fp32 value is
@@ -141,10 +140,6 @@ failures = []
 
 def fail(msg):
     failures.append(msg)
-
-
-def run(*args, **kw):
-    return subprocess.run([ST, *map(str, args)], check=True, text=True, **kw)
 
 
 # ---- ours ---------------------------------------------------------------------
@@ -260,16 +255,6 @@ def measure(losses, ref, env, fp32):
             "literal_steps_over_factor": sum(r > FACTOR for r in literal)}
 
 
-def load_weights(model_dir):
-    """The HF weights of a model dir (model.safetensors or its shards; a
-    checkpoint's training_state.safetensors is not one of them)."""
-    state = {}
-    for f in sorted(os.listdir(model_dir)):
-        if f.startswith("model") and f.endswith(".safetensors"):
-            state.update(load_file(os.path.join(model_dir, f)))
-    return state
-
-
 def rel_norm(a, b, keys):
     num = sum(((a[k].float() - b[k].float()) ** 2).sum().item() for k in keys)
     den = sum((b[k].float() ** 2).sum().item() for k in keys)
@@ -281,7 +266,7 @@ def check_masters(ckpt, realisations, fp32, init):
     reference run ours is compared with."""
     summary = {}
     state = load_file(os.path.join(ckpt, "training_state.safetensors"))
-    weights = load_weights(ckpt)
+    weights = sp.load_dir(ckpt)
     ref, names = realisations[0], sorted(realisations[0])
     if set(weights) != set(names):
         fail(f"{ckpt}: weights {sorted(set(weights) ^ set(names))[:6]} differ from the model's tensors")
@@ -332,25 +317,7 @@ def main():
         print(f"FAIL: `{ST} sft --help` exited {help_run.returncode}: {help_run.stderr.strip()[:300]}")
         return 1
 
-    data = os.path.join(WORK, "chats.jsonl")
-    sp.make_chats(data, seed=DATA_SEED)
-    corpus = os.path.join(WORK, "corpus.txt")
-    with open(corpus, "w", encoding="utf-8") as out:
-        for lines in sp.SENTENCES.values():
-            out.write("\n".join(lines * 20) + "\n")
-        out.write("\n".join(sp.SYSTEMS) + "\n")
-    tok = os.path.join(WORK, "tok")
-    run("build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", 1200, stdout=subprocess.DEVNULL)
-    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 1200, "hidden_size": 96,
-              "intermediate_size": 211, "num_hidden_layers": 3, "num_attention_heads": 6, "num_key_value_heads": 2,
-              "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 512,
-              "initializer_range": 0.02, "tie_word_embeddings": False}
-    config_path = os.path.join(WORK, "config.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
-    model_dir = os.path.join(WORK, "model")
-    run("init", "--config", config_path, "--out", model_dir, "--dtype", "bfloat16", "--tokenizer", tok,
-        "--seed", INIT_SEED, stdout=subprocess.DEVNULL)
+    data, model_dir = sp.build_fixture("bfloat16")
 
     # ---- ours, on the defaults
     recipe = write_recipe(model_dir, data)
@@ -401,7 +368,7 @@ def main():
 
     # ---- the masters in the checkpoint
     masters = check_masters(os.path.join(out, f"checkpoint-{STEPS}"), ref_masters, masters_fp32,
-                            {k: v.float() for k, v in load_weights(model_dir).items()})
+                            {k: v.float() for k, v in sp.load_dir(model_dir).items()})
 
     brief = lambda m: {k: m[k] for k in ("max_ratio", "worst_step", "max_literal_ratio", "literal_steps_over_factor")}
     summary = {

@@ -325,23 +325,20 @@ def weight_diff(a_state, b_state):
 
 
 def load_dir(path):
+    """The HF weights of a model dir (model.safetensors or its shards; a
+    checkpoint's training_state.safetensors is not one of them)."""
     state = {}
     for f in sorted(os.listdir(path)):
-        if f.endswith(".safetensors"):
+        if f.startswith("model") and f.endswith(".safetensors"):
             state.update(load_file(os.path.join(path, f)))
     return state
 
 
-def main():
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    help_run = subprocess.run([ST, "sft", "--help"], capture_output=True, text=True)
-    if help_run.returncode != 0:
-        print(f"FAIL: `{ST} sft --help` exited {help_run.returncode}: {help_run.stderr.strip()[:300]}")
-        return 1
-
+def build_fixture(init_dtype):
+    """What the parity tests train, under WORK: the generated chats, a
+    Salamandra-style tokenizer trained on their languages, and the tiny
+    odd-sized model (hidden 96, 6 heads, 2 KV heads, FFN 211, 3 layers)
+    stored as init_dtype. Returns (chats file, model dir)."""
     data = os.path.join(WORK, "chats.jsonl")
     make_chats(data)
     corpus = os.path.join(WORK, "corpus.txt")
@@ -359,8 +356,22 @@ def main():
     with open(config_path, "w") as f:
         json.dump(config, f)
     model_dir = os.path.join(WORK, "model")
-    run("init", "--config", config_path, "--out", model_dir, "--dtype", "float32", "--tokenizer", tok, "--seed", 11,
+    run("init", "--config", config_path, "--out", model_dir, "--dtype", init_dtype, "--tokenizer", tok, "--seed", 11,
         stdout=subprocess.DEVNULL)
+    return data, model_dir
+
+
+def main():
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    help_run = subprocess.run([ST, "sft", "--help"], capture_output=True, text=True)
+    if help_run.returncode != 0:
+        print(f"FAIL: `{ST} sft --help` exited {help_run.returncode}: {help_run.stderr.strip()[:300]}")
+        return 1
+
+    data, model_dir = build_fixture("float32")
 
     # The prepared samples as training sees them (ids + mask per sample).
     data_recipe = os.path.join(WORK, "data.toml")
