@@ -1,8 +1,14 @@
 // salamandra-tune generate: text from a model dir, decoding defaults from its
-// generation_config.json, stopping on eos and <|im_end|>.
+// generation_config.json, stopping on eos and <|im_end|>. --chat renders the
+// prompt as a user turn through the model's chat template, as an instruct
+// model expects.
+#include <cstdio>
 #include <iostream>
 
 #include "common/error.h"
+#include "datasets/chat_template.h"
+#include "datasets/sample_encoder.h"
+#include "model/generation.h"
 #include "model/model_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
@@ -16,12 +22,16 @@ int run_generate(int argc, char** argv) {
   // Left empty unless given: the model's generation_config.json decides.
   std::optional<int64_t> max_new_tokens, top_k;
   std::optional<double> temperature, top_p, repetition_penalty;
-  bool sample = false, greedy = false, no_cache = false, raw_ids = false;
+  bool sample = false, greedy = false, no_cache = false, raw_ids = false, chat = false;
+  std::string system_prompt;
   int64_t seed = 0;
   Args args("generate", "Generates a continuation of --prompt. Sampling options default to the model's\n"
                         "generation_config.json; stops on eos and <|im_end|>.");
   args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
   args.option("prompt", "TEXT", "the prompt text (BOS is added as the tokenizer config says)", &prompt, true);
+  args.flag("chat", "send --prompt as a user turn through the model's chat template (instruct models)", &chat);
+  args.option("system", "TEXT", "with --chat: a system message (else the template's default, if any)",
+              &system_prompt);
   args.option("max-new-tokens", "N", "tokens to generate at most [default: generation_config or 128]", &max_new_tokens);
   args.flag("sample", "sample instead of greedy decoding", &sample);
   args.flag("greedy", "greedy decoding even if generation_config.json samples", &greedy);
@@ -35,6 +45,7 @@ int run_generate(int argc, char** argv) {
   compute.add_to(args);
   if (!args.parse(argc, argv)) return 0;
   if (sample && greedy) throw UsageError("--sample and --greedy exclude each other");
+  if (!system_prompt.empty() && !chat) throw UsageError("--system needs --chat");
 
   at::TensorOptions options = compute.tensor_options();
   Tokenizer tokenizer = Tokenizer::load(model_dir);
@@ -50,10 +61,27 @@ int run_generate(int argc, char** argv) {
   settings.seed = static_cast<uint64_t>(seed);
   settings.use_cache = !no_cache;
   for (int64_t id : tokenizer.end_of_turn_ids()) settings.stop_ids.push_back(id);
+  // Sampling options do nothing in greedy decoding: say so rather than
+  // ignore them.
+  if (!settings.do_sample && (temperature || top_k || top_p))
+    throw UsageError(cat(temperature ? "--temperature" : top_k ? "--top-k" : "--top-p",
+                         " applies only when sampling: add --sample (", model_dir,
+                         "/generation_config.json does not sample)"));
 
-  std::vector<int32_t> encoded = tokenizer.encode(prompt);
+  std::vector<int32_t> encoded;
+  if (chat) {
+    const datasets::ChatTemplate chat_template = datasets::ChatTemplate::for_tokenizer(tokenizer, {}, model_dir);
+    const datasets::SampleEncoder encoder(tokenizer, chat_template, datasets::EncoderOptions{});
+    datasets::Json messages = datasets::Json::array();
+    if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
+    messages.push_back({{"role", "user"}, {"content", prompt}});
+    encoded = encoder.encode_prompt(messages, nullptr);
+  } else {
+    encoded = tokenizer.encode(prompt);
+  }
   std::vector<int64_t> prompt_ids(encoded.begin(), encoded.end());
-  std::vector<int64_t> produced = generate(*model, prompt_ids, settings);
+  GenerationEnd end{};
+  std::vector<int64_t> produced = generate(*model, prompt_ids, settings, {}, &end);
   if (raw_ids) {
     for (size_t i = 0; i < produced.size(); ++i) std::cout << (i ? " " : "") << produced[i];
     std::cout << "\n";
@@ -61,6 +89,11 @@ int run_generate(int argc, char** argv) {
     std::vector<int32_t> ids(produced.begin(), produced.end());
     std::cout << tokenizer.decode(ids, /*skip_special_tokens=*/true) << "\n";
   }
+  std::cout.flush();
+  if (end == GenerationEnd::kPositionLimit)
+    std::fprintf(stderr, "generate: stopped after %zu new tokens at the model's position limit (%zu prompt tokens + "
+                 "%zu = max_position_embeddings %lld)\n", produced.size(), prompt_ids.size(), produced.size(),
+                 static_cast<long long>(model->config().max_position_embeddings));
   return 0;
 }
 

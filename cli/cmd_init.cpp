@@ -22,8 +22,8 @@ int run_init(int argc, char** argv) {
   args.option("out", "DIR", "the model dir to create (must not exist)", &out, /*required=*/true);
   args.option("seed", "N", "random seed of the initialisation", &seed);
   args.option("tokenizer", "DIR", "copy tokenizer.model and tokenizer_config.json from this dir", &tokenizer_dir);
-  args.option("vocab-size", "N", "override the vocabulary size (to match a small tokenizer; 0 keeps it)",
-              &vocab_size);
+  args.option("vocab-size", "N", "the vocabulary size without --tokenizer (0 keeps the preset's); with --tokenizer "
+              "it comes from the tokenizer", &vocab_size);
   args.option("dtype", "TYPE", "stored weight dtype: bfloat16 or float32", &dtype);
   args.option("max-shard-mb", "MB", "shard the weights above this size (as save_pretrained's max_shard_size)",
               &max_shard_mb);
@@ -34,7 +34,22 @@ int run_init(int argc, char** argv) {
 
   ModelConfig config = preset.empty() ? ModelConfig::load(config_path) : ModelConfig::preset(preset);
   if (vocab_size < 0) throw UsageError("--vocab-size must be positive");
-  if (vocab_size > 0) config.vocab_size = vocab_size;
+  if (!tokenizer_dir.empty()) {
+    // The vocabulary is the tokenizer's: rows beyond its pieces would be
+    // ids that nothing can decode, and fewer rows than pieces cannot embed
+    // them.
+    const int64_t pieces = Tokenizer::load(tokenizer_dir).vocab_size();
+    if (vocab_size > 0 && vocab_size != pieces)
+      fail("--vocab-size ", vocab_size, " does not match the ", pieces, " pieces of the tokenizer in ", tokenizer_dir,
+           " (leave --vocab-size out to take the tokenizer's)");
+    if (config.vocab_size != pieces)
+      std::cout << "vocab_size " << pieces << " from the tokenizer in " << tokenizer_dir << " (the "
+                << (preset.empty() ? config_path : "preset " + preset) << " says " << config.vocab_size << ")\n";
+    config.vocab_size = pieces;
+  } else if (vocab_size > 0) {
+    config.vocab_size = vocab_size;
+  }
+  config.validate(preset.empty() ? config_path : "preset " + preset);
   LlamaModel model(config, tensor_options("float32", "cpu"));
   model.init_random(static_cast<uint64_t>(seed));
 
@@ -54,13 +69,7 @@ int run_init(int argc, char** argv) {
   save.dtype = tensor_options(dtype, "cpu").dtype().toScalarType();
   save.max_shard_bytes = static_cast<uint64_t>(max_shard_mb) << 20;
   save_model(model, temp, save);
-  if (!tokenizer_dir.empty()) {
-    copy_model_dir_files(tokenizer_dir, temp);
-    const int32_t pieces = Tokenizer::load(temp).vocab_size();
-    if (pieces > config.vocab_size)
-      fail(tokenizer_dir, ": the tokenizer has ", pieces, " pieces but the model's vocabulary is ", config.vocab_size,
-           " (use --vocab-size ", pieces, ")");
-  }
+  if (!tokenizer_dir.empty()) copy_model_dir_files(tokenizer_dir, temp);
   fs::rename(temp, out);
   cleanup.keep = true;
   std::cout << "wrote " << out << ": " << config.num_parameters() << " parameters, " << config.num_hidden_layers

@@ -6,11 +6,14 @@
 
 #include <cstdio>
 #include <iostream>
+#include <span>
+#include <tuple>
 
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
 #include "sft/sft_config.h"
+#include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/data_report.h"
@@ -32,6 +35,33 @@ void print_segments(const std::vector<datasets::TextSegment>& segments, const Hi
   }
 }
 
+// The text of exactly the tokens training sees (after truncation), cut
+// where the mask changes: each run of tokens is the difference between the
+// decodings of the ids up to its end and up to its start, so tokens that
+// decode together (byte fallback) stay together and nothing is re-rendered.
+std::vector<datasets::TextSegment> token_segments(const Tokenizer& tokenizer, const datasets::TokenSequence& seq) {
+  std::vector<datasets::TextSegment> out;
+  std::string before;
+  const std::span<const int32_t> ids(seq.ids);
+  for (size_t start = 0; start < ids.size();) {
+    size_t end = start + 1;
+    while (end < ids.size() && (seq.mask[end] != 0) == (seq.mask[start] != 0)) ++end;
+    std::string upto = tokenizer.decode(ids.first(end));
+    const bool extends = upto.compare(0, before.size(), before) == 0;
+    out.push_back({extends ? upto.substr(before.size()) : tokenizer.decode(ids.subspan(start, end - start)),
+                   seq.mask[start] != 0, ""});
+    before = std::move(upto);
+    start = end;
+  }
+  return out;
+}
+
+std::string joined(const std::vector<datasets::TextSegment>& segments) {
+  std::string text;
+  for (const auto& seg : segments) text += seg.text;
+  return text;
+}
+
 datasets::Json sequence_json(const datasets::TokenSequence& seq) {
   return datasets::Json{{"ids", seq.ids}, {"mask", seq.mask}};
 }
@@ -49,7 +79,11 @@ int run_inspect_data(int argc, char** argv) {
   args.positional("RECIPE", "the recipe (TOML)", &recipe_path);
   args.rest("section.key=value", "override a recipe key", &overrides);
   args.option("n", "N", "samples to show (0: all)", &count);
-  args.option("format", "text|jsonl", "text: rendered samples and statistics; jsonl: one object per sample", &format);
+  args.option("format", "text|jsonl",
+              "text: the samples' tokens as training sees them, and statistics; jsonl: one object per sample (text: "
+              "the rendering, or for a truncated sample the text of the kept tokens; ids; mask)",
+              &format);
+  args.epilog("data keys (the recipe's [model] path and [data] section):\n" + describe_schema(datasets::data_schema()));
   if (!args.parse(argc, argv)) return 0;
   if (format != "text" && format != "jsonl") throw UsageError("--format must be text or jsonl");
   if (count < 0) throw UsageError("--n must be >= 0");
@@ -116,9 +150,10 @@ int run_inspect_data(int argc, char** argv) {
           j["dropped"] = sample.dropped_reason;
           j["detail"] = sample.dropped_detail;
         } else if (kind == datasets::SampleKind::kChat) {
-          std::string text;
-          for (const auto& seg : encoder.segments(chats[i])) text += seg.text;
-          j["text"] = text;
+          // The rendering when the sample is whole; the text of the kept
+          // tokens when it was truncated.
+          j["text"] = sample.truncated ? joined(token_segments(bundle.tokenizer, sample.sequences[0]))
+                                       : joined(encoder.segments(chats[i]));
           j.update(sequence_json(sample.sequences[0]));
           j["truncated"] = sample.truncated;
         } else {
@@ -145,28 +180,27 @@ int run_inspect_data(int argc, char** argv) {
         std::printf("  DROPPED (%s): %s\n\n", sample.dropped_reason.c_str(), sample.dropped_detail.c_str());
         continue;
       }
-      std::printf(
-          "  %zu tokens, %zu trained%s\n",
-          sample.sequences[0].ids.size() + (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].ids.size()),
-          sample.sequences[0].trained() + (kind == datasets::SampleKind::kChat ? 0 : sample.sequences[1].trained()),
-          sample.truncated ? " (truncated to max_length)" : "");
+      const char* cut = sample.truncated ? " (truncated to max_length; shown as training sees it)" : "";
       if (kind == datasets::SampleKind::kChat) {
-        print_segments(encoder.segments(chats[i]), hl);
+        // The counts of the statistics below: this sample's tokens and targets.
+        std::printf("  %zu tokens, %zu trained%s\n", sample.sequences[0].ids.size(), sample.sequences[0].trained(),
+                    cut);
+        print_segments(token_segments(bundle.tokenizer, sample.sequences[0]), hl);
       } else {
-        const datasets::PreferencePair& pair = pairs[i];
-        for (const char* which : {"chosen", "rejected"}) {
-          datasets::Conversation whole{pair.prompt, pair.tools, origin};
-          for (const auto& m : which[0] == 'c' ? pair.chosen : pair.rejected) whole.messages.push_back(m);
-          std::printf("--- prompt + %s\n", which);
-          std::vector<datasets::TextSegment> segs = encoder.segments(whole);
-          // Only the completion is trained in a pair: untrain earlier turns.
-          const size_t prompt_size = bundle.chat_template.render(pair.prompt, pair.tools, true).size();
-          size_t offset = 0;
-          for (auto& seg : segs) {
-            if (offset < prompt_size) seg.trained = false;
-            offset += seg.text.size();
-          }
-          print_segments(segs, hl);
+        // The statistics count all three sequences' tokens and both
+        // completions' targets; so does this line.
+        const auto& [prompt, chosen, rejected] =
+            std::tie(sample.sequences[0], sample.sequences[1], sample.sequences[2]);
+        std::printf("  %zu tokens (prompt %zu, chosen %zu, rejected %zu), %zu trained%s\n",
+                    prompt.ids.size() + chosen.ids.size() + rejected.ids.size(), prompt.ids.size(), chosen.ids.size(),
+                    rejected.ids.size(), chosen.trained() + rejected.trained(), cut);
+        for (const auto* completion : {&chosen, &rejected}) {
+          std::printf("--- prompt + %s\n", completion == &chosen ? "chosen" : "rejected");
+          // Prompt and completion as one sequence, decoded as the model reads it.
+          datasets::TokenSequence whole{prompt.ids, std::vector<uint8_t>(prompt.ids.size(), 0)};
+          whole.ids.insert(whole.ids.end(), completion->ids.begin(), completion->ids.end());
+          whole.mask.insert(whole.mask.end(), completion->mask.begin(), completion->mask.end());
+          print_segments(token_segments(bundle.tokenizer, whole), hl);
         }
       }
       std::printf("\n");
@@ -189,7 +223,8 @@ int run_inspect_data(int argc, char** argv) {
     plan = datasets::plan_stats(datasets::plan_epoch(lengths, all, batching, 0), view, batching);
   }
   print_split_report(stdout, report, plan, batching);
-  std::printf("  length histogram (tokens per %s):\n%s", kind == datasets::SampleKind::kChat ? "sample" : "pair",
+  std::printf("  length histogram (tokens per %s):\n%s",
+              kind == datasets::SampleKind::kChat ? "sample" : "pair: the prompt and the longer completion",
               length_histogram(lengths).c_str());
   return 0;
 }

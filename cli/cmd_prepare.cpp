@@ -23,6 +23,7 @@ int run_prepare(int argc, char** argv) {
             "token cache (data.cache_dir), and reports samples, tokens, drops, truncations and packing.");
   args.positional("RECIPE", "the recipe (TOML)", &recipe_path);
   args.rest("section.key=value", "override a recipe key", &overrides);
+  args.epilog("data keys (the recipe's [model] path and [data] section):\n" + describe_schema(datasets::data_schema()));
   if (!args.parse(argc, argv)) return 0;
 
   const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);

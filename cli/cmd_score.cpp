@@ -49,6 +49,8 @@ std::vector<Document> read_documents(const std::string& path, std::string format
     if (!j["text"].is_string()) fail(path, ":", number, ": \"text\" must be a string");
     documents.push_back({number, j["text"].get<std::string>()});
   }
+  if (documents.empty())
+    fail(path, ": no documents (", format == "text" ? "the file is empty" : "no JSONL lines", "); nothing to score");
   return documents;
 }
 
@@ -77,7 +79,12 @@ int run_score(int argc, char** argv) {
 
   std::string lines;
   for (const Document& doc : documents) {
-    std::vector<int32_t> ids = tokenizer.encode(doc.text);
+    std::vector<int32_t> ids;
+    try {
+      ids = tokenizer.encode(doc.text);
+    } catch (const Error& e) {  // e.g. bytes that are not UTF-8: a binary file
+      fail(input, ":", doc.line, ": ", e.what(), " (score reads UTF-8 text or JSONL)");
+    }
     if (static_cast<int64_t>(ids.size()) > model->config().max_position_embeddings)
       fail(input, ":", doc.line, ": document has ", ids.size(), " tokens, more than the model's ",
            model->config().max_position_embeddings, " positions");

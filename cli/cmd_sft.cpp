@@ -9,6 +9,20 @@
 #include "cli/commands.h"
 
 namespace st::cli {
+namespace {
+
+// Which keys --resume lets change, read from the schema's flags.
+std::string resume_note(const RecipeSchema& schema) {
+  std::string changeable;
+  for (const KeySpec& spec : schema)
+    if (spec.resumable) changeable += (changeable.empty() ? "" : ", ") + spec.key;
+  return "Ctrl-C or SIGTERM stops after the current optimizer step with a checkpoint (exit 130 or 143; a\n"
+         "second signal stops at once). --resume may change " + changeable + " (extending a finished run)\n"
+         "and every key that changes no result (paths, threads, logging.*, checkpointing.*); it refuses any\n"
+         "other change and names the keys.";
+}
+
+}  // namespace
 
 int run_sft(int argc, char** argv) {
   // `--resume` takes an optional checkpoint dir: turn "--resume DIR" into
@@ -28,7 +42,7 @@ int run_sft(int argc, char** argv) {
 
   std::string recipe_path, resume_from;
   std::vector<std::string> overrides;
-  bool resume = false;
+  bool resume = false, print_recipe = false;
   Args args("sft",
             "Supervised fine-tuning: trains the recipe's model on its chat data (prepared into the token cache\n"
             "first), with checkpoints, evaluation, metrics.jsonl, a loss plot, and the final Hugging Face model\n"
@@ -38,13 +52,16 @@ int run_sft(int argc, char** argv) {
   args.rest("section.key=value", "override a recipe key", &overrides);
   args.flag("resume", "continue from the newest checkpoint in training.output_dir (or --resume DIR)", &resume);
   args.option("resume-from", "DIR", "continue from this checkpoint dir", &resume_from);
-  args.epilog("recipe keys:\n" + describe_schema(sft::sft_schema()));
+  args.flag("print-recipe", "print the resolved recipe (it is always written to training.output_dir/recipe.toml)",
+            &print_recipe);
+  const RecipeSchema schema = sft::sft_schema();
+  args.epilog(resume_note(schema) + "\n\nrecipe keys:\n" + describe_schema(schema));
   if (!args.parse(static_cast<int>(args_v.size()), args_v.data())) return 0;
   if (!resume_from.empty()) resume = true;
 
-  const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);
-  sft::run_sft(recipe, {resume, resume_from});
-  return 0;
+  const Recipe recipe = Recipe::load(recipe_path, schema, overrides);
+  const train::RunOutcome outcome = sft::run_sft(recipe, {resume, resume_from, print_recipe});
+  return outcome.stop_signal ? 128 + outcome.stop_signal : 0;
 }
 
 }  // namespace st::cli

@@ -1,13 +1,17 @@
 // salamandra-tune: fine-tune and align Salamandra models. A thin main: find
 // the subcommand, run it, and turn errors into messages and exit codes (only
-// main catches): 2 for usage mistakes, 1 for everything else.
+// main catches): 2 for usage mistakes, 1 for bad input and running out of
+// memory, 70 (EX_SOFTWARE) for an internal error, which is our bug.
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
+#include <new>
+
 #include "common/error.h"
 #include "cli/commands.h"
+#include "cli/version.h"
 
 namespace {
 
@@ -32,12 +36,21 @@ const Command kCommands[] = {
 void print_usage(std::FILE* out) {
   std::fprintf(out, "usage: salamandra-tune <command> [options]\n\ncommands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-18s %s\n", c.name, c.summary);
-  std::fprintf(out, "\nsalamandra-tune <command> --help shows a command's options.\n");
+  std::fprintf(out, "\nsalamandra-tune <command> --help shows a command's options; --version the build.\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Both streams line-buffered: with `> log 2>&1` every line reaches the
+  // file whole and in the order it was printed (stdout is block-buffered
+  // and stderr unbuffered by default, which splices them mid-line).
+  std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
+  std::setvbuf(stderr, nullptr, _IOLBF, BUFSIZ);
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::printf("%s\n", st::cli::version_text().c_str());
+    return 0;
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -56,6 +69,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salamandra-tune %s: %s\n(see salamandra-tune %s --help)\n", command->name, e.what(),
                  command->name);
     return 2;
+  } catch (const st::InternalError& e) {
+    std::fprintf(stderr, "salamandra-tune %s: %s\nThis is a bug in salamandra-tune (%s), not in your input; please "
+                 "report it with the command line.\n", command->name, e.what(), st::cli::version_text().c_str());
+    return 70;
+  } catch (const std::bad_alloc&) {
+    // Allocations that matter are guarded where they happen (they name
+    // what was being allocated); this is the last resort.
+    std::fprintf(stderr, "salamandra-tune %s: error: out of memory\n", command->name);
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, e.what());
     return 1;

@@ -111,6 +111,13 @@ std::string Recipe::canonical(KeyEffect effect) const {
   return keys.empty() ? std::string() : canonical(keys);
 }
 
+std::string Recipe::resume_identity() const {
+  std::vector<std::string> keys;
+  for (const KeySpec& spec : schema_)
+    if (spec.affects >= KeyEffect::kResults && !spec.resumable) keys.push_back(spec.key);
+  return keys.empty() ? std::string() : canonical(keys);
+}
+
 std::string Recipe::canonical(const std::vector<std::string>& prefixes) const {
   std::map<std::string, size_t> selected;  // sorted by key, independent of schema order
   for (size_t i = 0; i < schema_.size(); ++i)

@@ -72,6 +72,9 @@ class Recipe {
   /// the text a digest hashes (kCache: the token cache's key; kResults: what
   /// a resumed run must share).
   std::string canonical(KeyEffect effect) const;
+  /// canonical() of the keys a resumed run must share with the run it
+  /// continues: kResults and above, except the KeySpec::resumable ones.
+  std::string resume_identity() const;
   /// The recipe file as given to load() (the name given to from_string()).
   const std::string& source() const { return source_; }
   const RecipeSchema& schema() const { return schema_; }

@@ -158,7 +158,9 @@ class RecipeLoader {
       end = std::min(name.find('.', start), name.size());
       well_formed = is_key_part(std::string_view(name).substr(start, end - start));
     }
-    if (!well_formed) fail("override \"", text, "\" needs the form section.key=value");
+    // A malformed override is a command-line mistake (exit 2), unlike a
+    // well-formed one naming an unknown key or a bad value (bad input, exit 1).
+    if (!well_formed) throw UsageError(cat("override \"", text, "\" needs the form section.key=value"));
     std::string raw = trim(std::string_view(text).substr(eq + 1));
     std::string where = "override " + text;
 

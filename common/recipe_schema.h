@@ -46,6 +46,10 @@ struct KeySpec {
   std::vector<std::string> choices{};        // kString only: the allowed values
   bool must_exist = false;                   // kPath/kPathList: must exist when the recipe is loaded
   KeyEffect affects = KeyEffect::kNothing;   // which digests the value enters
+  // A kResults key whose change does not rewrite the past: --resume may
+  // change it (training.max_steps extends a finished run). It is left out
+  // of the digest a resumed run must match.
+  bool resumable = false;
   std::string help{};                        // one line: a comment in the resolved recipe, and --help
 };
 

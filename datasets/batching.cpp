@@ -130,11 +130,12 @@ size_t row_length(const std::vector<uint32_t>& row, const SequenceView& view) {
 Batch materialize(const BatchLayout& layout, const SequenceView& view, const BatchOptions& options, int32_t pad_id) {
   Batch batch;
   batch.rows = static_cast<int64_t>(layout.rows.size());
-  if (options.mode == BatchMode::kPacked) {
-    batch.cols = options.row_tokens;
-  } else {
-    for (const auto& row : layout.rows) batch.cols = std::max<int64_t>(batch.cols, row_length(row, view));
-  }
+  // As wide as the longest row, in both modes: a packed row's budget
+  // (max_length) bounds it but does not size it, so a large max_length over
+  // short data allocates only what the data holds.
+  for (const auto& row : layout.rows) batch.cols = std::max<int64_t>(batch.cols, row_length(row, view));
+  ST_CHECK(batch.cols <= options.row_tokens, "a row of ", batch.cols, " tokens exceeds the row budget ",
+           options.row_tokens);
   const size_t size = size_t(batch.rows) * size_t(batch.cols);
   batch.ids.assign(size, pad_id);
   batch.position_ids.assign(size, 0);

@@ -91,8 +91,8 @@ struct SequenceView {
   std::function<std::span<const uint8_t>(uint32_t)> mask;
 };
 
-/// Lays the rows out: packed rows are cols = row_tokens wide; padded rows as
-/// wide as the longest row of the batch.
+/// Lays the rows out, cols = the longest row of the batch (never more than
+/// row_tokens); shorter rows are padded at the end.
 Batch materialize(const BatchLayout& layout, const SequenceView& view, const BatchOptions& options, int32_t pad_id);
 
 /// Statistics of a whole plan.

@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace st::datasets {
@@ -43,7 +46,9 @@ RecipeSchema data_schema() {
        .choices = {"assistant", "all", "last_assistant"},
        .affects = kCache, .help = "tokens with loss: assistant replies (with their end token), all, or the last reply"},
       {.key = "data.max_length", .type = K::kInt, .default_value = int64_t(2048), .min = 8, .max = 1 << 20,
-       .affects = kCache, .help = "tokens per sequence (and per packed row)"},
+       .affects = kCache, .help = "tokens per sequence (and per packed row); at most the model's max_position_embeddings"},
+      {.key = "data.allow_beyond_positions", .type = K::kBool, .default_value = false,
+       .help = "allow data.max_length above the model's max_position_embeddings (positions it was never trained at)"},
       {.key = "data.truncation", .type = K::kString, .default_value = std::string("right"),
        .choices = {"drop", "left", "right"},
        .affects = kCache, .help = "longer samples: drop them, cut the oldest tokens after BOS, or cut the end"},
@@ -92,9 +97,29 @@ FieldMapping field_mapping(const Recipe& recipe) {
   return m;
 }
 
+// data.max_length against the positions the model was trained at (its
+// config.json's max_position_embeddings), unless the recipe allows more. A
+// model dir without a config.json (a tokenizer-only dir, for prepare) has no
+// limit to check.
+void check_max_length(const Recipe& recipe) {
+  const std::string config = (std::filesystem::path(recipe.get_string("model.path")) / "config.json").string();
+  if (recipe.get_bool("data.allow_beyond_positions") || !std::filesystem::exists(config)) return;
+  const auto j = nlohmann::json::parse(read_file(config), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("max_position_embeddings") || !j["max_position_embeddings"].is_number_integer())
+    return;  // loading the model reports a malformed config.json
+  const int64_t positions = j["max_position_embeddings"].get<int64_t>();
+  const int64_t max_length = recipe.get_int("data.max_length");
+  if (max_length > positions)
+    fail("data.max_length = ", max_length, " (", recipe.where("data.max_length"),
+         ") is above the model's max_position_embeddings ", positions, " (", config,
+         "): longer samples would train at positions the model has never seen. Lower data.max_length, or set "
+         "data.allow_beyond_positions = true");
+}
+
 }  // namespace
 
 DataConfig data_config(const Recipe& recipe) {
+  check_max_length(recipe);
   DataConfig c;
   c.model_dir = recipe.get_string("model.path");
   c.train_files = recipe.get_list("data.train");

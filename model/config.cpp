@@ -53,6 +53,11 @@ void ModelConfig::validate(const std::string& source) const {
   positive("head_dim", head_dim);
   positive("max_position_embeddings", max_position_embeddings);
   if (head_dim % 2 != 0) fail(source, ": \"head_dim\" must be even for rotary embeddings, got ", head_dim);
+  // transformers' PreTrainedConfig.validate_architecture refuses this even
+  // when head_dim is given, so such a dir would not load there.
+  if (hidden_size % num_attention_heads != 0)
+    fail(source, ": \"hidden_size\" (", hidden_size, ") must be a multiple of \"num_attention_heads\" (",
+         num_attention_heads, "), as transformers requires");
   if (num_attention_heads % num_key_value_heads != 0)
     fail(source, ": \"num_attention_heads\" (", num_attention_heads,
          ") must be a multiple of \"num_key_value_heads\" (", num_key_value_heads, ")");

@@ -82,18 +82,26 @@ void GenerationSettings::validate() const {
 }
 
 std::vector<int64_t> generate(const LlamaModel& model, const std::vector<int64_t>& prompt,
-                              const GenerationSettings& settings, const TokenCallback& on_token) {
+                              const GenerationSettings& settings, const TokenCallback& on_token,
+                              GenerationEnd* end) {
   settings.validate();
   if (prompt.empty()) fail("generate: the prompt has no tokens");
+  const int64_t max_positions = model.config().max_position_embeddings;
+  if (static_cast<int64_t>(prompt.size()) >= max_positions)
+    fail("the prompt has ", prompt.size(), " tokens, which leaves no room below the model's max_position_embeddings ",
+         max_positions, ": shorten it to at most ", max_positions - 1, " tokens");
+  GenerationEnd ended = GenerationEnd::kMaxNewTokens;
   at::NoGradGuard no_grad;
   const auto device = model.options().device();
   auto generator = at::make_generator<at::CPUGeneratorImpl>(settings.seed);
   std::vector<int64_t> sequence = prompt;
   std::vector<int64_t> produced;
   KVCache cache;
-  const int64_t max_positions = model.config().max_position_embeddings;
   for (int64_t step = 0; step < settings.max_new_tokens; ++step) {
-    if (static_cast<int64_t>(sequence.size()) >= max_positions) break;
+    if (static_cast<int64_t>(sequence.size()) >= max_positions) {
+      ended = GenerationEnd::kPositionLimit;
+      break;
+    }
     // With a cache only the tokens not yet seen are fed.
     const size_t start = settings.use_cache ? static_cast<size_t>(cache.length()) : 0;
     std::vector<int64_t> feed(sequence.begin() + start, sequence.end());
@@ -116,9 +124,17 @@ std::vector<int64_t> generate(const LlamaModel& model, const std::vector<int64_t
     }
     sequence.push_back(next);
     produced.push_back(next);
-    if (on_token && !on_token(next)) break;
-    if (std::find(settings.stop_ids.begin(), settings.stop_ids.end(), next) != settings.stop_ids.end()) break;
+    if (std::find(settings.stop_ids.begin(), settings.stop_ids.end(), next) != settings.stop_ids.end()) {
+      ended = GenerationEnd::kStopToken;
+      if (on_token) on_token(next);
+      break;
+    }
+    if (on_token && !on_token(next)) {
+      ended = GenerationEnd::kCallback;
+      break;
+    }
   }
+  if (end) *end = ended;
   return produced;
 }
 

@@ -39,9 +39,16 @@ struct GenerationSettings {
 /// Called with each new token id; return false to stop early.
 using TokenCallback = std::function<bool(int64_t)>;
 
+/// Why a generation ended.
+enum class GenerationEnd { kStopToken, kMaxNewTokens, kPositionLimit, kCallback };
+
 /// Generates after `prompt` (ids, BOS included if wanted); returns only the
-/// new ids, the stop id included when one ended the generation.
+/// new ids, the stop id included when one ended the generation. A prompt
+/// that leaves no position below the model's max_position_embeddings is an
+/// st::Error; `end` (optional) tells why generation stopped, so a caller can
+/// say when the position limit cut it short.
 std::vector<int64_t> generate(const LlamaModel& model, const std::vector<int64_t>& prompt,
-                              const GenerationSettings& settings, const TokenCallback& on_token = {});
+                              const GenerationSettings& settings, const TokenCallback& on_token = {},
+                              GenerationEnd* end = nullptr);
 
 }  // namespace st

@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "common/error.h"
+#include "model/out_of_memory.h"
 #include "model/recompute.h"
 #include "kernels/rms_norm_op.h"
 
@@ -24,21 +25,28 @@ LlamaModel::LlamaModel(const ModelConfig& config, const at::TensorOptions& optio
   auto dense = [&](int64_t out, int64_t in, bool bias) {
     return std::make_shared<DenseProjection>(empty({out, in}), bias ? empty({out}) : at::Tensor());
   };
-  embed_tokens_ = empty({config.vocab_size, h});
-  layers_.resize(config.num_hidden_layers);
-  for (auto& layer : layers_) {
-    layer.input_layernorm = empty({h});
-    layer.post_attention_layernorm = empty({h});
-    layer.q_proj = dense(q, h, config.attention_bias);
-    layer.k_proj = dense(kv, h, config.attention_bias);
-    layer.v_proj = dense(kv, h, config.attention_bias);
-    layer.o_proj = dense(h, q, config.attention_bias);
-    layer.gate_proj = dense(ffn, h, config.mlp_bias);
-    layer.up_proj = dense(ffn, h, config.mlp_bias);
-    layer.down_proj = dense(h, ffn, config.mlp_bias);
-  }
-  norm_ = empty({h});
-  if (!config.tie_word_embeddings) lm_head_ = empty({config.vocab_size, h});
+  const double bytes = static_cast<double>(config.num_parameters()) * static_cast<double>(options.dtype().itemsize());
+  guard_allocation(cat("the weights of a model of ", config.num_parameters(), " parameters (", format_bytes(bytes),
+                       " in ", c10::toString(options.dtype().toScalarType()), " on ", options.device().str(), ")"),
+                   "Use a smaller model (fewer layers, a smaller hidden_size or vocab_size) or a machine with more "
+                   "memory.",
+                   [&] {
+                     embed_tokens_ = empty({config.vocab_size, h});
+                     layers_.resize(config.num_hidden_layers);
+                     for (auto& layer : layers_) {
+                       layer.input_layernorm = empty({h});
+                       layer.post_attention_layernorm = empty({h});
+                       layer.q_proj = dense(q, h, config.attention_bias);
+                       layer.k_proj = dense(kv, h, config.attention_bias);
+                       layer.v_proj = dense(kv, h, config.attention_bias);
+                       layer.o_proj = dense(h, q, config.attention_bias);
+                       layer.gate_proj = dense(ffn, h, config.mlp_bias);
+                       layer.up_proj = dense(ffn, h, config.mlp_bias);
+                       layer.down_proj = dense(h, ffn, config.mlp_bias);
+                     }
+                     norm_ = empty({h});
+                     if (!config.tie_word_embeddings) lm_head_ = empty({config.vocab_size, h});
+                   });
   inverse_frequencies_ = rotary_inverse_frequencies(config, options.device());
 }
 

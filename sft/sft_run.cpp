@@ -4,7 +4,7 @@
 
 namespace st::sft {
 
-std::string run_sft(const Recipe& recipe, const train::ResumeRequest& resume) {
+train::RunOutcome run_sft(const Recipe& recipe, const train::LaunchOptions& launch) {
   const train::RunConfig config = train::run_config(recipe);
   train::RecipeHooks hooks;
   hooks.name = "sft";
@@ -16,7 +16,7 @@ std::string run_sft(const Recipe& recipe, const train::ResumeRequest& resume) {
     return sft_loss(model, batch, scale, chunk);
   };
   train::SingleProcess group;
-  return train::run_training(recipe, config, hooks, resume, group);
+  return train::run_training(recipe, config, hooks, launch, group);
 }
 
 }  // namespace st::sft

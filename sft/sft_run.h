@@ -9,7 +9,7 @@
 
 namespace st::sft {
 
-/// Runs an SFT recipe (loaded with sft_schema()); returns the final model dir.
-std::string run_sft(const Recipe& recipe, const train::ResumeRequest& resume);
+/// Runs an SFT recipe (loaded with sft_schema()).
+train::RunOutcome run_sft(const Recipe& recipe, const train::LaunchOptions& launch);
 
 }  // namespace st::sft

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 
+#include "common/atomic_dir.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "model/model_dir.h"
@@ -38,11 +39,20 @@ int64_t checkpoint_step(const std::string& name) {
   return step;
 }
 
+// The complete checkpoints of a run dir by step. A checkpoint caught
+// between the two renames of its replacement exists only under its aside
+// name (common/atomic_dir.h); it counts as that step's checkpoint.
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   if (!fs::is_directory(run_dir)) return out;
+  const std::string suffix = kAsideSuffix;
   for (const auto& entry : fs::directory_iterator(run_dir)) {
-    const int64_t step = checkpoint_step(entry.path().filename().string());
+    std::string name = entry.path().filename().string();
+    if (name.size() > suffix.size() && name.ends_with(suffix)) {
+      name.resize(name.size() - suffix.size());
+      if (fs::exists(fs::path(run_dir) / name)) continue;  // the target is whole: the aside is stale
+    }
+    const int64_t step = checkpoint_step(name);
     if (step >= 0 && fs::exists(entry.path() / kPositionFile)) out.emplace_back(step, entry.path());
   }
   std::sort(out.begin(), out.end());
@@ -117,9 +127,7 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   state["optimizer_steps"] = optimizer.steps();
   write_file_atomic((tmp_dir / kPositionFile).string(), state.dump(2) + "\n");
 
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);
-  fs::rename(tmp_dir, final_dir, ec);
-  if (ec) fail("cannot rename ", tmp_dir.string(), " to ", final_dir.string(), ": ", ec.message());
+  replace_dir(tmp_dir.string(), final_dir.string());
   if (keep_last > 0) {
     auto all = checkpoints(run_dir);
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second, ec);
@@ -132,7 +140,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return all.empty() ? std::string() : all.back().second.string();
 }
 
-TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra) {
+nlohmann::json read_trainer_state(const std::string& checkpoint_dir) {
   const std::string position_path = (fs::path(checkpoint_dir) / kPositionFile).string();
   nlohmann::json state;
   try {
@@ -140,8 +148,14 @@ TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& o
   } catch (const nlohmann::json::exception& e) {
     fail(position_path, ": malformed JSON: ", e.what());
   }
-  if (!state.contains("position")) fail(position_path, ": no \"position\" key");
-  TrainingPosition position = TrainingPosition::from_json(state["position"], position_path);
+  if (!state.is_object() || !state.contains("position")) fail(position_path, ": no \"position\" key");
+  return state;
+}
+
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra) {
+  const nlohmann::json state = read_trainer_state(checkpoint_dir);
+  TrainingPosition position =
+      TrainingPosition::from_json(state["position"], (fs::path(checkpoint_dir) / kPositionFile).string());
 
   const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / kStateFile).string());
   optimizer.load_state(tensors, state.value("optimizer_steps", position.step));

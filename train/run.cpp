@@ -11,15 +11,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 
+#include "common/atomic_dir.h"
 #include "common/atomic_file.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/stop_request.h"
 #include "datasets/prepare.h"
 #include "eval/sample_replies.h"
 #include "model/model_dir.h"
+#include "model/out_of_memory.h"
 #include "train/checkpoint.h"
 #include "train/metrics_log.h"
 #include "train/plot.h"
@@ -79,6 +83,51 @@ double evaluate(const LlamaModel& model, const Split& split, const datasets::Bat
   return count ? sum / static_cast<double>(count) : std::nan("");
 }
 
+// "key = value" lines of Recipe::canonical() as a map.
+std::map<std::string, std::string> canonical_values(const std::string& text) {
+  std::map<std::string, std::string> values;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    const size_t eq = line.find(" = ");
+    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 3);
+    else if (line.ends_with(" unset")) values[line.substr(0, line.size() - 6)] = "(unset)";
+    start = end + 1;
+  }
+  return values;
+}
+
+// The keys whose values differ between a checkpoint's settings and the
+// recipe's, one "key: old -> new" line each.
+std::string changed_keys(const std::string& before, const std::string& now) {
+  const auto old_values = canonical_values(before), new_values = canonical_values(now);
+  std::string out;
+  auto value = [](const std::map<std::string, std::string>& m, const std::string& key) {
+    auto it = m.find(key);
+    return it == m.end() ? std::string("(not a key then)") : it->second;
+  };
+  std::map<std::string, bool> keys;
+  for (const auto& [k, v] : old_values) keys[k] = true;
+  for (const auto& [k, v] : new_values) keys[k] = true;
+  for (const auto& [key, _] : keys)
+    if (value(old_values, key) != value(new_values, key))
+      out += cat("\n  ", key, ": ", value(old_values, key), " in the checkpoint, ", value(new_values, key), " now");
+  return out;
+}
+
+// Hidden leftovers of writes that a kill interrupted: staged checkpoint and
+// final dirs that were never renamed in.
+void remove_stale_temporaries(const std::string& run_dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if ((name.starts_with(".checkpoint-") || name.starts_with(".final.tmp-")) && name.find(".tmp-") != std::string::npos)
+      fs::remove_all(entry.path(), ec);
+  }
+}
+
 void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& records, const std::string& title) {
   std::vector<PlotPoint> loss, eval, lr;
   for (const auto& r : records) {
@@ -90,27 +139,30 @@ void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& r
   write_training_plot((fs::path(run_dir) / "training.svg").string(), loss, eval, lr, "salamandra-tune " + title);
 }
 
-// One run's state, set up in stages and then trained: setup (run dir, data,
-// model and optimizer, plan), train (the loop), cleanup (the last
-// evaluation and checkpoint, the final dir, the plot).
+// One run's state, set up in stages and then trained: setup (the run dir's
+// checks, data, model and optimizer, plan; nothing is written to the run dir
+// until all of it succeeded, so a refused or failed start changes nothing),
+// train (the loop, which a stop request ends after a step), cleanup (the
+// last evaluation and checkpoint, the final dir, the plot) or stop.
 class TrainingRun {
  public:
   TrainingRun(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks, ProcessGroup& group)
       : recipe_(recipe), config_(config), hooks_(hooks), group_(group), run_dir_(config.output_dir) {}
 
-  void setup(const ResumeRequest& resume) {
-    setup_run_dir(resume);
+  void setup(const LaunchOptions& launch) {
+    find_checkpoint(launch);
     if (config_.threads > 0) at::set_num_threads(static_cast<int>(config_.threads));
     device_ = pick_device(config_.device);
     dtype_ = config_.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     setup_data();
     setup_model();
     setup_plan();
+    open_run_dir(launch);
   }
 
   void train() {
     const auto start = Clock::now();
-    while (position_.step < total_steps_) {
+    while (position_.step < total_steps_ && !StopRequest::signal()) {
       step(start);
       const bool more = position_.step < total_steps_;
       if (config_.eval_every > 0 && position_.step % config_.eval_every == 0 && more) evaluate_now();
@@ -119,35 +171,59 @@ class TrainingRun {
     progress_->line_break();
   }
 
-  std::string cleanup() {
+  RunOutcome cleanup() {
     evaluate_now();
     checkpoint();
     const std::string final_dir = write_final_dir();
     if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
     std::printf("final model: %s\n", final_dir.c_str());
-    return final_dir;
+    return {final_dir, 0, position_.step};
+  }
+
+  // After SIGINT/SIGTERM: what a resume needs (the checkpoint at this
+  // step), the metrics (flushed per line already) and the plot.
+  RunOutcome stop(int signal) {
+    progress_->line_break();
+    if (position_.step == 0) {
+      std::printf("stopped by %s before the first optimizer step: nothing to resume\n",
+                  StopRequest::signal_name(signal));
+    } else {
+      checkpoint();
+      if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
+      std::printf("stopped by %s at step %lld of %lld; continue with --resume\n", StopRequest::signal_name(signal),
+                  static_cast<long long>(position_.step), static_cast<long long>(total_steps_));
+    }
+    return {"", signal, position_.step};
   }
 
  private:
-  // The checkpoint to resume from, the resolved recipe, the digest a
-  // resumed run must match.
-  void setup_run_dir(const ResumeRequest& resume) {
-    fs::create_directories(run_dir_);
-    checkpoint_ = resume.resume ? (resume.from.empty() ? latest_checkpoint(run_dir_) : resume.from) : "";
-    if (resume.resume && checkpoint_.empty())
+  // The checkpoint to resume from and the settings it must share with this
+  // recipe; every refusal happens before anything is written.
+  void find_checkpoint(const LaunchOptions& launch) {
+    checkpoint_ = launch.resume ? (launch.resume_from.empty() ? latest_checkpoint(run_dir_) : launch.resume_from) : "";
+    if (launch.resume && checkpoint_.empty())
       fail("--resume: no checkpoint in ", run_dir_, " (checkpoints are written every checkpointing.every_steps)");
-    if (!resume.resume && !latest_checkpoint(run_dir_).empty())
+    if (!launch.resume && !latest_checkpoint(run_dir_).empty())
       fail(run_dir_, " already holds checkpoints of a run: continue it with --resume, or set training.output_dir to "
                      "a new dir");
-    const std::string resolved = recipe_.resolved_toml();
-    std::printf("resolved recipe (%s):\n%s\n", recipe_.source().c_str(), resolved.c_str());
-    write_file_atomic((fs::path(run_dir_) / "recipe.toml").string(), resolved);
-    // What must not change across a resume: the keys flagged kResults (what
-    // decides the numbers; not where files go, threads, logging or
-    // checkpointing).
+    // What must not change across a resume: the keys flagged kResults
+    // except the resumable ones (max_steps, epochs).
+    settings_ = recipe_.resume_identity();
     Digest digest;
-    digest.field(recipe_.canonical(KeyEffect::kResults));
+    digest.field(settings_);
     digest_ = digest.hex();
+    if (checkpoint_.empty()) return;
+    const nlohmann::json state = read_trainer_state(checkpoint_);
+    if (state.value("recipe_digest", "") != digest_) {
+      const std::string changes =
+          state.contains("recipe_settings") ? changed_keys(state["recipe_settings"].get<std::string>(), settings_)
+                                            : std::string("\n  (the checkpoint does not record its settings)");
+      fail("--resume: ", checkpoint_, " was written by a run with other model/data/training settings; resuming would "
+           "not continue it exactly. Changed:", changes, "\nNothing was written. --resume may change only "
+           "training.max_steps, training.epochs and the keys that change no result (sft --help).");
+    }
+    last_checkpoint_step_ = TrainingPosition::from_json(state.value("position", nlohmann::json::object()),
+                                                        checkpoint_ + "/trainer_state.json").step;
   }
 
   // The token caches of the splits and how batches are cut from them.
@@ -170,9 +246,18 @@ class TrainingRun {
                                               config_.data.eval_ratio, config_.data.seed);
       train_members = std::move(split.first);
       eval_.emplace(open_split(train_dir, std::move(split.second)));
+      std::printf("eval data: %zu of those samples held out (data.eval_ratio %g); %zu train\n",
+                  eval_->members.size(), config_.data.eval_ratio, train_members.size());
     } else if (!config_.data.eval_files.empty()) {
-      eval_.emplace(open_split(
-          datasets::prepare_split(config_.data, *encoder_, config_.data.eval_files, "eval", nullptr, {}), {}));
+      datasets::PrepareReport eval_report;
+      const std::string eval_dir =
+          datasets::prepare_split(config_.data, *encoder_, config_.data.eval_files, "eval", &eval_report, {});
+      eval_.emplace(open_split(eval_dir, {}));
+      std::printf("eval data: %zu samples, %zu tokens, %zu trained (cache %s, %s)\n", eval_report.samples,
+                  eval_report.tokens, eval_report.trained_tokens, eval_dir.c_str(),
+                  eval_report.reused ? "reused" : "built");
+    } else {
+      std::printf("eval data: none (data.eval and data.eval_ratio are empty)\n");
     }
     train_.emplace(open_split(train_dir, train_members));
     batching_ = datasets::batch_options(config_.data, static_cast<uint32_t>(config_.micro_batch_rows),
@@ -201,21 +286,24 @@ class TrainingRun {
       initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
     optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
     if (checkpoint_.empty()) return;
-    nlohmann::json extra;
-    position_ = load_training_state(checkpoint_, *optimizer_, &extra);
-    if (extra.value("recipe_digest", "") != digest_)
-      fail("--resume: ", checkpoint_, " was written by a run with other model/data/training settings; resuming "
-           "would not continue it exactly (compare ", run_dir_, "/recipe.toml)");
+    position_ = load_training_state(checkpoint_, *optimizer_, nullptr);
     std::printf("resuming from %s at step %lld\n", checkpoint_.c_str(), static_cast<long long>(position_.step));
   }
 
-  // This epoch's plan, the step count and schedule, the logs.
+  // This epoch's plan, the step count and schedule.
   void setup_plan() {
     plan_ = datasets::plan_epoch(train_->lengths, train_->members, batching_, static_cast<uint64_t>(position_.epoch));
     if (plan_.empty()) fail("no training batches: the training split is empty");
     micro_per_epoch_ = static_cast<int64_t>(plan_.size());
     const int64_t steps_per_epoch = (micro_per_epoch_ + config_.grad_accumulation - 1) / config_.grad_accumulation;
     total_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * steps_per_epoch;
+    if (total_steps_ < position_.step)
+      fail("--resume: ", checkpoint_, " is at step ", position_.step, " but this recipe trains ", total_steps_,
+           " steps (training.max_steps ", config_.max_steps, " from ", recipe_.where("training.max_steps"),
+           ", training.epochs ", config_.epochs, "); a run can be extended, not shortened");
+    // Extending a finished run continues the schedule as its definition
+    // says for the new length (warmup_ratio and the decay are taken of the
+    // new total).
     const int64_t warmup =
         config_.warmup_steps > 0
             ? config_.warmup_steps
@@ -225,6 +313,24 @@ class TrainingRun {
                 static_cast<long long>(total_steps_), static_cast<long long>(steps_per_epoch),
                 static_cast<long long>(micro_per_epoch_), static_cast<long long>(config_.micro_batch_rows),
                 static_cast<long long>(config_.grad_accumulation));
+  }
+
+  // Everything checked: the run dir, its resolved recipe and its logs.
+  void open_run_dir(const LaunchOptions& launch) {
+    fs::create_directories(run_dir_);
+    // Writes a kill interrupted: a checkpoint left only under its aside
+    // name is renamed back (it was loaded from there, if it was the
+    // newest), and staged dirs that were never renamed in are removed.
+    for (const auto& entry : fs::directory_iterator(run_dir_)) {
+      const std::string path = entry.path().string();
+      if (path.ends_with(kAsideSuffix)) recover_aside(path.substr(0, path.size() - std::string(kAsideSuffix).size()));
+    }
+    remove_stale_temporaries(run_dir_);
+    const std::string resolved = recipe_.resolved_toml();
+    const std::string recipe_file = (fs::path(run_dir_) / "recipe.toml").string();
+    write_file_atomic(recipe_file, resolved);
+    if (launch.print_recipe) std::printf("resolved recipe (%s):\n%s\n", recipe_.source().c_str(), resolved.c_str());
+    std::printf("recipe: %s resolved into %s\n", recipe_.source().c_str(), recipe_file.c_str());
     metrics_.emplace(run_dir_, position_.step);
     if (config_.dump_batches) {
       const auto path = fs::path(run_dir_) / "batches.jsonl";
@@ -260,7 +366,14 @@ class TrainingRun {
     input.loss = [&](int64_t i, const StepScale& scale) {
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
     };
-    const StepResult result = optimizer_step(*optimizer_, group_, input, lr, config_.max_grad_norm);
+    int64_t widest = 0;
+    for (const auto& b : batches) widest = std::max(widest, b.cols);
+    const StepResult result = guard_allocation(
+        cat("step ", position_.step + 1, " (micro-batches of ", config_.micro_batch_rows, " rows x up to ", widest,
+            " tokens)"),
+        "Lower training.micro_batch_rows (raise training.grad_accumulation to keep the step's size) or "
+        "data.max_length, or set model.activation_checkpointing = true.",
+        [&] { return optimizer_step(*optimizer_, group_, input, lr, config_.max_grad_norm); });
     if (!result.finite) {
       ++position_.nonfinite_steps;
       if (config_.stop_on_nonfinite)
@@ -296,7 +409,9 @@ class TrainingRun {
   void evaluate_now() {
     if (!eval_) return;
     const int64_t step = position_.step;
-    const double loss = evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_);
+    const double loss = guard_allocation(
+        cat("the evaluation at step ", step), "Lower training.micro_batch_rows or data.max_length.",
+        [&] { return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_); });
     nlohmann::json record{{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}};
     if (!config_.sample_prompts.empty())
       record["samples"] =
@@ -311,9 +426,16 @@ class TrainingRun {
                      s["reply"].get<std::string>().c_str());
   }
 
+  // The checkpoint of this step, unless it exists already (the one resumed
+  // from, or one just written before a stop or the end).
   void checkpoint() {
-    save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir, config_.keep_last,
-                    {{"recipe_digest", digest_}});
+    if (position_.step == last_checkpoint_step_) return;
+    const std::string dir = save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir,
+                                            config_.keep_last,
+                                            {{"recipe_digest", digest_}, {"recipe_settings", settings_}});
+    last_checkpoint_step_ = position_.step;
+    progress_->line_break();
+    std::printf("checkpoint: %s\n", dir.c_str());
   }
 
   // The final model dir, complete for transformers, written under a
@@ -329,9 +451,7 @@ class TrainingRun {
     copy_model_dir_files(config_.data.model_dir, tmp.string());
     if (!config_.data.chat_template_file.empty())
       write_file_atomic((tmp / "chat_template.jinja").string(), encoder_->chat_template.source());
-    fs::remove_all(final_dir, ec);
-    fs::rename(tmp, final_dir, ec);
-    if (ec) fail("cannot rename ", tmp.string(), " to ", final_dir.string(), ": ", ec.message());
+    replace_dir(tmp.string(), final_dir.string());
     return final_dir.string();
   }
 
@@ -340,7 +460,8 @@ class TrainingRun {
   const RecipeHooks& hooks_;
   ProcessGroup& group_;
   const std::string run_dir_;
-  std::string checkpoint_, digest_;
+  std::string checkpoint_, settings_, digest_;
+  int64_t last_checkpoint_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
   at::Device device_ = at::kCPU;
   at::ScalarType dtype_ = at::kFloat;
   std::optional<datasets::EncoderBundle> encoder_;
@@ -362,11 +483,13 @@ class TrainingRun {
 
 }  // namespace
 
-std::string run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
-                         const ResumeRequest& resume, ProcessGroup& group) {
+RunOutcome run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
+                        const LaunchOptions& launch, ProcessGroup& group) {
+  StopRequest stop_request;
   TrainingRun run(recipe, config, hooks, group);
-  run.setup(resume);
+  run.setup(launch);
   run.train();
+  if (const int signal = StopRequest::signal()) return run.stop(signal);
   return run.cleanup();
 }
 

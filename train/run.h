@@ -21,9 +21,19 @@
 
 namespace st::train {
 
-struct ResumeRequest {
+/// How the command line starts a run.
+struct LaunchOptions {
   bool resume = false;
-  std::string from;  // a checkpoint dir; "" : the newest in output_dir
+  std::string resume_from;    // a checkpoint dir; "" : the newest in output_dir
+  bool print_recipe = false;  // the resolved recipe on stdout too (it is always in run/recipe.toml)
+};
+
+/// How a run ended: finished (final_dir set), or stopped by SIGINT/SIGTERM
+/// after writing a checkpoint (stop_signal set; the exit code is 128 + it).
+struct RunOutcome {
+  std::string final_dir;
+  int stop_signal = 0;
+  int64_t step = 0;
 };
 
 /// What a recipe puts into the run.
@@ -46,8 +56,10 @@ struct RecipeHooks {
   std::function<MicroBatchLoss(const LlamaModel&, const datasets::Batch&, const StepScale&)> loss;
 };
 
-/// Runs the recipe; returns the final model dir.
-std::string run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
-                         const ResumeRequest& resume, ProcessGroup& group);
+/// Runs the recipe. The first SIGINT or SIGTERM stops it gracefully after
+/// the current optimizer step (checkpoint, metrics, plot); a second one ends
+/// the process at once (common/stop_request.h).
+RunOutcome run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
+                        const LaunchOptions& launch, ProcessGroup& group);
 
 }  // namespace st::train

@@ -80,6 +80,17 @@ class RecipeTest : public ::testing::Test {
     return "no error";
   }
 
+  // The st::InternalError message of `f` (a bug of ours, outside the
+  // st::Error hierarchy), or "no internal error".
+  static std::string internal_error_of(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const InternalError& e) {
+      return e.what();
+    }
+    return "no internal error";
+  }
+
   std::string path(const std::string& name) const { return (dir_ / name).lexically_normal().string(); }
 
   fs::path dir_;
@@ -455,7 +466,9 @@ TEST_F(RecipeTest, CanonicalChangesWithAnyCoveredValueOnly) {
 
 TEST_F(RecipeTest, GettersCheckTheSchemaAndType) {
   Recipe r = parse(kMinimal);
-  auto internal = [&](const std::function<void()>& f) { return error_of(f).rfind("internal error", 0) == 0; };
+  auto internal = [&](const std::function<void()>& f) {
+    return internal_error_of(f).rfind("internal error", 0) == 0;
+  };
   EXPECT_TRUE(internal([&] { r.get_int("data.max_lenght"); }));
   EXPECT_TRUE(internal([&] { r.get_string("data.max_length"); }));
   EXPECT_TRUE(internal([&] { r.get_float("data.max_length"); }));
@@ -475,7 +488,7 @@ TEST_F(RecipeTest, MergeSchemasKeepsOrderAndRejectsDuplicates) {
 
 TEST_F(RecipeTest, BadSchemasAreInternalErrors) {
   auto bad = [&](RecipeSchema schema) {
-    return error_of([&] { Recipe::from_string("", "r", "/", schema); }).rfind("internal error", 0) == 0;
+    return internal_error_of([&] { Recipe::from_string("", "r", "/", schema); }).rfind("internal error", 0) == 0;
   };
   EXPECT_TRUE(bad({{.key = "nosection", .type = KeyType::kInt, .default_value = 1}}));
   EXPECT_TRUE(bad({{.key = "a.x", .type = KeyType::kInt, .default_value = "one"}}));
@@ -498,3 +511,23 @@ TEST_F(RecipeTest, DescribeSchemaListsEveryKey) {
 
 }  // namespace
 }  // namespace st
+
+// ST_CHECK reports our bugs with st::InternalError, which no handler of user
+// errors (st::Error: data.skip_invalid, main's exit 1, expect_error) catches.
+TEST(ErrorTypes, InternalErrorsAreOutsideTheUserErrorHierarchy) {
+  static_assert(!std::is_base_of_v<st::Error, st::InternalError>);
+  bool caught_as_user_error = false;
+  std::string message;
+  try {
+    try {
+      ST_CHECK(1 + 1 == 3, "arithmetic");
+    } catch (const st::Error&) {
+      caught_as_user_error = true;
+    }
+  } catch (const st::InternalError& e) {
+    message = e.what();
+  }
+  EXPECT_FALSE(caught_as_user_error);
+  EXPECT_EQ(message.rfind("internal error at ", 0), 0u) << message;
+  EXPECT_NE(message.find("1 + 1 == 3 failed. arithmetic"), std::string::npos) << message;
+}

@@ -87,20 +87,34 @@ TEST(Packing, PlansAreDeterministicPerSeedAndDifferPerEpoch) {
 
 TEST(Packing, MaterializedRowsRestartPositionsPerDocument) {
   FakeData data({3, 4, 2});
-  BatchOptions options{.mode = BatchMode::kPacked, .row_tokens = 10, .rows = 1};
-  BatchLayout layout{{{0, 1, 2}}};
+  BatchOptions options{.mode = BatchMode::kPacked, .row_tokens = 10, .rows = 2};
+  BatchLayout layout{{{0, 1, 2}, {2}}};
   Batch b = materialize(layout, data.view(), options, /*pad_id=*/-7);
-  ASSERT_EQ(b.cols, 10);
-  EXPECT_EQ(b.ids, (std::vector<int32_t>{0, 1, 2, 100, 101, 102, 103, 200, 201, -7}));
-  EXPECT_EQ(b.position_ids, (std::vector<int32_t>{0, 1, 2, 0, 1, 2, 3, 0, 1, 0}));
-  EXPECT_EQ(b.document, (std::vector<int32_t>{0, 0, 0, 1, 1, 1, 1, 2, 2, -1}));
+  // As wide as the longest row (9), not the budget (10); the short row is padded.
+  ASSERT_EQ(b.cols, 9);
+  EXPECT_EQ(b.ids, (std::vector<int32_t>{0, 1, 2, 100, 101, 102, 103, 200, 201, 200, 201, -7, -7, -7, -7, -7, -7, -7}));
+  EXPECT_EQ(b.position_ids, (std::vector<int32_t>{0, 1, 2, 0, 1, 2, 3, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(b.document, (std::vector<int32_t>{0, 0, 0, 1, 1, 1, 1, 2, 2, 0, 0, -1, -1, -1, -1, -1, -1, -1}));
   // A document's first token is never a target (nothing before it in its document).
-  EXPECT_EQ(b.loss_mask, (std::vector<uint8_t>{0, 1, 1, 0, 1, 1, 1, 0, 1, 0}));
-  EXPECT_EQ(b.trained_tokens(), 6u);
+  EXPECT_EQ(b.loss_mask, (std::vector<uint8_t>{0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(b.trained_tokens(), 7u);
+  layout = BatchLayout{{{0, 1, 2}}};
   const auto stats = plan_stats({layout}, data.view(), options);
   EXPECT_EQ(stats.tokens, 9u);
   EXPECT_EQ(stats.trained_tokens, 6u);
   EXPECT_DOUBLE_EQ(stats.efficiency(), 0.6);
+}
+
+TEST(Packing, RowsAreSizedByTheDataNotByAHugeBudget) {
+  // data.max_length = 1000000 over short samples: a batch as big as its data.
+  const std::vector<uint32_t> lengths{3, 4}, subset{0, 1};
+  FakeData data(lengths);
+  BatchOptions options{.mode = BatchMode::kPacked, .row_tokens = 1000000, .rows = 1};
+  const auto plan = plan_epoch(lengths, subset, options, 0);
+  ASSERT_EQ(plan.size(), 1u);
+  const Batch b = materialize(plan[0], data.view(), options, 0);
+  EXPECT_EQ(b.cols, 7);
+  EXPECT_EQ(b.ids.size(), 7u);
 }
 
 TEST(Padding, BucketsBySimilarLengthAndPadsToTheLongestRow) {

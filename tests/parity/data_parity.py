@@ -209,7 +209,7 @@ def ours(model_dir, data_file, variables):
     recipe = os.path.join(WORK, "recipe.toml")
     with open(recipe, "w", encoding="utf-8") as f:
         f.write(f"[model]\npath = {json.dumps(model_dir)}\n[data]\ntrain = [{json.dumps(data_file)}]\n"
-                "skip_invalid = true\nmax_length = 1048576\n")
+                "skip_invalid = true\nmax_length = 1048576\nallow_beyond_positions = true\n")
         if variables:
             f.write("template_vars = {" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in variables.items()) + "}\n")
     out = run("inspect-data", recipe, "--n", "0", "--format", "jsonl", capture_output=True).stdout

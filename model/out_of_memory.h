@@ -1,0 +1,37 @@
+// Running out of memory is a user-facing condition (the batch, the model or
+// max_length is too big for this machine), not a crash: an allocation that
+// fails deep inside LibTorch says only how many bytes it wanted, so the
+// places that allocate the big things (the model's tensors, a training
+// step, an evaluation, a generation) run under guard_allocation, which turns
+// the failure into an st::Error that says what was being allocated, how
+// big, and which settings lower it.
+#pragma once
+
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace st {
+
+/// When `failure` is an allocation failure (LibTorch's CPU allocator,
+/// c10::OutOfMemoryError from CUDA's, std::bad_alloc), the st::Error to
+/// throw instead: "out of memory while <what>: tried to allocate 3.7 TiB.
+/// <advice>". Otherwise nullptr (rethrow the original).
+std::exception_ptr out_of_memory_error(const std::exception_ptr& failure, const std::string& what,
+                                       const std::string& advice);
+
+/// Runs `body`; an allocation failure inside it becomes the st::Error above.
+template <typename Body>
+decltype(auto) guard_allocation(const std::string& what, const std::string& advice, Body&& body) {
+  try {
+    return std::forward<Body>(body)();
+  } catch (...) {
+    if (auto error = out_of_memory_error(std::current_exception(), what, advice)) std::rethrow_exception(error);
+    throw;
+  }
+}
+
+/// "3.7 TiB", "512.0 MiB": sizes in messages.
+std::string format_bytes(double bytes);
+
+}  // namespace st
