@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
+#include "datasets/unrendered_fields.h"
 #include "sft/sft_config.h"
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
@@ -93,6 +94,7 @@ int run_inspect_data(int argc, char** argv) {
   const datasets::EncoderBundle bundle = datasets::load_encoder(config);
   const datasets::SampleEncoder encoder(bundle.tokenizer, bundle.chat_template, bundle.options);
   const datasets::SampleKind kind = datasets::split_kind(config, config.train_files);
+  const datasets::UnrenderedFields unrendered(bundle.chat_template);
 
   datasets::PrepareReport report;
   report.split = "train";
@@ -114,6 +116,8 @@ int run_inspect_data(int argc, char** argv) {
     else pairs = datasets::read_preferences(file, config.reader, &stats);
     report.records += stats.records;
     for (const auto& [reason, n] : stats.skipped) report.dropped[reason] += n;
+    for (const auto& chat : chats) unrendered.count(chat, report.unrendered);
+    for (const auto& pair : pairs) unrendered.count(pair, report.unrendered);
     // Shown samples are encoded even when dropped, to say why.
     const std::vector<datasets::EncodedSample> encoded =
         datasets::encode_samples(encoder, chats, pairs, /*skip_invalid=*/true, config.workers);
@@ -208,6 +212,9 @@ int run_inspect_data(int argc, char** argv) {
   }
   if (jsonl) {
     std::fprintf(stderr, "%s\n", report.to_json().dump().c_str());
+    for (const std::string& warning :
+         datasets::unrendered_warnings(report.unrendered, report.split, bundle.chat_template.origin()))
+      std::fprintf(stderr, "%s\n", warning.c_str());
     return 0;
   }
   std::printf("=== statistics\n");
@@ -222,7 +229,7 @@ int run_inspect_data(int argc, char** argv) {
                             [&](uint32_t i) { return std::span<const uint8_t>(chat_sequences[i].mask); }};
     plan = datasets::plan_stats(datasets::plan_epoch(lengths, all, batching, 0), view, batching);
   }
-  print_split_report(stdout, report, plan, batching);
+  print_split_report(stdout, report, plan, batching, bundle.chat_template.origin());
   std::printf("  length histogram (tokens per %s):\n%s",
               kind == datasets::SampleKind::kChat ? "sample" : "pair: the prompt and the longer completion",
               length_histogram(lengths).c_str());

@@ -46,7 +46,7 @@ int run_prepare(int argc, char** argv) {
       for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
       plan = datasets::plan_stats(datasets::plan_epoch(lengths, all, batching, 0), cache.view(), batching);
     }
-    print_split_report(stdout, report, plan, batching);
+    print_split_report(stdout, report, plan, batching, encoder.chat_template.origin());
   };
   report_split(config.train_files, "train");
   if (!config.eval_files.empty()) report_split(config.eval_files, "eval");

@@ -1,5 +1,7 @@
 #include "cli/data_report.h"
 
+#include "datasets/unrendered_fields.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,7 +33,7 @@ std::string length_histogram(const std::vector<uint32_t>& lengths) {
 }
 
 void print_split_report(std::FILE* out, const datasets::PrepareReport& r, const datasets::PlanStats& plan,
-                        const datasets::BatchOptions& batching) {
+                        const datasets::BatchOptions& batching, const std::string& template_origin) {
   std::fprintf(out, "%s: %zu samples from %zu records (%s), %zu tokens, %zu trained (%.1f%%)\n", r.split.c_str(),
                r.samples, r.records, r.kind == datasets::SampleKind::kChat ? "chat" : "preference pairs", r.tokens,
                r.trained_tokens, r.tokens ? 100.0 * double(r.trained_tokens) / double(r.tokens) : 0.0);
@@ -48,6 +50,8 @@ void print_split_report(std::FILE* out, const datasets::PrepareReport& r, const 
   if (!r.cache_dir.empty())
     std::fprintf(out, "  cache: %s (%s)\n", r.cache_dir.c_str(),
                  r.reused ? "reused" : cat("built in ", r.seconds, " s").c_str());
+  for (const std::string& warning : datasets::unrendered_warnings(r.unrendered, r.split, template_origin))
+    std::fprintf(stderr, "%s\n", warning.c_str());
 }
 
 datasets::PrepareProgress progress_printer(const std::string& what) {

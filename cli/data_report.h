@@ -13,7 +13,7 @@ namespace st::cli {
 
 /// Prints the report of one split (and the packing plan statistics).
 void print_split_report(std::FILE* out, const datasets::PrepareReport& report, const datasets::PlanStats& plan,
-                        const datasets::BatchOptions& batching);
+                        const datasets::BatchOptions& batching, const std::string& template_origin);
 
 /// A histogram of sequence lengths in power-of-two buckets, as text lines.
 std::string length_histogram(const std::vector<uint32_t>& lengths);

@@ -9,6 +9,7 @@
 #include "common/atomic_file.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "datasets/unrendered_fields.h"
 
 namespace fs = std::filesystem;
 
@@ -19,7 +20,8 @@ namespace {
 // Bumped whenever the cache layout or the encoding rules change, so caches
 // written by an older salamandra-tune are rebuilt rather than trusted.
 // v2: masks from one tokenization of the whole text (token_straddles_boundary).
-constexpr const char* kCacheVersion = "salamandra-tune token cache v2";
+// v3: the stored report counts fields the template never renders.
+constexpr const char* kCacheVersion = "salamandra-tune token cache v3";
 
 std::string content_key(const DataConfig& config, const EncoderBundle& encoder, const std::vector<std::string>& files) {
   Digest digest;
@@ -62,7 +64,7 @@ bool is_expected_drop(const std::string& reason) {
 Json PrepareReport::to_json() const {
   return Json{{"split", split},     {"kind", kind == SampleKind::kChat ? "chat" : "preference"},
               {"records", records}, {"samples", samples},
-              {"truncated", truncated}, {"dropped", dropped},
+              {"truncated", truncated}, {"dropped", dropped}, {"unrendered", unrendered},
               {"tokens", tokens},   {"trained_tokens", trained_tokens},
               {"seconds", seconds}};
 }
@@ -75,6 +77,7 @@ PrepareReport PrepareReport::from_json(const Json& j) {
   r.samples = j.value("samples", size_t(0));
   r.truncated = j.value("truncated", size_t(0));
   if (j.contains("dropped")) r.dropped = j["dropped"].get<std::map<std::string, size_t>>();
+  if (j.contains("unrendered")) r.unrendered = j["unrendered"].get<std::map<std::string, size_t>>();
   r.tokens = j.value("tokens", size_t(0));
   r.trained_tokens = j.value("trained_tokens", size_t(0));
   r.seconds = j.value("seconds", 0.0);
@@ -180,6 +183,7 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
   r.cache_dir = dir;
   r.kind = split_kind(config, files);
   SampleEncoder sample_encoder(encoder.tokenizer, encoder.chat_template, encoder.options);
+  const UnrenderedFields unrendered(encoder.chat_template);
   TokenCacheWriter writer(dir);
   // Files stream through in blocks: reading holds one block of samples,
   // encoding runs on all cores per block, and the cache is appended in order.
@@ -206,10 +210,12 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
     ReadStats stats;
     if (r.kind == SampleKind::kChat) {
       read_conversation_blocks(file, config.reader, kBlock, [&](std::vector<Conversation>& chats) {
+        for (const Conversation& chat : chats) unrendered.count(chat, r.unrendered);
         write_block(encode_samples(sample_encoder, chats, {}, config.reader.skip_invalid, config.workers));
       }, &stats);
     } else {
       read_preference_blocks(file, config.reader, kBlock, [&](std::vector<PreferencePair>& pairs) {
+        for (const PreferencePair& pair : pairs) unrendered.count(pair, r.unrendered);
         write_block(encode_samples(sample_encoder, {}, pairs, config.reader.skip_invalid, config.workers));
       }, &stats);
     }

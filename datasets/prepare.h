@@ -27,6 +27,9 @@ struct PrepareReport {
   size_t samples = 0;   // samples in the cache
   size_t truncated = 0; // samples cut to max_length (kept)
   std::map<std::string, size_t> dropped;  // reason -> samples not in the cache
+  /// field -> samples carrying it that the chat template never renders
+  /// (datasets/unrendered_fields.h)
+  std::map<std::string, size_t> unrendered;
   size_t tokens = 0, trained_tokens = 0;
   double seconds = 0;
   Json to_json() const;

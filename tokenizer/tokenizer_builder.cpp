@@ -21,6 +21,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -174,6 +175,17 @@ void build_salamandra_tokenizer(const TokenizerTrainingOptions& options,
   for (int n = 1; n <= options.tab_runs; ++n) user_defined += "," + repeat("\t", n);
   for (int n = 1; n <= options.newline_runs; ++n) user_defined += "," + repeat("\n", n);
 
+  // A dir this call creates is removed again if training fails: a failed
+  // build leaves no empty tokenizer dir behind.
+  struct RemoveIfFailed {
+    std::string dir;
+    bool created;
+    int exceptions = std::uncaught_exceptions();
+    ~RemoveIfFailed() {
+      std::error_code ignored;
+      if (created && std::uncaught_exceptions() > exceptions) fs::remove_all(dir, ignored);
+    }
+  } cleanup{out_dir, !fs::exists(out_dir)};
   fs::create_directories(out_dir);
   std::unordered_map<std::string, std::string> args = {
       {"input", inputs},

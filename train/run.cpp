@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/stop_request.h"
 #include "datasets/prepare.h"
+#include "datasets/unrendered_fields.h"
 #include "eval/sample_replies.h"
 #include "model/model_dir.h"
 #include "model/out_of_memory.h"
@@ -240,6 +241,9 @@ class TrainingRun {
            kind_name(report.kind));
     std::printf("train data: %zu samples, %zu tokens, %zu trained (cache %s, %s)\n", report.samples, report.tokens,
                 report.trained_tokens, train_dir.c_str(), report.reused ? "reused" : "built");
+    for (const std::string& warning :
+         datasets::unrendered_warnings(report.unrendered, "train", encoder_->chat_template.origin()))
+      std::fprintf(stderr, "%s\n", warning.c_str());
     std::vector<uint32_t> train_members;
     if (config_.data.eval_files.empty() && config_.data.eval_ratio > 0) {
       auto split = datasets::split_train_eval(static_cast<uint32_t>(datasets::TokenCache::open(train_dir).sequences()),

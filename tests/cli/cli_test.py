@@ -7,6 +7,7 @@ Usage: cli_test.py SALAMANDRA_TUNE WORK_DIR
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,9 +132,10 @@ def main(binary, work):
            "nope.txt")
     expect("missing model dir", run(binary, "generate", "--model", os.path.join(work, "nope"), "--prompt", "x"), 1,
            "nope")
-    expect("bad top-p", run(binary, "generate", "--model", model, "--prompt", "x", "--top-p", "1.5"), 1,
+    expect("bad top-p", run(binary, "generate", "--model", model, "--prompt", "x", "--sample", "--top-p", "1.5"), 1,
            "top_p must be in (0, 1]")
     data_commands(binary, work, tok)
+    robustness_commands(binary, work, tok, model, docs)
     task_commands(binary, work, model)
     sft_commands(binary, work, model)
     print(f"{checks - failures} passed, {failures} failed")
@@ -321,6 +323,150 @@ def data_commands(binary, work, tok):
            "data.fields.speaker", "known fields")
     write(bad, '{"question": "Hola", "answer": "Ei"}\n')
     expect("unknown schema", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad, "format")
+
+
+def expect_true(name, ok, detail=""):
+    expect(name, subprocess.CompletedProcess([], 0 if ok else 1, detail, ""), 0)
+
+
+def robustness_commands(binary, work, tok, model, docs):
+    """The cases of issue 14 outside training runs: limits, init, generate,
+    score and inspect-data tell the truth, usage mistakes exit 2, failed
+    commands leave nothing behind."""
+    work, tok = os.path.abspath(work), os.path.abspath(tok)
+    expect("--version", run(binary, "--version"), 0, "salamandra-tune 0.1.0", "LibTorch 2.11.0", "CUDA kernels:")
+    expect("prepare --help lists the data keys", run(binary, "prepare", "--help"), 0, "data keys",
+           "data.max_length: an integer", "data.train_on", "data.allow_beyond_positions")
+
+    # init: the vocabulary is the tokenizer's; configs transformers refuses are refused.
+    tiny = os.path.join(work, "tiny_from_tok")
+    expect("init takes the tokenizer's vocabulary", run(binary, "init", "--preset", "tiny", "--out", tiny,
+                                                        "--tokenizer", tok, "--dtype", "float32"), 0,
+           "vocab_size 600 from the tokenizer", "vocab 600")
+    expect("generate on it decodes", run(binary, "generate", "--model", tiny, "--prompt", "Hola", "--max-new-tokens",
+                                         "20"), 0)
+    mismatch = os.path.join(work, "mismatch")
+    expect("init refuses a vocabulary mismatch", run(binary, "init", "--preset", "tiny", "--out", mismatch,
+                                                     "--tokenizer", tok, "--vocab-size", "8000"), 1,
+           "--vocab-size 8000 does not match the 600 pieces")
+    expect_true("init left no dir after refusing", not os.path.exists(mismatch) and
+                not os.path.exists(mismatch + ".tmp-init"))
+    bad_cfg = os.path.join(work, "hidden130.json")
+    write(bad_cfg, '{"model_type": "llama", "vocab_size": 600, "hidden_size": 130, "intermediate_size": 50,'
+                   ' "num_hidden_layers": 1, "num_attention_heads": 4}')
+    expect("init refuses hidden 130 with 4 heads", run(binary, "init", "--config", bad_cfg, "--out",
+                                                       os.path.join(work, "h130")), 1,
+           bad_cfg, '"hidden_size" (130) must be a multiple of "num_attention_heads" (4)')
+    huge_cfg = os.path.join(work, "huge.json")
+    write(huge_cfg, '{"model_type": "llama", "vocab_size": 1000000000, "hidden_size": 1024, "intermediate_size": 64,'
+                    ' "num_hidden_layers": 1, "num_attention_heads": 4}')
+    expect("init out of memory names what and how big", run(binary, "init", "--config", huge_cfg, "--out",
+                                                            os.path.join(work, "huge")), 1,
+           "out of memory while allocating the weights of a model of", "tried to allocate 3.7 TiB")
+
+    # generate: the position limit is an error or a note, never silence.
+    short = os.path.join(work, "short_positions")
+    short_cfg = os.path.join(work, "short.json")
+    write(short_cfg, '{"model_type": "llama", "vocab_size": 600, "hidden_size": 32, "intermediate_size": 50,'
+                     ' "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 48}')
+    expect("init 48 positions", run(binary, "init", "--config", short_cfg, "--out", short, "--tokenizer", tok), 0)
+    long_prompt = " ".join(["Hola món"] * 20)
+    expect("generate: prompt over the limit", run(binary, "generate", "--model", short, "--prompt", long_prompt), 1,
+           "leaves no room below the model's max_position_embeddings 48")
+    expect("generate: reaching the limit is said", run(binary, "generate", "--model", short, "--prompt", "Hola món",
+                                                       "--max-new-tokens", "100"), 0,
+           "at the model's position limit", "max_position_embeddings 48")
+    expect("generate --temperature without --sample", run(binary, "generate", "--model", model, "--prompt", "x",
+                                                          "--temperature", "0.7"), 2,
+           "--temperature applies only when sampling: add --sample")
+    expect("generate --system without --chat", run(binary, "generate", "--model", model, "--prompt", "x", "--system",
+                                                   "y"), 2, "--system needs --chat")
+    # --chat prompts with the chat template: the same ids as the rendered text given by hand.
+    rendered = "<|im_start|>system\nSigues breu.<|im_end|>\n<|im_start|>user\nHola<|im_end|>\n<|im_start|>assistant\n"
+    chat = run(binary, "generate", "--model", model, "--prompt", "Hola", "--system", "Sigues breu.", "--chat", "--ids",
+               "--max-new-tokens", "6")
+    by_hand = run(binary, "generate", "--model", model, "--prompt", rendered, "--ids", "--max-new-tokens", "6")
+    expect("generate --chat", chat, 0)
+    expect_true("generate --chat renders the template", chat.stdout == by_hand.stdout and chat.stdout.strip(),
+                chat.stdout + by_hand.stdout)
+
+    # score: binary and empty input name the file.
+    binary_file = os.path.join(work, "weights.bin")
+    with open(binary_file, "wb") as f:
+        f.write(b"text\n\x89PNG\x00\xff\xfe\n")
+    expect("score binary input", run(binary, "score", "--model", model, "--input", binary_file), 1,
+           binary_file + ":2", "UTF-8")
+    empty = os.path.join(work, "empty.txt")
+    write(empty, "")
+    expect("score empty input", run(binary, "score", "--model", model, "--input", empty), 1, empty, "no documents")
+
+    # Recipes: a malformed override is a usage mistake; max_length is checked against the positions.
+    data = os.path.join(work, "robust_chat.jsonl")
+    reply = "Bon dia a tothom, com estàs avui? Molt bé, gràcies per preguntar"
+    write(data, json.dumps({"messages": [{"role": "user", "content": "Hola"}, {"role": "assistant", "content": reply}]})
+          + "\n")
+    recipe = os.path.join(work, "robust.toml")
+    write(recipe, f'[model]\npath = "{short}"\n[data]\ntrain = ["{data}"]\nmax_length = 40\n'
+                  f'cache_dir = "{work}/cache"\n')
+    expect("malformed override exits 2", run(binary, "prepare", recipe, "data.max_length"), 2,
+           "needs the form section.key=value")
+    expect("max_length above the positions", run(binary, "prepare", recipe, "data.max_length=49"), 1,
+           "data.max_length = 49 (override data.max_length=49)", "max_position_embeddings 48",
+           "data.allow_beyond_positions = true")
+    expect("max_length above the positions, allowed", run(binary, "prepare", recipe, "data.max_length=49",
+                                                          "data.allow_beyond_positions=true"), 0, "train: 1 samples")
+
+    # inspect-data shows exactly the tokens training sees: a truncated reply is shown cut.
+    text = run(binary, "inspect-data", recipe)
+    expect("inspect-data truncated", text, 0, "40 tokens", "(truncated to max_length")
+    # The cut may fall inside a character (byte fallback): its half decodes as U+FFFD.
+    shown = text.stdout.split("=== sample 1", 1)[-1]
+    trained = shown.split("[[", 1)[1].split("]]", 1)[0] if "[[" in shown else ""
+    kept = trained.rstrip("\ufffd")
+    expect_true("inspect-data highlights only the kept part of the reply",
+                kept and reply.startswith(kept) and len(kept) < len(reply), text.stdout)
+    result = run(binary, "inspect-data", recipe, "--format", "jsonl")
+    sample = json.loads(result.stdout.splitlines()[0]) if result.returncode == 0 else {}
+    expect_true("inspect-data jsonl: text of the kept tokens", sample.get("truncated") and len(sample["ids"]) == 40
+                and "preguntar" not in sample["text"] and sample["text"].endswith(trained), json.dumps(sample))
+    count = re.search(r"40 tokens, (\d+) trained", text.stdout)
+    expect_true("inspect-data: the header counts the mask", count and int(count.group(1)) == sum(sample["mask"][1:]),
+                text.stdout)
+
+    # A preference pair: the header and the statistics count the same tokens.
+    pair = os.path.join(work, "robust_pair.jsonl")
+    write(pair, '{"prompt": "Hola, com va?", "chosen": "Molt be", "rejected": "No ho se pas, potser demà"}\n')
+    text = run(binary, "inspect-data", recipe, f'data.train=["{pair}"]', "data.max_length=64",
+               "data.allow_beyond_positions=true")
+    header = re.search(r"(\d+) tokens \(prompt (\d+), chosen (\d+), rejected (\d+)\), (\d+) trained", text.stdout)
+    stats = re.search(r"train: 1 samples from 1 records \(preference pairs\), (\d+) tokens, (\d+) trained", text.stdout)
+    expect_true("inspect-data pair: header and statistics agree",
+                header and stats and header.group(1) == stats.group(1) and header.group(5) == stats.group(2)
+                and int(header.group(1)) == sum(int(header.group(i)) for i in (2, 3, 4)), text.stdout)
+
+    # Fields the template never renders are counted and warned about.
+    tools = os.path.join(work, "tool_calls.jsonl")
+    write(tools, json.dumps({"messages": [
+        {"role": "user", "content": "Quin temps fa?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+                                                             "function": {"name": "temps", "arguments": "{}"}}]},
+        {"role": "tool", "content": "sol"},
+        {"role": "assistant", "content": "Fa sol"}]}) + "\n" + json.dumps({"messages": [
+        {"role": "user", "content": "Hola"}, {"role": "assistant", "content": "Ei"}]}) + "\n")
+    expect("unrendered tool_calls warned", run(binary, "prepare", recipe, f'data.train=["{tools}"]',
+                                               "data.max_length=40"), 0,
+           "warning: 1 train sample carries tool_calls, which the chat template", "never renders")
+
+    # Failed commands leave no partial dirs.
+    failed_tok = os.path.join(work, "failed_tok")
+    expect("build-tokenizer too small a corpus", run(binary, "build-tokenizer", "--input", docs, "--out", failed_tok,
+                                                     "--vocab-size", "50000"), 1)
+    expect_true("a failed build-tokenizer leaves no dir", not os.path.exists(failed_tok))
+    failed_run = os.path.join(work, "failed_run")
+    expect("sft on a missing data file", run(binary, "sft", recipe, f"training.output_dir={failed_run}",
+                                             f'data.train=["{data}"]', f'data.eval=["{work}/none.jsonl"]'), 1,
+           "none.jsonl")
+    expect_true("a failed sft leaves no run dir", not os.path.exists(failed_run))
 
 
 if __name__ == "__main__":
