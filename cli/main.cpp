@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "cli/commands.h"
 #include "cli/version.h"
+#include "model/out_of_memory.h"
 
 namespace {
 
@@ -79,6 +80,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salamandra-tune %s: error: out of memory\n", command->name);
     return 1;
   } catch (const std::exception& e) {
+    // An allocation failure outside the guarded places still gets its size.
+    if (auto oom = st::out_of_memory_error(std::current_exception(), st::cat("memory for ", command->name), "")) {
+      try {
+        std::rethrow_exception(oom);
+      } catch (const st::Error& error) {
+        std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, error.what());
+      }
+      return 1;
+    }
     std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, e.what());
     return 1;
   }

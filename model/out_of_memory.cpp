@@ -53,7 +53,8 @@ std::exception_ptr out_of_memory_error(const std::exception_ptr& failure, const 
     return nullptr;
   }
   return std::make_exception_ptr(Error(cat("out of memory while allocating ", what,
-                                           size.empty() ? "" : ": tried to allocate " + size, ". ", advice)));
+                                           size.empty() ? "" : ": tried to allocate " + size, ".",
+                                           advice.empty() ? "" : " " + advice)));
 }
 
 }  // namespace st

@@ -247,8 +247,12 @@ def check_batches(name, batches, samples, packed, rows, accum, steps):
             if R > rows or any(len(mb[k]) != R * C for k in ("ids", "position_ids", "document", "loss_mask")):
                 fail(f"{name} step {b['step']}: bad micro-batch shape {R}x{C}")
                 continue
-            if packed and C != MAX_LENGTH:
-                fail(f"{name} step {b['step']}: packed row width {C}, expected {MAX_LENGTH}")
+            # Rows are as wide as the micro-batch's longest row (packed or
+            # padded), never wider than max_length.
+            widest = max(sum(d >= 0 for d in mb["document"][r * C:(r + 1) * C]) for r in range(R))
+            if C != widest or C > MAX_LENGTH:
+                fail(f"{name} step {b['step']}: row width {C}, expected the longest row {widest} "
+                     f"(at most {MAX_LENGTH})")
             for r in range(R):
                 sl = slice(r * C, (r + 1) * C)
                 ids, pos, doc, mask = (mb[k][sl] for k in ("ids", "position_ids", "document", "loss_mask"))
