@@ -71,25 +71,19 @@ class RecipeTest : public ::testing::Test {
     return error_of([&] { parse(toml, overrides); });
   }
 
+  // The message of the exception of type E that `f` throws (st::Error: a
+  // user error; st::InternalError: a bug of ours, outside that hierarchy),
+  // or "no error".
+  template <typename E = Error>
   static std::string error_of(const std::function<void()>& f) {
     try {
       f();
-    } catch (const Error& e) {
+    } catch (const E& e) {
       return e.what();
     }
     return "no error";
   }
-
-  // The st::InternalError message of `f` (a bug of ours, outside the
-  // st::Error hierarchy), or "no internal error".
-  static std::string internal_error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const InternalError& e) {
-      return e.what();
-    }
-    return "no internal error";
-  }
+  static std::string internal_error_of(const std::function<void()>& f) { return error_of<InternalError>(f); }
 
   std::string path(const std::string& name) const { return (dir_ / name).lexically_normal().string(); }
 
