@@ -18,8 +18,8 @@ std::string resume_note(const RecipeSchema& schema) {
     if (spec.resumable) changeable += (changeable.empty() ? "" : ", ") + spec.key;
   return "Ctrl-C or SIGTERM stops after the current optimizer step with a checkpoint (exit 130 or 143; a\n"
          "second signal stops at once). --resume may change " + changeable + " (extending a finished run)\n"
-         "and every key that changes no result (paths, threads, logging.*, checkpointing.*); it refuses any\n"
-         "other change and names the keys.";
+         "and every key that changes no result (training.output_dir, data.cache_dir, threads, logging.*,\n"
+         "checkpointing.*); it refuses any other change and names the keys.";
 }
 
 }  // namespace

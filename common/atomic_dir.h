@@ -3,8 +3,9 @@
 // renames: the old dir is renamed aside, the new one renamed in, and only
 // then is the old one deleted. At every moment one complete dir exists under
 // the final name or under its aside name, so a kill between the two renames
-// loses nothing: readers that look for a dir also accept its aside name
-// (dir_or_aside), and the next replacement or recover_aside() cleans up.
+// loses nothing: the checkpoint listing and `--resume DIR` accept a dir's
+// aside name (dir_or_aside), and the next replacement or recover_aside()
+// puts things right.
 #pragma once
 
 #include <string>

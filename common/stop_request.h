@@ -2,8 +2,9 @@
 // the first signal only raises a flag, which long work (the training loop)
 // polls at points where stopping loses nothing, i.e. after an optimizer
 // step; it then writes its checkpoint, metrics and plot and exits with
-// 128 + the signal's number. The handler is installed with SA_RESETHAND,
-// so a second signal takes the default action and ends the process at once.
+// 128 + the signal's number. The handler puts both signals back to their
+// default action, so a second signal (of either kind) ends the process at
+// once.
 #pragma once
 
 namespace st {

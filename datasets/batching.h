@@ -65,8 +65,10 @@ struct BatchLayout {
 std::vector<BatchLayout> plan_epoch(std::span<const uint32_t> lengths, std::span<const uint32_t> subset,
                                     const BatchOptions& options, uint64_t epoch);
 
-/// Trained tokens / (rows * row_tokens) over a plan; for padded plans the
-/// denominator is the padded size.
+/// Trained tokens / (rows * row_tokens) over a plan: for packed plans the
+/// denominator is the rows' budget (how well packing fills max_length), for
+/// padded plans the padded size. (A materialised packed batch is only as
+/// wide as its longest row.)
 struct PlanStats {
   size_t batches = 0, rows = 0, tokens = 0, trained_tokens = 0, slots = 0;
   double efficiency() const { return slots ? double(trained_tokens) / double(slots) : 0; }

@@ -75,8 +75,12 @@ TaskAccuracy task_accuracy(const LlamaModel& model, const Tokenizer& tokenizer,
   for (size_t i = 0; i < samples.size(); ++i) {
     auto [prompt, reference] = split_reference(samples[i]);
     const std::vector<int32_t> prompt_ids = encoder.encode_prompt(prompt, samples[i].tools);
-    std::vector<int64_t> produced =
-        generate(model, std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), settings);
+    std::vector<int64_t> produced;
+    try {
+      produced = generate(model, std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), settings);
+    } catch (const Error& e) {  // a prompt longer than the model's positions
+      fail(samples[i].origin, ": ", e.what());
+    }
     std::vector<int32_t> ids(produced.begin(), produced.end());
     const std::string answer = trim(tokenizer.decode(ids, /*skip_special_tokens=*/true));
     const bool correct = answer == trim(reference);

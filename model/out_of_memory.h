@@ -1,10 +1,11 @@
 // Running out of memory is a user-facing condition (the batch, the model or
 // max_length is too big for this machine), not a crash: an allocation that
 // fails deep inside LibTorch says only how many bytes it wanted, so the
-// places that allocate the big things (the model's tensors, a training
-// step, an evaluation, a generation) run under guard_allocation, which turns
-// the failure into an st::Error that says what was being allocated, how
-// big, and which settings lower it.
+// places that allocate the big things (the model's weights, a training
+// step, an evaluation) run under guard_allocation, which turns the failure
+// into an st::Error that says what was being allocated, how big, and which
+// settings lower it. main() gives any other allocation failure (generate,
+// score) its size the same way.
 #pragma once
 
 #include <exception>

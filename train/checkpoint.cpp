@@ -130,7 +130,8 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   replace_dir(tmp_dir.string(), final_dir.string());
   if (keep_last > 0) {
     auto all = checkpoints(run_dir);
-    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second, ec);
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i)
+      if (all[i].second != final_dir) fs::remove_all(all[i].second, ec);  // never the one just written
   }
   return final_dir.string();
 }

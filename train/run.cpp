@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/stop_request.h"
 #include "datasets/prepare.h"
+#include "datasets/sample_encoder.h"
 #include "datasets/unrendered_fields.h"
 #include "eval/sample_replies.h"
 #include "model/model_dir.h"
@@ -150,16 +151,24 @@ class TrainingRun {
   TrainingRun(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks, ProcessGroup& group)
       : recipe_(recipe), config_(config), hooks_(hooks), group_(group), run_dir_(config.output_dir) {}
 
-  void setup(const LaunchOptions& launch) {
+  // False when a stop was asked for during setup (which then writes
+  // nothing); the stages in between are the points where it is noticed.
+  bool setup(const LaunchOptions& launch) {
     find_checkpoint(launch);
     if (config_.threads > 0) at::set_num_threads(static_cast<int>(config_.threads));
     device_ = pick_device(config_.device);
     dtype_ = config_.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     setup_data();
+    if (StopRequest::signal()) return false;
     setup_model();
+    if (StopRequest::signal()) return false;
     setup_plan();
+    if (StopRequest::signal()) return false;
     open_run_dir(launch);
+    return true;
   }
+
+  bool finished() const { return position_.step >= total_steps_; }
 
   void train() {
     const auto start = Clock::now();
@@ -173,7 +182,9 @@ class TrainingRun {
   }
 
   RunOutcome cleanup() {
-    evaluate_now();
+    // A resumed run that had nothing left to train was evaluated at this
+    // step already (its record is in metrics.jsonl).
+    if (steps_this_run_ > 0 || last_checkpoint_step_ != position_.step) evaluate_now();
     checkpoint();
     const std::string final_dir = write_final_dir();
     if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
@@ -201,7 +212,12 @@ class TrainingRun {
   // The checkpoint to resume from and the settings it must share with this
   // recipe; every refusal happens before anything is written.
   void find_checkpoint(const LaunchOptions& launch) {
-    checkpoint_ = launch.resume ? (launch.resume_from.empty() ? latest_checkpoint(run_dir_) : launch.resume_from) : "";
+    const std::string latest = latest_checkpoint(run_dir_);
+    // A checkpoint given by name is also found under its aside name (a kill
+    // struck while it was being replaced).
+    checkpoint_ = !launch.resume ? "" : launch.resume_from.empty() ? latest : dir_or_aside(launch.resume_from);
+    if (launch.resume && !launch.resume_from.empty() && checkpoint_.empty())
+      fail("--resume: ", launch.resume_from, " does not exist");
     if (launch.resume && checkpoint_.empty())
       fail("--resume: no checkpoint in ", run_dir_, " (checkpoints are written every checkpointing.every_steps)");
     if (!launch.resume && !latest_checkpoint(run_dir_).empty())
@@ -215,16 +231,40 @@ class TrainingRun {
     digest_ = digest.hex();
     if (checkpoint_.empty()) return;
     const nlohmann::json state = read_trainer_state(checkpoint_);
-    if (state.value("recipe_digest", "") != digest_) {
+    const int64_t step = TrainingPosition::from_json(state.value("position", nlohmann::json::object()),
+                                                     checkpoint_ + "/trainer_state.json")
+                             .step;
+    // Checkpoints written before the settings were recorded hashed every
+    // kResults key, max_steps and epochs included: they resume when those match.
+    Digest earlier;
+    earlier.field(recipe_.canonical(KeyEffect::kResults));
+    const bool earlier_format = !state.contains("recipe_settings") && state.value("recipe_digest", "") == earlier.hex();
+    if (state.value("recipe_digest", "") != digest_ && !earlier_format) {
       const std::string changes =
-          state.contains("recipe_settings") ? changed_keys(state["recipe_settings"].get<std::string>(), settings_)
-                                            : std::string("\n  (the checkpoint does not record its settings)");
+          state.contains("recipe_settings")
+              ? changed_keys(state["recipe_settings"].get<std::string>(), settings_)
+              : std::string("\n  (unknown: the checkpoint was written by an earlier salamandra-tune, which did not "
+                            "record its settings; resume it with the settings it was written with)");
       fail("--resume: ", checkpoint_, " was written by a run with other model/data/training settings; resuming would "
            "not continue it exactly. Changed:", changes, "\nNothing was written. --resume may change only "
            "training.max_steps, training.epochs and the keys that change no result (sft --help).");
     }
-    last_checkpoint_step_ = TrainingPosition::from_json(state.value("position", nlohmann::json::object()),
-                                                        checkpoint_ + "/trainer_state.json").step;
+    auto same = [](const fs::path& a, const fs::path& b) {
+      std::error_code ec;  // a path that does not exist is no other one
+      return fs::equivalent(a, b, ec);
+    };
+    const bool in_run_dir = same(fs::absolute(checkpoint_).parent_path(), run_dir_);
+    // Resuming from an earlier checkpoint of this run dir abandons the later
+    // ones; left in place, a later --resume would take them for this run's.
+    if (!in_run_dir && !latest.empty())
+      fail("--resume ", checkpoint_, ": ", run_dir_, " holds checkpoints of another run (the newest: ", latest,
+           "); set training.output_dir to a new dir. Nothing was written.");
+    if (in_run_dir && !latest.empty() && !same(latest, checkpoint_))
+      fail("--resume ", checkpoint_, ": ", run_dir_, " holds later checkpoints of the run (the newest: ", latest,
+           "). Resuming from step ", step, " would leave them to be mistaken for this run's: move or delete them "
+           "first, or set training.output_dir to a new dir and --resume ", checkpoint_, " there. Nothing was written.");
+    // The step whose checkpoint exists in the run dir already.
+    if (in_run_dir) last_checkpoint_step_ = step;
   }
 
   // The token caches of the splits and how batches are cut from them.
@@ -275,6 +315,7 @@ class TrainingRun {
     const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(device_);
     model_ = load_model(checkpoint_.empty() ? config_.data.model_dir : checkpoint_, options);
     model_->set_recompute_activations(config_.activation_checkpointing);
+    check_sample_prompts();
     if (hooks_.prepare_model) hooks_.prepare_model(*model_);
     if (!checkpoint_.empty()) load_adapter_state(checkpoint_, *model_);
     model_->require_grads();
@@ -292,6 +333,22 @@ class TrainingRun {
     if (checkpoint_.empty()) return;
     position_ = load_training_state(checkpoint_, *optimizer_, nullptr);
     std::printf("resuming from %s at step %lld\n", checkpoint_.c_str(), static_cast<long long>(position_.step));
+  }
+
+  // The evaluation's sample prompts must leave room to reply: found out at
+  // the first evaluation, a long one would stop the run there.
+  void check_sample_prompts() const {
+    if (config_.sample_prompts.empty()) return;
+    const datasets::SampleEncoder prompts(encoder_->tokenizer, encoder_->chat_template, encoder_->options);
+    const int64_t positions = model_->config().max_position_embeddings;
+    for (size_t i = 0; i < config_.sample_prompts.size(); ++i) {
+      const datasets::Json messages =
+          datasets::Json::array({datasets::Json{{"role", "user"}, {"content", config_.sample_prompts[i]}}});
+      const size_t tokens = prompts.encode_prompt(messages, nullptr).size();
+      if (static_cast<int64_t>(tokens) >= positions)
+        fail("logging.sample_prompts[", i, "] (", recipe_.where("logging.sample_prompts"), ") renders to ", tokens,
+             " tokens, which leaves no room below the model's max_position_embeddings ", positions);
+    }
   }
 
   // This epoch's plan, the step count and schedule.
@@ -491,9 +548,15 @@ RunOutcome run_training(const Recipe& recipe, const RunConfig& config, const Rec
                         const LaunchOptions& launch, ProcessGroup& group) {
   StopRequest stop_request;
   TrainingRun run(recipe, config, hooks, group);
-  run.setup(launch);
+  if (!run.setup(launch)) {
+    const int signal = StopRequest::signal();
+    std::printf("stopped by %s during setup: nothing was written to %s\n", StopRequest::signal_name(signal),
+                config.output_dir.c_str());
+    return {"", signal, 0};
+  }
   run.train();
-  if (const int signal = StopRequest::signal()) return run.stop(signal);
+  // A signal after the last step changes nothing: the run finishes.
+  if (const int signal = StopRequest::signal(); signal && !run.finished()) return run.stop(signal);
   return run.cleanup();
 }
 

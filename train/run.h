@@ -1,10 +1,11 @@
-// One training run, the same for every recipe: setup (run dir, resolved
-// recipe, device, data splits, model, optimizer, resume), the loop (plan,
-// schedule, steps, metrics and progress, evaluation with sample replies,
-// checkpoints) and cleanup (the last checkpoint, the final HF dir, the
-// plot). A recipe supplies only what is its own: the kind of data it trains
-// on, what an item is, and its loss callback (RecipeHooks); sft/ is the
-// first, dpo/ the next.
+// One training run, the same for every recipe: setup (the checkpoint to
+// resume and the settings it must share, device, data splits, model,
+// optimizer, plan; only then the run dir, its resolved recipe and logs), the
+// loop (schedule, steps, metrics and progress, evaluation with sample
+// replies, checkpoints) and cleanup (the last checkpoint, the final HF dir,
+// the plot), or a graceful stop on SIGINT/SIGTERM. A recipe supplies only
+// what is its own: the kind of data it trains on, what an item is, and its
+// loss callback (RecipeHooks); sft/ is the first, dpo/ the next.
 #pragma once
 
 #include <cstdint>

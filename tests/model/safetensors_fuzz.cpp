@@ -58,15 +58,6 @@ std::string framed(const uint8_t* data, size_t size) {
   return out;
 }
 
-// ST_CHECK failures are st::Errors too, but they mean our invariants broke:
-// those are findings, not rejections.
-void expect_user_error(const st::Error& e) {
-  if (std::string(e.what()).rfind("internal error", 0) == 0) {
-    std::fprintf(stderr, "%s\n", e.what());
-    std::abort();
-  }
-}
-
 void check_file(const std::string& bytes) {
   write_input(bytes);
   try {
@@ -82,13 +73,13 @@ void check_file(const std::string& bytes) {
     }
     for (const auto& t : file.tensors())
       if (&file.at(t.name) != &t) std::abort();
-  } catch (const st::Error& e) {
-    expect_user_error(e);
+  } catch (const st::Error&) {
+    // A rejection. ST_CHECK's st::InternalError (our invariants broke) is not
+    // an st::Error: it escapes and the fuzzer reports it as a finding.
   }
   try {
     st::safetensors::read_index(scratch_path());
-  } catch (const st::Error& e) {
-    expect_user_error(e);
+  } catch (const st::Error&) {
   }
 }
 

@@ -6,10 +6,13 @@ exit code, message and what is on disk:
     step reached is written with the plot, "stopped by ... at step N;
     continue with --resume", exit 130 / 143; the resumed run equals an
     uninterrupted one bit for bit (losses and final weights). A second
-    signal ends the process at once.
-  - A kill between the two renames of a checkpoint replacement leaves a
-    resumable run (the checkpoint under its aside name), which resumes to
-    the uninterrupted result.
+    signal ends the process at once; one during setup stops it there with
+    nothing written.
+  - A kill between the two renames of a dir replacement (final/, when a
+    finished run is extended) leaves one complete dir under its aside name
+    and a resumable run, which resumes to the uninterrupted result; a
+    checkpoint found only under its aside name is resumed from and put
+    back. Resuming from an earlier checkpoint than the newest is refused.
   - Extending a finished run with a larger training.max_steps continues
     from its last checkpoint (constant schedule: equal to a run trained to
     that length at once).
@@ -86,26 +89,41 @@ check(first_difference(losses(extended), losses(whole9)) is None and weights(ext
 r = sft(recipe, f"training.output_dir={extended}", "training.max_steps=4", "--resume")
 check(r.returncode == 1 and "extended, not shortened" in r.stderr, f"shortening a run was not refused: {r.stderr}")
 
-# ---- a kill between the two renames of a checkpoint replacement -------------
+# ---- a kill between the two renames of a dir replacement --------------------
 replaced = os.path.join(WORK, "replaced")
 must(sft(recipe, f"training.output_dir={replaced}", "training.max_steps=6"), "6-step run")
-# Resuming from checkpoint-3 rewrites checkpoint-6: killed after renaming the
-# old one aside, before renaming the new one in.
+# Extending the finished run rewrites final/: killed after renaming the old
+# one aside, before renaming the new one in.
 env = dict(os.environ, ST_TEST_KILL_BETWEEN_RENAMES="1")
-r = sft(recipe, f"training.output_dir={replaced}", "training.max_steps=9", "--resume",
-        os.path.join(replaced, "checkpoint-3"), env=env)
+r = sft(recipe, f"training.output_dir={replaced}", "training.max_steps=9", "--resume", env=env)
 check(r.returncode == -signal.SIGKILL, f"the kill hook did not fire: {r.returncode} {r.stderr[-500:]}")
-aside = os.path.join(replaced, "checkpoint-6.aside")
-check(not os.path.exists(os.path.join(replaced, "checkpoint-6")) and os.path.isdir(aside),
-      f"after the kill, checkpoint-6 should exist only aside: {sorted(os.listdir(replaced))}")
+final, aside = os.path.join(replaced, "final"), os.path.join(replaced, "final.aside")
+check(not os.path.exists(final) and all(os.path.exists(os.path.join(aside, n))
+                                        for n in ("config.json", "model.safetensors", "tokenizer.model")),
+      f"after the kill, one complete final dir should exist under its aside name: {sorted(os.listdir(replaced))}")
 r = sft(recipe, f"training.output_dir={replaced}", "training.max_steps=9", "--resume")
-check(r.returncode == 0 and f"resuming from {aside} at step 6" in r.stdout,
-      f"the run did not resume from the aside checkpoint: {r.returncode} {r.stdout[-800:]} {r.stderr[-800:]}")
-check(os.path.isdir(os.path.join(replaced, "checkpoint-6")) and not os.path.exists(aside)
-      and not [n for n in os.listdir(replaced) if ".tmp-" in n],
+check(r.returncode == 0 and f"resuming from {replaced}/checkpoint-9 at step 9" in r.stdout,
+      f"the killed run did not resume: {r.returncode} {r.stdout[-800:]} {r.stderr[-800:]}")
+check(os.path.isdir(final) and not os.path.exists(aside) and not [n for n in os.listdir(replaced) if ".tmp-" in n],
       f"the interrupted replacement was not cleaned up: {sorted(os.listdir(replaced))}")
 check(first_difference(losses(replaced), losses(whole9)) is None and weights(replaced) == weights(whole9),
       f"resumed after the kill differs from uninterrupted: {first_difference(losses(replaced), losses(whole9))}")
+# The state the same kill leaves when it strikes a checkpoint's replacement:
+# that checkpoint only under its aside name. --resume finds it and puts it back.
+os.rename(os.path.join(replaced, "checkpoint-9"), os.path.join(replaced, "checkpoint-9.aside"))
+r = sft(recipe, f"training.output_dir={replaced}", "training.max_steps=9", "--resume")
+check(r.returncode == 0 and f"resuming from {replaced}/checkpoint-9.aside at step 9" in r.stdout
+      and os.path.isdir(os.path.join(replaced, "checkpoint-9"))
+      and not os.path.exists(os.path.join(replaced, "checkpoint-9.aside")),
+      f"a checkpoint left aside was not resumed from: {r.returncode} {r.stdout[-800:]} {sorted(os.listdir(replaced))}")
+
+# ---- resuming from an earlier checkpoint than the newest is refused ---------
+before = snapshot(extended)
+r = sft(recipe, f"training.output_dir={extended}", "training.max_steps=9", "--resume",
+        os.path.join(extended, "checkpoint-3"))
+check(r.returncode == 1 and "holds later checkpoints of the run" in r.stderr and "Nothing was written" in r.stderr,
+      f"resuming from an earlier checkpoint was not refused: {r.returncode} {r.stderr}")
+check(snapshot(extended) == before, "the refused resume from an earlier checkpoint changed the run dir")
 
 # ---- a refused resume changes nothing and names the keys --------------------
 before = snapshot(whole9)
@@ -177,7 +195,7 @@ for attempt in range(5):
         while proc.poll() is None and steps_logged(run_dir) < 3:
             time.sleep(0.005)
         proc.send_signal(signal.SIGTERM)
-        while proc.poll() is None and "SIGTERM: stopping after this step" not in open(log).read():
+        while proc.poll() is None and "SIGTERM: stopping after the current step" not in open(log).read():
             time.sleep(0.001)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -185,6 +203,33 @@ for attempt in range(5):
             break
         proc.wait()
 check(second_signal == -signal.SIGTERM, f"a second SIGTERM did not stop at once: exit {second_signal}")
+
+# A signal during setup (here: while 30000 chats are tokenized) stops there,
+# with nothing written. It is sent once the handler is installed, as
+# /proc/PID/status's caught-signal mask shows.
+big = os.path.join(WORK, "big.jsonl")
+with open(big, "w") as f:
+    for i in range(30000):
+        f.write('{"messages": [{"role": "user", "content": "hola %d gat"}, '
+                '{"role": "assistant", "content": "bon dia %d sol"}]}\n' % (i, i))
+
+
+def catches_sigint(pid):
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+    return int(caught, 16) & (1 << (signal.SIGINT - 1))
+
+
+during_setup = os.path.join(WORK, "stopped_in_setup")
+proc = subprocess.Popen([ST, "sft", long_recipe, f"training.output_dir={during_setup}", f'data.train=["{big}"]',
+                         f"data.cache_dir={WORK}/cache_big"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True)
+while proc.poll() is None and not catches_sigint(proc.pid):
+    time.sleep(0.001)
+proc.send_signal(signal.SIGINT)
+out = proc.communicate()[0]
+check(proc.returncode == 130 and "stopped by SIGINT during setup: nothing was written" in out
+      and not os.path.exists(during_setup), f"a stop during setup: exit {proc.returncode}, output:\n{out[-800:]}")
 
 # ---- one pipe for stdout and stderr: every line whole -----------------------
 piped = os.path.join(WORK, "piped")
