@@ -71,11 +71,8 @@ int run_generate(int argc, char** argv) {
   std::vector<int32_t> encoded;
   if (chat) {
     const datasets::ChatTemplate chat_template = datasets::ChatTemplate::for_tokenizer(tokenizer, {}, model_dir);
-    const datasets::SampleEncoder encoder(tokenizer, chat_template, datasets::EncoderOptions{});
-    datasets::Json messages = datasets::Json::array();
-    if (!system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", system_prompt}});
-    messages.push_back({{"role", "user"}, {"content", prompt}});
-    encoded = encoder.encode_prompt(messages, nullptr);
+    encoded = datasets::SampleEncoder(tokenizer, chat_template, datasets::EncoderOptions{})
+                  .encode_user_prompt(prompt, system_prompt);
   } else {
     encoded = tokenizer.encode(prompt);
   }

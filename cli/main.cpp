@@ -7,8 +7,6 @@
 #include <exception>
 #include <string>
 
-#include <new>
-
 #include "common/error.h"
 #include "cli/commands.h"
 #include "cli/version.h"
@@ -74,22 +72,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salamandra-tune %s: %s\nThis is a bug in salamandra-tune (%s), not in your input; please "
                  "report it with the command line.\n", command->name, e.what(), st::cli::version_text().c_str());
     return 70;
-  } catch (const std::bad_alloc&) {
-    // Allocations that matter are guarded where they happen (they name
-    // what was being allocated); this is the last resort.
-    std::fprintf(stderr, "salamandra-tune %s: error: out of memory\n", command->name);
-    return 1;
   } catch (const std::exception& e) {
-    // An allocation failure outside the guarded places still gets its size.
-    if (auto oom = st::out_of_memory_error(std::current_exception(), st::cat("memory for ", command->name), "")) {
-      try {
-        std::rethrow_exception(oom);
-      } catch (const st::Error& error) {
-        std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, error.what());
-      }
-      return 1;
-    }
-    std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, e.what());
+    // Allocations that matter are guarded where they happen (they name what
+    // was being allocated); any other allocation failure still gets its size.
+    const auto oom = st::out_of_memory_message(std::current_exception(), st::cat("memory for ", command->name), "");
+    std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, oom ? oom->c_str() : e.what());
     return 1;
   }
 }

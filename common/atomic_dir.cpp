@@ -1,8 +1,11 @@
 #include "common/atomic_dir.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <vector>
 
 #include "common/error.h"
 
@@ -10,10 +13,25 @@ namespace fs = std::filesystem;
 
 namespace st {
 
-std::string aside_path(const std::string& target) {
+namespace {
+
+constexpr const char* kStagingMark = ".tmp-";
+
+// The path without "." parts or a trailing '/', so names derived from it
+// sit beside the dir.
+fs::path normalized(const std::string& target) {
   std::string path = fs::path(target).lexically_normal().string();
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path + kAsideSuffix;
+  return path;
+}
+
+}  // namespace
+
+std::string aside_path(const std::string& target) { return normalized(target).string() + kAsideSuffix; }
+
+std::string staging_path(const std::string& target) {
+  const fs::path path = normalized(target);
+  return (path.parent_path() / cat(".", path.filename().string(), kStagingMark, ::getpid())).string();
 }
 
 void replace_dir(const std::string& staged, const std::string& target) {
@@ -53,6 +71,20 @@ void recover_aside(const std::string& target) {
   } else {
     fs::rename(aside, target, ec);
     if (ec) fail("cannot rename ", aside, " back to ", target, ": ", ec.message());
+  }
+}
+
+void recover_dir_entries(const std::string& dir) {
+  std::vector<fs::path> entries;
+  for (const auto& entry : fs::directory_iterator(dir)) entries.push_back(entry.path());
+  const std::string suffix = kAsideSuffix;
+  for (const fs::path& path : entries) {
+    const std::string name = path.filename().string();
+    std::error_code ec;
+    if (name.size() > suffix.size() && name.ends_with(suffix))
+      recover_aside(path.string().substr(0, path.string().size() - suffix.size()));
+    else if (name.starts_with(".") && name.find(kStagingMark) != std::string::npos)
+      fs::remove_all(path, ec);
   }
 }
 

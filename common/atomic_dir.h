@@ -18,6 +18,10 @@ constexpr const char* kAsideSuffix = ".aside";
 /// `target` + kAsideSuffix: where the previous dir waits during a replacement.
 std::string aside_path(const std::string& target);
 
+/// Where a dir that will become `target` is built: a hidden name beside it
+/// that is this process's own (".<name>.tmp-<pid>").
+std::string staging_path(const std::string& target);
+
 /// Makes the complete dir `staged` (same filesystem) the dir `target`,
 /// replacing any dir already there as described above. st::Error names the
 /// paths when a rename fails.
@@ -30,6 +34,11 @@ std::string dir_or_aside(const std::string& target);
 /// Finishes an interrupted replacement: an aside dir whose target is
 /// missing is renamed back; one whose target exists is deleted.
 void recover_aside(const std::string& target);
+
+/// After a kill, in a dir whose entries are replaced this way: every
+/// interrupted replacement is finished (recover_aside) and staging dirs that
+/// were never renamed in are removed.
+void recover_dir_entries(const std::string& dir);
 
 /// Test-only: with ST_TEST_KILL_BETWEEN_RENAMES set in the environment, a
 /// replacement of an existing dir kills the process (SIGKILL) after

@@ -55,10 +55,10 @@ template <typename... Parts>
 }  // namespace st
 
 /// Internal invariant: on failure reports where in our code it broke.
-#define ST_CHECK(cond, ...)                                                   \
-  do {                                                                        \
-    if (!(cond))                                                              \
-      throw ::st::InternalError(::st::cat("internal error at ", __FILE__, ":",        \
-                                  __LINE__, ": ", #cond, " failed. ",         \
-                                  ##__VA_ARGS__));                            \
+#define ST_CHECK(cond, ...)                                                          \
+  do {                                                                               \
+    if (!(cond))                                                                     \
+      throw ::st::InternalError(::st::cat("internal error at ", __FILE__, ":",       \
+                                          __LINE__, ": ", #cond, " failed. ",        \
+                                          ##__VA_ARGS__));                           \
   } while (0)

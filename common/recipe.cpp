@@ -4,6 +4,7 @@
 #include "common/recipe.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "common/error.h"
 #include "common/recipe_text.h"
@@ -104,18 +105,19 @@ std::string Recipe::resolved_toml() const {
   return out;
 }
 
-std::string Recipe::canonical(KeyEffect effect) const {
+std::string Recipe::canonical_where(const std::function<bool(const KeySpec&)>& selected) const {
   std::vector<std::string> keys;
   for (const KeySpec& spec : schema_)
-    if (spec.affects >= effect) keys.push_back(spec.key);
+    if (selected(spec)) keys.push_back(spec.key);
   return keys.empty() ? std::string() : canonical(keys);
 }
 
+std::string Recipe::canonical(KeyEffect effect) const {
+  return canonical_where([effect](const KeySpec& spec) { return spec.affects >= effect; });
+}
+
 std::string Recipe::resume_identity() const {
-  std::vector<std::string> keys;
-  for (const KeySpec& spec : schema_)
-    if (spec.affects >= KeyEffect::kResults && !spec.resumable) keys.push_back(spec.key);
-  return keys.empty() ? std::string() : canonical(keys);
+  return canonical_where([](const KeySpec& spec) { return spec.affects >= KeyEffect::kResults && !spec.resumable; });
 }
 
 std::string Recipe::canonical(const std::vector<std::string>& prefixes) const {

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -86,6 +87,8 @@ class Recipe {
   Recipe() = default;
   // Index of `key` in schema_; ST_CHECK when the schema has no such key.
   size_t index(std::string_view key) const;
+  // canonical() of the schema keys `selected` picks.
+  std::string canonical_where(const std::function<bool(const KeySpec&)>& selected) const;
   // The value of a present key read as type T, after checking its KeyType.
   template <typename T>
   const T& typed(std::string_view key, KeyType a, KeyType b) const;

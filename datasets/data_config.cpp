@@ -100,7 +100,8 @@ FieldMapping field_mapping(const Recipe& recipe) {
 // data.max_length against the positions the model was trained at (its
 // config.json's max_position_embeddings), unless the recipe allows more. A
 // model dir without a config.json (a tokenizer-only dir, for prepare) has no
-// limit to check.
+// limit to check. Read here with nlohmann rather than ModelConfig: datasets/
+// sits below model/ and needs only this one number.
 void check_max_length(const Recipe& recipe) {
   const std::string config = (std::filesystem::path(recipe.get_string("model.path")) / "config.json").string();
   if (recipe.get_bool("data.allow_beyond_positions") || !std::filesystem::exists(config)) return;

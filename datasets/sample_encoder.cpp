@@ -133,6 +133,13 @@ bool SampleEncoder::needs_bos(const std::string& text) const {
   return tokenizer_.add_bos_token() && tokenizer_.bos_id() >= 0 && !(bos_text_.size() && starts_with(text, bos_text_));
 }
 
+std::vector<int32_t> SampleEncoder::encode_user_prompt(const std::string& user, const std::string& system) const {
+  Json messages = Json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  messages.push_back({{"role", "user"}, {"content", user}});
+  return encode_prompt(messages, nullptr);
+}
+
 std::vector<int32_t> SampleEncoder::encode_prompt(const Json& messages, const Json& tools) const {
   const std::string text = template_.render(messages, tools, true);
   std::vector<int32_t> ids;

@@ -84,6 +84,9 @@ class SampleEncoder {
   /// The ids a model is prompted with to reply to `messages`: rendered with
   /// the generation prompt, exactly one BOS, no EOS (generation, evaluation).
   std::vector<int32_t> encode_prompt(const Json& messages, const Json& tools) const;
+  /// encode_prompt() of one user turn (after a system turn, unless
+  /// `system` is empty): how an instruct model is asked a question.
+  std::vector<int32_t> encode_user_prompt(const std::string& user, const std::string& system = "") const;
 
   /// Prompt rendered with the generation prompt, each completion as the
   /// continuation of it; masks on the completions only.

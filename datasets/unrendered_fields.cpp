@@ -23,27 +23,27 @@ UnrenderedFields::UnrenderedFields(const ChatTemplate& chat_template) {
   name_ = !names(source, "name");
 }
 
-void UnrenderedFields::count_messages(const Json& messages, std::map<std::string, bool>& seen) const {
-  if (!messages.is_array()) return;
-  for (const Json& m : messages) {
-    if (!m.is_object()) continue;
-    if (tool_calls_ && m.contains("tool_calls") && non_empty(m["tool_calls"])) seen["tool_calls"] = true;
-    if (name_ && m.contains("name") && non_empty(m["name"])) seen["name"] = true;
+void UnrenderedFields::count_sample(std::initializer_list<const Json*> message_lists, const Json& tools,
+                                    std::map<std::string, size_t>& counts) const {
+  std::set<std::string> seen;
+  for (const Json* messages : message_lists) {
+    if (!messages->is_array()) continue;
+    for (const Json& m : *messages) {
+      if (!m.is_object()) continue;
+      if (tool_calls_ && m.contains("tool_calls") && non_empty(m["tool_calls"])) seen.insert("tool_calls");
+      if (name_ && m.contains("name") && non_empty(m["name"])) seen.insert("name");
+    }
   }
+  if (tools_ && non_empty(tools)) seen.insert("tools");
+  for (const std::string& field : seen) ++counts[field];
 }
 
 void UnrenderedFields::count(const Conversation& conversation, std::map<std::string, size_t>& counts) const {
-  std::map<std::string, bool> seen;
-  count_messages(conversation.messages, seen);
-  if (tools_ && non_empty(conversation.tools)) seen["tools"] = true;
-  for (const auto& [field, _] : seen) ++counts[field];
+  count_sample({&conversation.messages}, conversation.tools, counts);
 }
 
 void UnrenderedFields::count(const PreferencePair& pair, std::map<std::string, size_t>& counts) const {
-  std::map<std::string, bool> seen;
-  for (const Json* messages : {&pair.prompt, &pair.chosen, &pair.rejected}) count_messages(*messages, seen);
-  if (tools_ && non_empty(pair.tools)) seen["tools"] = true;
-  for (const auto& [field, _] : seen) ++counts[field];
+  count_sample({&pair.prompt, &pair.chosen, &pair.rejected}, pair.tools, counts);
 }
 
 std::vector<std::string> unrendered_warnings(const std::map<std::string, size_t>& counts, const std::string& split,

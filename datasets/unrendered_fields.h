@@ -10,7 +10,9 @@
 // and still skip it in some branch).
 #pragma once
 
+#include <initializer_list>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,9 @@ class UnrenderedFields {
   void count(const PreferencePair& pair, std::map<std::string, size_t>& counts) const;
 
  private:
-  void count_messages(const Json& messages, std::map<std::string, bool>& seen) const;
+  // Counts each field once for a sample of these message lists and tools.
+  void count_sample(std::initializer_list<const Json*> message_lists, const Json& tools,
+                    std::map<std::string, size_t>& counts) const;
   bool tool_calls_ = false, tools_ = false, name_ = false;  // true: the template never names it
 };
 

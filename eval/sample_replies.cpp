@@ -16,8 +16,7 @@ nlohmann::json sample_replies(const LlamaModel& model, const datasets::EncoderBu
   const datasets::SampleEncoder prompts_encoder(encoder.tokenizer, encoder.chat_template, encoder.options);
   at::NoGradGuard no_grad;
   for (const std::string& prompt : prompts) {
-    datasets::Json messages = datasets::Json::array({datasets::Json{{"role", "user"}, {"content", prompt}}});
-    const std::vector<int32_t> ids = prompts_encoder.encode_prompt(messages, nullptr);
+    const std::vector<int32_t> ids = prompts_encoder.encode_user_prompt(prompt);
     const std::vector<int64_t> reply = generate(model, std::vector<int64_t>(ids.begin(), ids.end()), settings);
     std::vector<int32_t> reply32(reply.begin(), reply.end());
     out.push_back({{"prompt", prompt}, {"reply", encoder.tokenizer.decode(reply32, true)}});

@@ -38,23 +38,22 @@ std::string format_bytes(double bytes) {
   return text;
 }
 
-std::exception_ptr out_of_memory_error(const std::exception_ptr& failure, const std::string& what,
-                                       const std::string& advice) {
+std::optional<std::string> out_of_memory_message(const std::exception_ptr& failure, const std::string& what,
+                                                 const std::string& advice) {
   std::string size;
   try {
     std::rethrow_exception(failure);
   } catch (const c10::OutOfMemoryError& e) {
     size = requested_size(e.what_without_backtrace());
   } catch (const c10::Error& e) {
-    if (!is_allocator_failure(e)) return nullptr;
+    if (!is_allocator_failure(e)) return std::nullopt;
     size = requested_size(e.what_without_backtrace());
   } catch (const std::bad_alloc&) {
   } catch (...) {
-    return nullptr;
+    return std::nullopt;
   }
-  return std::make_exception_ptr(Error(cat("out of memory while allocating ", what,
-                                           size.empty() ? "" : ": tried to allocate " + size, ".",
-                                           advice.empty() ? "" : " " + advice)));
+  return cat("out of memory while allocating ", what, size.empty() ? "" : ": tried to allocate " + size, ".",
+             advice.empty() ? "" : " " + advice);
 }
 
 }  // namespace st

@@ -9,25 +9,29 @@
 #pragma once
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
+
+#include "common/error.h"
 
 namespace st {
 
 /// When `failure` is an allocation failure (LibTorch's CPU allocator,
-/// c10::OutOfMemoryError from CUDA's, std::bad_alloc), the st::Error to
-/// throw instead: "out of memory while <what>: tried to allocate 3.7 TiB.
-/// <advice>". Otherwise nullptr (rethrow the original).
-std::exception_ptr out_of_memory_error(const std::exception_ptr& failure, const std::string& what,
-                                       const std::string& advice);
+/// c10::OutOfMemoryError from CUDA's, std::bad_alloc), what to tell the
+/// user instead: "out of memory while allocating <what>: tried to allocate
+/// 3.7 TiB. <advice>". Otherwise nullopt (the original stands).
+std::optional<std::string> out_of_memory_message(const std::exception_ptr& failure, const std::string& what,
+                                                 const std::string& advice);
 
-/// Runs `body`; an allocation failure inside it becomes the st::Error above.
+/// Runs `body`; an allocation failure inside it becomes an st::Error with
+/// the message above.
 template <typename Body>
 decltype(auto) guard_allocation(const std::string& what, const std::string& advice, Body&& body) {
   try {
     return std::forward<Body>(body)();
   } catch (...) {
-    if (auto error = out_of_memory_error(std::current_exception(), what, advice)) std::rethrow_exception(error);
+    if (auto message = out_of_memory_message(std::current_exception(), what, advice)) throw Error(*message);
     throw;
   }
 }

@@ -45,7 +45,7 @@ int64_t checkpoint_step(const std::string& name) {
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   if (!fs::is_directory(run_dir)) return out;
-  const std::string suffix = kAsideSuffix;
+  const std::string_view suffix = kAsideSuffix;
   for (const auto& entry : fs::directory_iterator(run_dir)) {
     std::string name = entry.path().filename().string();
     if (name.size() > suffix.size() && name.ends_with(suffix)) {
@@ -110,7 +110,7 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
                             const TrainingPosition& position, at::ScalarType weights_dtype,
                             const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra) {
   const fs::path final_dir = fs::path(run_dir) / cat("checkpoint-", position.step);
-  const fs::path tmp_dir = fs::path(run_dir) / cat(".checkpoint-", position.step, ".tmp-", ::getpid());
+  const fs::path tmp_dir = staging_path(final_dir.string());
   std::error_code ec;
   fs::remove_all(tmp_dir, ec);
   SaveOptions save;
@@ -141,7 +141,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return all.empty() ? std::string() : all.back().second.string();
 }
 
-nlohmann::json read_trainer_state(const std::string& checkpoint_dir) {
+TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   const std::string position_path = (fs::path(checkpoint_dir) / kPositionFile).string();
   nlohmann::json state;
   try {
@@ -150,18 +150,14 @@ nlohmann::json read_trainer_state(const std::string& checkpoint_dir) {
     fail(position_path, ": malformed JSON: ", e.what());
   }
   if (!state.is_object() || !state.contains("position")) fail(position_path, ": no \"position\" key");
-  return state;
+  return {TrainingPosition::from_json(state["position"], position_path), std::move(state)};
 }
 
-TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra) {
-  const nlohmann::json state = read_trainer_state(checkpoint_dir);
-  TrainingPosition position =
-      TrainingPosition::from_json(state["position"], (fs::path(checkpoint_dir) / kPositionFile).string());
-
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer) {
+  const TrainerState state = read_trainer_state(checkpoint_dir);
   const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / kStateFile).string());
-  optimizer.load_state(tensors, state.value("optimizer_steps", position.step));
-  if (extra) *extra = state;
-  return position;
+  optimizer.load_state(tensors, state.fields.value("optimizer_steps", state.position.step));
+  return state.position;
 }
 
 void load_adapter_state(const std::string& checkpoint_dir, LlamaModel& model) {

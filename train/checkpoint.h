@@ -36,13 +36,18 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
 /// The newest complete checkpoint dir in run_dir, or "" if none.
 std::string latest_checkpoint(const std::string& run_dir);
 
-/// The checkpoint's trainer_state.json (its position under "position", and
-/// the extra fields save_checkpoint was given); st::Error names the file.
-nlohmann::json read_trainer_state(const std::string& checkpoint_dir);
+/// A checkpoint's trainer_state.json: its position, and the whole object
+/// (with the extra fields save_checkpoint was given).
+struct TrainerState {
+  TrainingPosition position;
+  nlohmann::json fields;
+};
+/// st::Error names the file for anything missing or malformed.
+TrainerState read_trainer_state(const std::string& checkpoint_dir);
 
-/// Restores the optimizer from a checkpoint dir and returns its position and
-/// extra fields; st::Error names the file for anything missing or corrupt.
-TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer, nlohmann::json* extra);
+/// Restores the optimizer from a checkpoint dir and returns its position;
+/// st::Error names the file for anything missing or corrupt.
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer);
 
 /// Restores the model's adapter tensors (role kAdapter) from a checkpoint
 /// dir: every one must be there with its shape, and nothing else. A model

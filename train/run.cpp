@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "common/atomic_dir.h"
 #include "common/atomic_file.h"
@@ -110,24 +111,13 @@ std::string changed_keys(const std::string& before, const std::string& now) {
     auto it = m.find(key);
     return it == m.end() ? std::string("(not a key then)") : it->second;
   };
-  std::map<std::string, bool> keys;
-  for (const auto& [k, v] : old_values) keys[k] = true;
-  for (const auto& [k, v] : new_values) keys[k] = true;
-  for (const auto& [key, _] : keys)
+  std::set<std::string> keys;
+  for (const auto* values : {&old_values, &new_values})
+    for (const auto& [key, _] : *values) keys.insert(key);
+  for (const std::string& key : keys)
     if (value(old_values, key) != value(new_values, key))
       out += cat("\n  ", key, ": ", value(old_values, key), " in the checkpoint, ", value(new_values, key), " now");
   return out;
-}
-
-// Hidden leftovers of writes that a kill interrupted: staged checkpoint and
-// final dirs that were never renamed in.
-void remove_stale_temporaries(const std::string& run_dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if ((name.starts_with(".checkpoint-") || name.starts_with(".final.tmp-")) && name.find(".tmp-") != std::string::npos)
-      fs::remove_all(entry.path(), ec);
-  }
 }
 
 void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& records, const std::string& title) {
@@ -189,7 +179,7 @@ class TrainingRun {
     const std::string final_dir = write_final_dir();
     if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
     std::printf("final model: %s\n", final_dir.c_str());
-    return {final_dir, 0, position_.step};
+    return {final_dir, 0};
   }
 
   // After SIGINT/SIGTERM: what a resume needs (the checkpoint at this
@@ -205,7 +195,7 @@ class TrainingRun {
       std::printf("stopped by %s at step %lld of %lld; continue with --resume\n", StopRequest::signal_name(signal),
                   static_cast<long long>(position_.step), static_cast<long long>(total_steps_));
     }
-    return {"", signal, position_.step};
+    return {"", signal};
   }
 
  private:
@@ -220,7 +210,7 @@ class TrainingRun {
       fail("--resume: ", launch.resume_from, " does not exist");
     if (launch.resume && checkpoint_.empty())
       fail("--resume: no checkpoint in ", run_dir_, " (checkpoints are written every checkpointing.every_steps)");
-    if (!launch.resume && !latest_checkpoint(run_dir_).empty())
+    if (!launch.resume && !latest.empty())
       fail(run_dir_, " already holds checkpoints of a run: continue it with --resume, or set training.output_dir to "
                      "a new dir");
     // What must not change across a resume: the keys flagged kResults
@@ -230,10 +220,9 @@ class TrainingRun {
     digest.field(settings_);
     digest_ = digest.hex();
     if (checkpoint_.empty()) return;
-    const nlohmann::json state = read_trainer_state(checkpoint_);
-    const int64_t step = TrainingPosition::from_json(state.value("position", nlohmann::json::object()),
-                                                     checkpoint_ + "/trainer_state.json")
-                             .step;
+    const TrainerState trainer_state = read_trainer_state(checkpoint_);
+    const nlohmann::json& state = trainer_state.fields;
+    const int64_t step = trainer_state.position.step;
     // Checkpoints written before the settings were recorded hashed every
     // kResults key, max_steps and epochs included: they resume when those match.
     Digest earlier;
@@ -331,7 +320,7 @@ class TrainingRun {
       initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
     optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
     if (checkpoint_.empty()) return;
-    position_ = load_training_state(checkpoint_, *optimizer_, nullptr);
+    position_ = load_training_state(checkpoint_, *optimizer_);
     std::printf("resuming from %s at step %lld\n", checkpoint_.c_str(), static_cast<long long>(position_.step));
   }
 
@@ -342,9 +331,7 @@ class TrainingRun {
     const datasets::SampleEncoder prompts(encoder_->tokenizer, encoder_->chat_template, encoder_->options);
     const int64_t positions = model_->config().max_position_embeddings;
     for (size_t i = 0; i < config_.sample_prompts.size(); ++i) {
-      const datasets::Json messages =
-          datasets::Json::array({datasets::Json{{"role", "user"}, {"content", config_.sample_prompts[i]}}});
-      const size_t tokens = prompts.encode_prompt(messages, nullptr).size();
+      const size_t tokens = prompts.encode_user_prompt(config_.sample_prompts[i]).size();
       if (static_cast<int64_t>(tokens) >= positions)
         fail("logging.sample_prompts[", i, "] (", recipe_.where("logging.sample_prompts"), ") renders to ", tokens,
              " tokens, which leaves no room below the model's max_position_embeddings ", positions);
@@ -382,11 +369,7 @@ class TrainingRun {
     // Writes a kill interrupted: a checkpoint left only under its aside
     // name is renamed back (it was loaded from there, if it was the
     // newest), and staged dirs that were never renamed in are removed.
-    for (const auto& entry : fs::directory_iterator(run_dir_)) {
-      const std::string path = entry.path().string();
-      if (path.ends_with(kAsideSuffix)) recover_aside(path.substr(0, path.size() - std::string(kAsideSuffix).size()));
-    }
-    remove_stale_temporaries(run_dir_);
+    recover_dir_entries(run_dir_);
     const std::string resolved = recipe_.resolved_toml();
     const std::string recipe_file = (fs::path(run_dir_) / "recipe.toml").string();
     write_file_atomic(recipe_file, resolved);
@@ -503,7 +486,7 @@ class TrainingRun {
   // temporary name and renamed.
   std::string write_final_dir() {
     const fs::path final_dir = fs::path(run_dir_) / "final";
-    const fs::path tmp = fs::path(run_dir_) / cat(".final.tmp-", ::getpid());
+    const fs::path tmp = staging_path(final_dir.string());
     std::error_code ec;
     fs::remove_all(tmp, ec);
     SaveOptions save;
@@ -552,7 +535,7 @@ RunOutcome run_training(const Recipe& recipe, const RunConfig& config, const Rec
     const int signal = StopRequest::signal();
     std::printf("stopped by %s during setup: nothing was written to %s\n", StopRequest::signal_name(signal),
                 config.output_dir.c_str());
-    return {"", signal, 0};
+    return {"", signal};
   }
   run.train();
   // A signal after the last step changes nothing: the run finishes.

@@ -34,7 +34,6 @@ struct LaunchOptions {
 struct RunOutcome {
   std::string final_dir;
   int stop_signal = 0;
-  int64_t step = 0;
 };
 
 /// What a recipe puts into the run.
