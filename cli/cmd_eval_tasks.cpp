@@ -13,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 
 namespace st::cli {
 namespace {
@@ -26,7 +27,8 @@ void print_table(const char* heading, const std::map<std::string, eval::Tally>& 
 }  // namespace
 
 int run_eval_tasks(int argc, char** argv) {
-  std::string model_dir, data_path, output;
+  ModelSource source;
+  std::string data_path, output;
   ComputeFlags compute;
   int64_t max_new_tokens = 16, limit = 0, show = 0;
   Args args("eval-tasks",
@@ -34,7 +36,7 @@ int run_eval_tasks(int argc, char** argv) {
             "the turns before it are rendered with the model's chat template and the generation prompt, the\n"
             "model answers greedily (stopping on eos and <|im_end|>), and the answer counts when it equals the\n"
             "reference after trimming whitespace. Reports overall, per-task and per-language accuracy.");
-  args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
+  source.add_to(args);
   args.option("data", "FILE", "chat JSONL/JSON (.gz) file, e.g. make-tasks' test.jsonl", &data_path, true);
   args.option("max-new-tokens", "N", "tokens to generate per answer at most", &max_new_tokens);
   args.option("limit", "N", "evaluate only the first N samples (0: all)", &limit);
@@ -52,8 +54,9 @@ int run_eval_tasks(int argc, char** argv) {
   if (limit > 0 && static_cast<size_t>(limit) < samples.size()) samples.resize(static_cast<size_t>(limit));
 
   at::TensorOptions options = compute.tensor_options();
+  const std::string model_dir = source.tokenizer_dir();  // tokenizer files and chat template
   Tokenizer tokenizer = Tokenizer::load(model_dir);
-  auto model = load_model(model_dir, options);
+  auto model = source.load(options);
   // Prompts as training encodes them (template, generation prompt, one BOS).
   const datasets::SampleEncoder encoder(tokenizer, datasets::ChatTemplate::for_tokenizer(tokenizer), {});
   const eval::TaskAccuracy result = eval::task_accuracy(

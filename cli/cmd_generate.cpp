@@ -13,11 +13,13 @@
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 
 namespace st::cli {
 
 int run_generate(int argc, char** argv) {
-  std::string model_dir, prompt;
+  ModelSource source;
+  std::string prompt;
   ComputeFlags compute;
   // Left empty unless given: the model's generation_config.json decides.
   std::optional<int64_t> max_new_tokens, top_k;
@@ -27,7 +29,7 @@ int run_generate(int argc, char** argv) {
   int64_t seed = 0;
   Args args("generate", "Generates a continuation of --prompt. Sampling options default to the model's\n"
                         "generation_config.json; stops on eos and <|im_end|>.");
-  args.option("model", "DIR", "Hugging Face model dir (weights, config.json, tokenizer files)", &model_dir, true);
+  source.add_to(args);
   args.option("prompt", "TEXT", "the prompt text (BOS is added as the tokenizer config says)", &prompt, true);
   args.flag("chat", "send --prompt as a user turn through the model's chat template (instruct models)", &chat);
   args.option("system", "TEXT", "with --chat: a system message (else the template's default, if any)",
@@ -48,8 +50,9 @@ int run_generate(int argc, char** argv) {
   if (!system_prompt.empty() && !chat) throw UsageError("--system needs --chat");
 
   at::TensorOptions options = compute.tensor_options();
-  Tokenizer tokenizer = Tokenizer::load(model_dir);
-  auto model = load_model(model_dir, options);
+  const std::string& model_dir = source.model_dir;
+  Tokenizer tokenizer = Tokenizer::load(source.tokenizer_dir());
+  auto model = source.load(options);
   GenerationSettings settings = load_generation_settings(model_dir, model->config());
   settings.max_new_tokens = max_new_tokens.value_or(settings.max_new_tokens);
   settings.temperature = temperature.value_or(settings.temperature);
@@ -70,7 +73,7 @@ int run_generate(int argc, char** argv) {
 
   std::vector<int32_t> encoded;
   if (chat) {
-    const datasets::ChatTemplate chat_template = datasets::ChatTemplate::for_tokenizer(tokenizer, {}, model_dir);
+    const datasets::ChatTemplate chat_template = datasets::ChatTemplate::for_tokenizer(tokenizer, {}, source.tokenizer_dir());
     encoded = datasets::SampleEncoder(tokenizer, chat_template, datasets::EncoderOptions{})
                   .encode_user_prompt(prompt, system_prompt);
   } else {

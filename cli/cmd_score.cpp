@@ -16,6 +16,7 @@
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 
 namespace st::cli {
 namespace {
@@ -57,12 +58,13 @@ std::vector<Document> read_documents(const std::string& path, std::string format
 }  // namespace
 
 int run_score(int argc, char** argv) {
-  std::string model_dir, input, output, format = "auto";
+  ModelSource source;
+  std::string input, output, format = "auto";
   ComputeFlags compute;
   int64_t chunk_rows = kDefaultLmHeadChunk;
   Args args("score", "Scores documents: for each, the token ids (BOS included) and the log-probability\n"
                      "of each id given the ids before it (null for the first). Writes JSONL.");
-  args.option("model", "DIR", "Hugging Face model dir", &model_dir, true);
+  source.add_to(args);
   args.option("input", "FILE", "plain text (one document per line) or JSONL with a \"text\" field", &input, true);
   args.option("output", "FILE", "where to write the JSONL (written atomically) [default: stdout]", &output);
   args.option("format", "F", "input format: auto (by extension), text or jsonl", &format);
@@ -73,8 +75,8 @@ int run_score(int argc, char** argv) {
 
   at::TensorOptions options = compute.tensor_options();
   std::vector<Document> documents = read_documents(input, format);
-  Tokenizer tokenizer = Tokenizer::load(model_dir);
-  auto model = load_model(model_dir, options);
+  Tokenizer tokenizer = Tokenizer::load(source.tokenizer_dir());
+  auto model = source.load(options);
   at::NoGradGuard no_grad;
 
   std::string lines;

@@ -29,7 +29,8 @@ const Command kCommands[] = {
     {"inspect-data", st::cli::run_inspect_data, "show a recipe's samples as training sees them, with statistics"},
     {"make-tasks", st::cli::run_make_tasks, "write synthetic multilingual tasks (train/test JSONL, tokenizer corpus)"},
     {"eval-tasks", st::cli::run_eval_tasks, "exact-match accuracy of greedy answers on a task file"},
-    {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe (resumable)"},
+    {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe, full or LoRA (resumable)"},
+    {"merge", st::cli::run_merge, "merge LoRA adapters into a base model's weights (self-checked)"},
 };
 
 void print_usage(std::FILE* out) {

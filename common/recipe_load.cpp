@@ -5,6 +5,7 @@
 // come next and replace file values; defaults fill what is still unset; paths
 // that must exist are checked last, on the final values, so an override can
 // repair a file's bad path.
+#include <cstdio>
 #include <toml++/toml.h>  // Debian ships toml.h, not toml.hpp
 
 #include <algorithm>
@@ -20,6 +21,13 @@
 
 namespace st {
 namespace {
+
+// A double as text that reads back to the same value.
+std::string exact_text(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  return buf;
+}
 
 namespace fs = std::filesystem;
 
@@ -347,8 +355,12 @@ class RecipeLoader {
         std::map<std::string, std::string> entries;
         for (auto&& [key, value] : *node.as_table()) {
           std::string entry_name = name + "." + std::string(key.str());
-          if (!value.is_string()) wrong_type(value, entry_name, "a string");
-          entries.emplace(key.str(), value.as_string()->get());
+          // Numbers are kept as their text: a table of per-name numbers
+          // (lora.rank_pattern) reads naturally, and its owner parses them.
+          if (value.is_string()) entries.emplace(key.str(), value.as_string()->get());
+          else if (value.is_integer()) entries.emplace(key.str(), std::to_string(value.as_integer()->get()));
+          else if (value.is_floating_point()) entries.emplace(key.str(), exact_text(value.as_floating_point()->get()));
+          else wrong_type(value, entry_name, "a string or a number");
         }
         return entries;
       }

@@ -85,6 +85,11 @@ void LlamaModel::set_adapters_enabled(bool enabled) {
     for (const auto& [name, projection] : layer.projections()) (*projection)->set_adapters_enabled(enabled);
 }
 
+void LlamaModel::set_training(bool training) {
+  for (DecoderLayer& layer : layers_)
+    for (const auto& [name, projection] : layer.projections()) (*projection)->set_training(training);
+}
+
 std::shared_ptr<Projection>& LlamaModel::projection(const std::string& name) {
   // "model.layers.<i>.<self_attn|mlp>.<proj>"
   const std::string prefix = "model.layers.";
@@ -101,6 +106,13 @@ std::shared_ptr<Projection>& LlamaModel::projection(const std::string& name) {
   }
   fail("the model has no projection \"", name, "\" (expected model.layers.N.self_attn.{q,k,v,o}_proj or ",
        "model.layers.N.mlp.{gate,up,down}_proj with N < ", layers_.size(), ")");
+}
+
+std::vector<std::string> LlamaModel::projection_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (const auto& [name, projection] : layers_[i].projections()) names.push_back(cat("model.layers.", i, ".", name));
+  return names;
 }
 
 void LlamaModel::init_random(uint64_t seed) {

@@ -68,9 +68,14 @@ class LlamaModel {
   void require_grads();
   /// Switches every projection's adapters on or off (off: the base model).
   void set_adapters_enabled(bool enabled);
+  /// Training (dropout active) or inference (the default), passed to every
+  /// projection; the training skeleton switches it around its steps.
+  void set_training(bool training);
   /// The slot of a projection by Hugging Face name, e.g.
   /// "model.layers.3.self_attn.q_proj"; replace it to wrap the projection.
   std::shared_ptr<Projection>& projection(const std::string& name);
+  /// Every projection's Hugging Face name (without ".weight"), layer by layer.
+  std::vector<std::string> projection_names() const;
 
   /// Fills every tensor by its described init, as transformers initialises a
   /// fresh model: normal(0, initializer_range) for projections and

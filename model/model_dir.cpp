@@ -38,8 +38,6 @@ sf::DType to_dtype(at::ScalarType type) {
   }
 }
 
-namespace {
-
 std::string dtype_config_name(at::ScalarType type) {
   switch (type) {
     case at::kFloat: return "float32";
@@ -48,6 +46,8 @@ std::string dtype_config_name(at::ScalarType type) {
     default: fail("cannot store weights of dtype ", c10::toString(type));
   }
 }
+
+namespace {
 
 // transformers never saves these, but checkpoints converted by old versions do.
 bool is_ignorable_buffer(const std::string& name) {
@@ -69,16 +69,6 @@ std::unique_ptr<LlamaModel> load_model(const std::string& dir, const at::TensorO
   return model;
 }
 
-namespace {
-
-// The safetensors files of a model dir, and (for a sharded one) which file
-// holds which tensor; transformers prefers a single model.safetensors over an index.
-struct WeightFiles {
-  fs::path index_path;
-  std::vector<std::string> files;
-  std::map<std::string, std::string> where;  // tensor -> file path; empty for a single file
-};
-
 WeightFiles weight_files(const std::string& dir) {
   WeightFiles w;
   w.index_path = fs::path(dir) / "model.safetensors.index.json";
@@ -96,8 +86,6 @@ WeightFiles weight_files(const std::string& dir) {
   }
   return w;
 }
-
-}  // namespace
 
 bool weights_stored_as(const std::string& dir, at::ScalarType dtype) {
   for (const std::string& path : weight_files(dir).files) {
@@ -189,15 +177,19 @@ GenerationSettings load_generation_settings(const std::string& dir, const ModelC
   return settings;
 }
 
-void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options) {
+void write_model_configs(const ModelConfig& model_config, const std::string& dir, at::ScalarType dtype) {
   fs::create_directories(dir);
-  at::NoGradGuard no_grad;
-  ModelConfig config = model.config();
-  config.torch_dtype = dtype_config_name(options.dtype);
+  ModelConfig config = model_config;
+  config.torch_dtype = dtype_config_name(dtype);
   write_file_atomic((fs::path(dir) / "config.json").string(), config.to_json().dump(2) + "\n");
   nlohmann::json generation = {{"bos_token_id", config.bos_token_id}, {"eos_token_id", config.eos_token_id}};
   if (config.pad_token_id) generation["pad_token_id"] = *config.pad_token_id;
   write_file_atomic((fs::path(dir) / "generation_config.json").string(), generation.dump(2) + "\n");
+}
+
+void save_model(const LlamaModel& model, const std::string& dir, const SaveOptions& options) {
+  at::NoGradGuard no_grad;
+  write_model_configs(model.config(), dir, options.dtype);
 
   // Converted copies live until the files are written; tensors already in
   // the storage dtype on the CPU are written from the parameters themselves.

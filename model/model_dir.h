@@ -8,6 +8,9 @@
 #include <c10/core/TensorOptions.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -22,6 +25,19 @@ namespace st {
 at::ScalarType to_scalar_type(safetensors::DType dtype, const std::string& where);
 /// The stored dtype of an ATen floating-point dtype; st::Error for others.
 safetensors::DType to_dtype(at::ScalarType type);
+
+/// config.json's torch_dtype name of a weight dtype ("bfloat16", ...).
+std::string dtype_config_name(at::ScalarType type);
+
+/// The safetensors files of a model dir, and (for a sharded one) which file
+/// holds which tensor; a single model.safetensors is preferred over an
+/// index, as transformers does. st::Error when DIR has neither.
+struct WeightFiles {
+  std::filesystem::path index_path;
+  std::vector<std::string> files;
+  std::map<std::string, std::string> where;  // tensor -> file path; empty for a single file
+};
+WeightFiles weight_files(const std::string& dir);
 
 /// Reads DIR/config.json; errors name the file.
 ModelConfig load_model_config(const std::string& dir);
@@ -55,6 +71,10 @@ struct SaveOptions {
   /// transformers' max_shard_size; a model above it is sharded with an index.
   uint64_t max_shard_bytes = 5ull << 30;
 };
+
+/// Writes DIR/config.json (torch_dtype set to `dtype`) and a
+/// generation_config.json with the config's special ids; creates DIR.
+void write_model_configs(const ModelConfig& config, const std::string& dir, at::ScalarType dtype);
 
 /// Writes config.json, generation_config.json and the checkpoint tensors
 /// (role kBase: never adapters or buffers) into DIR

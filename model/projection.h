@@ -33,6 +33,9 @@ class Projection {
   /// Switches adapters on or off; off, the projection is its base alone
   /// (DPO's reference model without a second copy). Nothing to switch here.
   virtual void set_adapters_enabled(bool enabled) { (void)enabled; }
+  /// Training or inference: what differs is a wrapper's randomness (LoRA's
+  /// dropout acts only while training, as in PyTorch's train()/eval()).
+  virtual void set_training(bool training) { (void)training; }
 };
 
 /// The plain dense projection of a checkpoint: weight [out, in], optional bias.

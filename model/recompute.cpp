@@ -23,6 +23,9 @@ std::vector<at::Tensor> layer_tensors(const DecoderLayer& layer) {
   return tensors;
 }
 
+// The default generator of the device the layer runs on.
+at::Generator generator_of(const at::Tensor& t) { return at::globalContext().defaultGenerator(t.device()); }
+
 // Backward needs the layer and config besides tensors; both belong to the
 // model that built the graph and outlive it, so plain pointers are kept.
 struct LayerCall {
@@ -45,6 +48,10 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
     ctx->saved_data["causal"] = call.causal;
     ctx->saved_data["position_ids"] = call.position_ids;
     ctx->saved_data["inverse_frequencies"] = call.inverse_frequencies;
+    // The generator's state before the layer: the recomputation replays the
+    // same random draws (LoRA's dropout masks), as torch.utils.checkpoint's
+    // preserve_rng_state does.
+    ctx->saved_data["rng_state"] = generator_of(hidden).get_state();
     at::NoGradGuard no_grad;
     return decoder_layer_forward(*call.config, *call.layer, hidden,
                                  {cos, sin, call.position_ids, call.inverse_frequencies}, {call.causal, mask_tensor},
@@ -60,10 +67,14 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
     const std::vector<at::Tensor> tensors = layer_tensors(*layer);
     at::Tensor output;
     {
+      at::Generator generator = generator_of(hidden);
+      const at::Tensor outside = generator.get_state();  // put back afterwards: backward draws nothing
+      generator.set_state(ctx->saved_data["rng_state"].toTensor());
       at::AutoGradMode enable(true);
       const RotaryTables rotary{saved[1], saved[2], ctx->saved_data["position_ids"].toTensor(),
                                 ctx->saved_data["inverse_frequencies"].toTensor()};
       output = decoder_layer_forward(*config, *layer, hidden, rotary, mask, nullptr);
+      generator.set_state(outside);
     }
     // Differentiate with respect to whatever requires grad; the rest gets none.
     variable_list wrt;

@@ -292,7 +292,6 @@ void check_tensors_to_write(const std::vector<TensorToWrite>& tensors, const std
     if (nbytes != t.nbytes)
       fail(ctx, ": shape ", shape_str(t.shape), " of ", dtype_name(t.dtype), " needs ", nbytes,
            " bytes but ", t.nbytes, " were given");
-    ST_CHECK(t.data != nullptr || nbytes == 0, "tensor '", t.name, "' has no data pointer");
   }
 }
 
@@ -580,10 +579,13 @@ void File::release(const TensorInfo& tensor) const {
     ST_CHECK(false, "madvise of ", path_, " failed: ", std::strerror(errno));
 }
 
-void write_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                const std::map<std::string, std::string>& metadata) {
-  check_tensors_to_write(tensors, path);
-  check_metadata_to_write(metadata, path);
+namespace {
+
+// One file of already checked tensors; each tensor's bytes come from its
+// data pointer or, when `source` is given, from source(first + i).
+void write_checked_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                        const std::map<std::string, std::string>& metadata, const TensorSource& source,
+                        size_t first) {
   const std::string header = build_header(tensors, metadata, path);
   unsigned char prefix[8];
   uint64_t n = header.size();
@@ -594,14 +596,35 @@ void write_file(const std::string& path, const std::vector<TensorToWrite>& tenso
   AtomicFile file(path);
   file.write(prefix, sizeof prefix);
   file.write(header);
-  for (const auto& t : tensors) file.write(t.data, t.nbytes);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const void* data = source ? source(first + i) : tensors[i].data;
+    ST_CHECK(data != nullptr || tensors[i].nbytes == 0, "tensor '", tensors[i].name, "' has no data");
+    file.write(data, tensors[i].nbytes);
+  }
   file.commit();
+}
+
+}  // namespace
+
+void write_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                const std::map<std::string, std::string>& metadata) {
+  check_tensors_to_write(tensors, path);
+  check_metadata_to_write(metadata, path);
+  write_checked_file(path, tensors, metadata, nullptr, 0);
 }
 
 std::vector<std::string> write_sharded(const std::string& dir,
                                        const std::vector<TensorToWrite>& tensors,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata) {
+  return write_sharded(dir, tensors, max_shard_bytes, std::move(metadata), nullptr);
+}
+
+std::vector<std::string> write_sharded(const std::string& dir,
+                                       const std::vector<TensorToWrite>& tensors,
+                                       uint64_t max_shard_bytes,
+                                       std::map<std::string, std::string> metadata,
+                                       const TensorSource& source) {
   if (max_shard_bytes == 0) fail(dir, ": the maximum shard size must be positive");
   metadata["format"] = "pt";
   check_tensors_to_write(tensors, dir);
@@ -619,12 +642,14 @@ std::vector<std::string> write_sharded(const std::string& dir,
   for (size_t i = 0; i < shards.size(); ++i) {
     names.push_back(sharded ? shard_name(i, shards.size()) : kSingleFileName);
     std::vector<TensorToWrite> shard;
+    // Shards hold consecutive tensors: the first one's index locates the rest.
+    const size_t first = shards[i].empty() ? 0 : static_cast<size_t>(shards[i].front() - tensors.data());
     for (const TensorToWrite* t : shards[i]) {
       shard.push_back(*t);
       weight_map[t->name] = names.back();
       total_size += t->nbytes;
     }
-    write_file((root / names.back()).string(), shard, metadata);
+    write_checked_file((root / names.back()).string(), shard, metadata, source, first);
   }
   if (sharded) {
     // Same layout as save_pretrained's index: sorted keys, 2-space indent.

@@ -108,20 +108,24 @@ TrainingPosition TrainingPosition::from_json(const nlohmann::json& j, const std:
 
 std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
                             const TrainingPosition& position, at::ScalarType weights_dtype,
-                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra) {
+                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra,
+                            const std::function<void(const std::string& dir)>& write_adapter) {
   const fs::path final_dir = fs::path(run_dir) / cat("checkpoint-", position.step);
   const fs::path tmp_dir = staging_path(final_dir.string());
   std::error_code ec;
   fs::remove_all(tmp_dir, ec);
-  SaveOptions save;
-  save.dtype = weights_dtype;
-  save_model(model, tmp_dir.string(), save);
+  if (write_adapter) {
+    write_adapter(tmp_dir.string());
+  } else {
+    SaveOptions save;
+    save.dtype = weights_dtype;
+    save_model(model, tmp_dir.string(), save);
+    const NamedTensors adapters = tensors_with_role(model.parameters(), TensorRole::kAdapter);
+    if (!adapters.empty()) write_tensors((tmp_dir / kAdapterFile).string(), adapters);
+  }
   copy_model_dir_files(tokenizer_dir, tmp_dir.string());
-
   // Optimizer state: fp32 (or bf16 without masters) CPU copies.
   write_tensors((tmp_dir / kStateFile).string(), optimizer.state());
-  const NamedTensors adapters = tensors_with_role(model.parameters(), TensorRole::kAdapter);
-  if (!adapters.empty()) write_tensors((tmp_dir / kAdapterFile).string(), adapters);
   nlohmann::json state = extra;
   state["position"] = position.to_json();
   state["optimizer_steps"] = optimizer.steps();

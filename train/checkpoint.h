@@ -6,9 +6,14 @@
 //                              fp32 masters), trainer_state.json (position),
 //                              adapter_state.safetensors (the model's adapter
 //                              tensors, when it has any: never in the HF files)
+//   adapter training (LoRA):   the adapter dir (adapter_config.json,
+//                              adapter_model.safetensors) in place of
+//                              config.json and the weights; the rest as above
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include <functional>
 #include <string>
 
 #include "model/llama.h"
@@ -29,9 +34,12 @@ struct TrainingPosition {
 /// Writes run_dir/checkpoint-<step> (weights in `weights_dtype`), then
 /// deletes all but the newest `keep_last` checkpoints (0 keeps all).
 /// `extra` is stored in trainer_state.json (e.g. the recipe digest).
+/// With `write_adapter` (adapter training) the checkpoint holds what it
+/// writes instead of the HF weights: the adapter, never the frozen base.
 std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
                             const TrainingPosition& position, at::ScalarType weights_dtype,
-                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra);
+                            const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra,
+                            const std::function<void(const std::string& dir)>& write_adapter = {});
 
 /// The newest complete checkpoint dir in run_dir, or "" if none.
 std::string latest_checkpoint(const std::string& run_dir);

@@ -31,7 +31,9 @@ AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
     if (master_weights) slot.grad = at::zeros_like(slot.master);
     slot.exp_avg = at::zeros_like(slot.master);
     slot.exp_avg_sq = at::zeros_like(slot.master);
-    slot.decay = param.dim() >= 2;
+    // transformers' Trainer decays all but biases and norms: the matrices,
+    // and DoRA's magnitude vector (1-D, but not a norm by its name).
+    slot.decay = param.dim() >= 2 || name.ends_with("lora_magnitude_vector");
     slots_.push_back(std::move(slot));
   }
 }

@@ -3,8 +3,9 @@
 //
 // The update is ATen's fused AdamW (torch.optim.AdamW(fused=True)): one
 // kernel over all tensors of a group, the same formula as the reference
-// optimizer. Weight decay applies to matrices only (dim >= 2), never to norms
-// and biases, as TRL/transformers' Trainer groups them.
+// optimizer. Weight decay applies to matrices (dim >= 2) and DoRA's
+// magnitude vectors, never to norms and biases, as TRL/transformers'
+// Trainer groups them (by name: everything but "bias" and "*norm*").
 //
 // Precision, per model dtype:
 //  - fp32 model: weights, gradients and moments in fp32.

@@ -302,13 +302,24 @@ class TrainingRun {
   // of it, what trains, the optimizer and the position.
   void setup_model() {
     const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(device_);
-    model_ = load_model(checkpoint_.empty() ? config_.data.model_dir : checkpoint_, options);
+    // An adapter run's checkpoints hold the adapter only: the base always
+    // comes from model.path.
+    const bool adapter_run = static_cast<bool>(hooks_.save_adapter);
+    model_ = load_model(checkpoint_.empty() || adapter_run ? config_.data.model_dir : checkpoint_, options);
     model_->set_recompute_activations(config_.activation_checkpointing);
     check_sample_prompts();
     if (hooks_.prepare_model) hooks_.prepare_model(*model_);
-    if (!checkpoint_.empty()) load_adapter_state(checkpoint_, *model_);
+    if (!checkpoint_.empty()) {
+      if (adapter_run) hooks_.load_adapter(checkpoint_, *model_);
+      else load_adapter_state(checkpoint_, *model_);
+    }
     model_->require_grads();
-    const bool masters = dtype_ != at::kFloat && config_.master_weights;
+    // Masters only for what trains in low precision: fp32 adapters on a
+    // bf16 base are updated in place, as fp32 models are.
+    bool low_precision_trainable = false;
+    for (const auto& [name, tensor] : model_->trainable_parameters())
+      low_precision_trainable = low_precision_trainable || tensor.scalar_type() != at::kFloat;
+    const bool masters = low_precision_trainable && config_.master_weights;
     // A fresh run's masters start from the source's weights at full
     // precision, not from their rounding to the model's dtype: read again
     // in fp32 (on the CPU) when the source stores anything wider. A source
@@ -403,6 +414,10 @@ class TrainingRun {
       tokens += batches.back().real_tokens();
     }
     const double lr = config_.optimizer.lr * schedule_.factor(position_.step);
+    // Randomness inside the forward (LoRA's dropout) draws from a generator
+    // seeded by the step, so a resumed run repeats it exactly.
+    at::manual_seed(static_cast<uint64_t>(config_.data.seed) * 1000003u + static_cast<uint64_t>(position_.step));
+    model_->set_training(true);
     StepInput input;
     input.micro_batches = static_cast<int64_t>(batches.size());
     input.items = items;
@@ -418,6 +433,7 @@ class TrainingRun {
         "Lower training.micro_batch_rows (raise training.grad_accumulation to keep the step's size) or "
         "data.max_length, or set model.activation_checkpointing = true.",
         [&] { return optimizer_step(*optimizer_, group_, input, lr, config_.max_grad_norm); });
+    model_->set_training(false);
     if (!result.finite) {
       ++position_.nonfinite_steps;
       if (config_.stop_on_nonfinite)
@@ -474,24 +490,32 @@ class TrainingRun {
   // from, or one just written before a stop or the end).
   void checkpoint() {
     if (position_.step == last_checkpoint_step_) return;
+    std::function<void(const std::string&)> write_adapter;
+    if (hooks_.save_adapter) write_adapter = [&](const std::string& dir) { hooks_.save_adapter(*model_, dir); };
     const std::string dir = save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir,
                                             config_.keep_last,
-                                            {{"recipe_digest", digest_}, {"recipe_settings", settings_}});
+                                            {{"recipe_digest", digest_}, {"recipe_settings", settings_}},
+                                            write_adapter);
     last_checkpoint_step_ = position_.step;
     progress_->line_break();
     std::printf("checkpoint: %s\n", dir.c_str());
   }
 
-  // The final model dir, complete for transformers, written under a
-  // temporary name and renamed.
+  // The final model dir, complete for transformers (or, for adapter
+  // training, a PEFT adapter dir with the tokenizer files, as PEFT and TRL
+  // save one), written under a temporary name and renamed.
   std::string write_final_dir() {
     const fs::path final_dir = fs::path(run_dir_) / "final";
     const fs::path tmp = staging_path(final_dir.string());
     std::error_code ec;
     fs::remove_all(tmp, ec);
-    SaveOptions save;
-    save.dtype = dtype_;
-    save_model(*model_, tmp.string(), save);
+    if (hooks_.save_adapter) {
+      hooks_.save_adapter(*model_, tmp.string());
+    } else {
+      SaveOptions save;
+      save.dtype = dtype_;
+      save_model(*model_, tmp.string(), save);
+    }
     copy_model_dir_files(config_.data.model_dir, tmp.string());
     if (!config_.data.chat_template_file.empty())
       write_file_atomic((tmp / "chat_template.jinja").string(), encoder_->chat_template.source());

@@ -47,9 +47,16 @@ struct RecipeHooks {
   std::string items_name;
   /// Optional: adapts the loaded model before training (wraps projections
   /// with adapters, freezes the base). A resumed run then restores the
-  /// adapters from the checkpoint. The final dir holds the base weights only
-  /// (save_model); writing the adapter beside them is the LoRA recipe's.
+  /// adapters from the checkpoint (load_adapter, or the adapter tensors kept
+  /// beside a checkpoint's HF weights).
   std::function<void(LlamaModel&)> prepare_model;
+  /// Optional, with prepare_model, for adapter training (LoRA): checkpoints
+  /// and the final dir hold what this writes into a dir (the adapter, as a
+  /// PEFT adapter dir) instead of the HF weights, and a resumed run reads
+  /// the base from model.path again and restores the adapter with
+  /// load_adapter from the checkpoint dir.
+  std::function<void(const LlamaModel&, const std::string& dir)> save_adapter;
+  std::function<void(const std::string& dir, LlamaModel&)> load_adapter;
   /// The summed loss of one micro-batch, and its named metric sums, under
   /// the step's scale. Evaluation calls it without gradients and with a
   /// scale that has no sink.

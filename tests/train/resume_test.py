@@ -3,7 +3,9 @@
 random step and resumed with --resume gives the same per-step losses, bit
 for bit, and the same final weights as a run that was never interrupted.
 Also: a run dir with checkpoints refuses a fresh start, and a resume with
-changed training settings is refused.
+changed training settings is refused. With lora.* overrides (a LoRA run:
+its final dir and checkpoints are adapter dirs), the checkpoints must hold
+the adapter and no base weights, and the adapter bytes must match.
 
   resume_test.py SALAMANDRA_TUNE WORK_DIR [--dtype float32|bfloat16] [section.key=value ...]
 """
@@ -62,6 +64,14 @@ if difference := first_difference(resumed, reference):
     failures.append(f"resumed vs uninterrupted: {difference}")
 if weights(killed) != weights(whole):
     failures.append("final weights differ between the resumed and the uninterrupted run")
+
+# A LoRA run's checkpoints hold the adapter and its optimizer state, never the base.
+if any(o.startswith("lora.") for o in OVERRIDES):
+    for name in sorted(os.listdir(killed)):
+        if name.startswith("checkpoint-"):
+            files = set(os.listdir(os.path.join(killed, name)))
+            if "model.safetensors" in files or "adapter_model.safetensors" not in files:
+                failures.append(f"{name} of a LoRA run holds {sorted(files)}: expected the adapter, not the base")
 
 # Refusals.
 r = run("sft", recipe, f"training.output_dir={whole}", *OVERRIDES)

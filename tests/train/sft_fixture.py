@@ -75,7 +75,11 @@ def losses(run_dir):
 
 
 def weights(run_dir):
-    with open(os.path.join(run_dir, "final", "model.safetensors"), "rb") as f:
+    """The bytes of the final dir's weights: the model's, or a LoRA run's adapter."""
+    final = os.path.join(run_dir, "final")
+    name = "adapter_model.safetensors" if os.path.exists(os.path.join(final, "adapter_model.safetensors")) \
+        else "model.safetensors"
+    with open(os.path.join(final, name), "rb") as f:
         return f.read()
 
 

@@ -1,0 +1,29 @@
+// --model DIR [--adapter DIR]: the model a command runs, a base model dir
+// with an optional PEFT adapter dir applied unmerged (lora/adapter.h), as
+// PeftModel.from_pretrained applies one. Shared by score, generate and
+// eval-tasks.
+#pragma once
+
+#include <c10/core/TensorOptions.h>
+
+#include <memory>
+#include <string>
+
+#include "model/llama.h"
+
+namespace st::cli {
+
+class Args;
+
+struct ModelSource {
+  std::string model_dir, adapter_dir;
+  /// Declares --model (required) and --adapter on `args`.
+  void add_to(Args& args);
+  /// The model, with the adapter when one was given (its tensors in fp32).
+  std::unique_ptr<LlamaModel> load(const at::TensorOptions& options) const;
+  /// Where the tokenizer files and chat template are read: the adapter dir
+  /// when it carries them (ours do, as PEFT and TRL save them), else the model dir.
+  std::string tokenizer_dir() const;
+};
+
+}  // namespace st::cli

@@ -1,0 +1,63 @@
+// Merging adapters into a base model's weights: a complete HF model dir
+// whose projections are W + sum_i w_i dW_i (dW of adapter_delta: s B A, or
+// DoRA's rescaled weight minus W), added in fp32 and rounded once to the
+// output dtype. PEFT adds the delta in the base's dtype, and that extra bf16
+// rounding shifts the loss (peft#1388).
+//
+// Memory stays bounded: the base's safetensors are memory-mapped and read
+// tensor by tensor, each merged and converted alone and streamed into the
+// output shards (safetensors::write_sharded with a TensorSource), so one
+// tensor is held at a time, never a copy of the model. Only the adapters
+// (small) are read whole.
+//
+// Then merge checks itself, before the dir gets its name: it runs a probe
+// batch through the base with the adapters applied unmerged (LoraLinear's
+// forward, fp32) and through the merged dir (read in fp32), and requires
+// the largest logit difference to stay within
+//   2 x (the same model's logit change from rounding its weights to the
+//        output dtype, measured on the base)  +  1e-5 x max(1, max |logit|)
+// (the first term is zero for fp32 output; the second is fp32's agreement
+// bound of our parity tests). A failure leaves no output dir.
+#pragma once
+
+#include <ATen/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace st::lora {
+
+struct WeightedAdapter {
+  std::string dir;     // a PEFT adapter dir
+  double weight = 1;   // w_i
+};
+
+struct MergeOptions {
+  std::string base_dir;
+  std::vector<WeightedAdapter> adapters;
+  std::string out_dir;
+  at::ScalarType dtype = at::kBFloat16;  // of the written weights
+  uint64_t max_shard_bytes = 5ull << 30;  // transformers' default max_shard_size
+  bool force = false;                     // replace an existing out_dir
+  bool self_check = true;
+};
+
+struct MergeReport {
+  int64_t tensors = 0;         // written
+  int64_t merged_tensors = 0;  // of which carry a delta
+  std::string tokenizer_from;  // the dir the tokenizer files were copied from
+  // The self-check (when run).
+  bool checked = false;
+  double max_logit_difference = 0;
+  double bound = 0;
+  double rounding_effect = 0;  // the base's logit change from rounding to the dtype
+  int64_t probe_tokens = 0;
+};
+
+/// Writes the merged model dir; st::Error names the file or tensor for bad
+/// input (an adapter that does not fit the base, a missing file, an
+/// existing out_dir without force) and for a failed self-check.
+MergeReport merge_adapters(const MergeOptions& options);
+
+}  // namespace st::lora
