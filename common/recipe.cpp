@@ -22,6 +22,7 @@ const char* type_name(KeyType type) {
     case KeyType::kStringList: return "kStringList";
     case KeyType::kPathList: return "kPathList";
     case KeyType::kStringMap: return "kStringMap";
+    case KeyType::kNumberMap: return "kNumberMap";
   }
   return "?";
 }
@@ -68,7 +69,7 @@ const std::vector<std::string>& Recipe::get_list(std::string_view key) const {
 }
 
 const std::map<std::string, std::string>& Recipe::get_map(std::string_view key) const {
-  return typed<std::map<std::string, std::string>>(key, KeyType::kStringMap, KeyType::kStringMap);
+  return typed<std::map<std::string, std::string>>(key, KeyType::kStringMap, KeyType::kNumberMap);
 }
 
 const std::string& Recipe::where(std::string_view key) const { return where_[index(key)]; }

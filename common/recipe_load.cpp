@@ -6,6 +6,7 @@
 // that must exist are checked last, on the final values, so an override can
 // repair a file's bad path.
 #include <cstdio>
+#include <cstdlib>
 #include <toml++/toml.h>  // Debian ships toml.h, not toml.hpp
 
 #include <algorithm>
@@ -21,13 +22,6 @@
 
 namespace st {
 namespace {
-
-// A double as text that reads back to the same value.
-std::string exact_text(double value) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  return buf;
-}
 
 namespace fs = std::filesystem;
 
@@ -109,6 +103,22 @@ std::string describe_node(const toml::node& node) {
   }
 }
 
+// An entry of a kNumberMap: the number as text that reads back exactly
+// (integers as written, floats in the fewest digits that read back).
+std::string number_text(const toml::node& node, const std::string& name, const std::string& where) {
+  if (node.is_integer()) return std::to_string(node.as_integer()->get());
+  if (node.is_floating_point()) {
+    const double value = node.as_floating_point()->get();
+    char buf[32];
+    for (int digits = 15; digits <= 17; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, value);
+      if (std::strtod(buf, nullptr) == value) break;
+    }
+    return buf;
+  }
+  fail(name, " must be a number, got ", describe_node(node), " (", where, ")");
+}
+
 std::string format_number(double x, KeyType type) {
   if (type == KeyType::kInt && std::abs(x) < 9e15) return std::to_string(static_cast<int64_t>(x));
   return recipe_text::value(x, KeyType::kFloat);
@@ -178,7 +188,8 @@ class RecipeLoader {
     if (!spec) {
       for (size_t dot = name.rfind('.'); dot != std::string::npos && !spec; dot = name.rfind('.', dot - 1)) {
         const KeySpec* table = find(name.substr(0, dot));
-        if (table && table->type == KeyType::kStringMap) spec = table, entry = name.substr(dot + 1);
+        if (table && (table->type == KeyType::kStringMap || table->type == KeyType::kNumberMap))
+          spec = table, entry = name.substr(dot + 1);
       }
     }
     if (!spec) unknown(name, /*is_table=*/false, where);
@@ -187,14 +198,19 @@ class RecipeLoader {
     const toml::node* node = parsed.get("v");
     // A string key takes the text as typed: run_name=2024 is "2024", not 2024.
     toml::value<std::string> as_text(raw);
-    bool wants_text = !entry.empty() || spec->type == KeyType::kString || spec->type == KeyType::kPath;
+    bool wants_text = (!entry.empty() && spec->type == KeyType::kStringMap) || spec->type == KeyType::kString ||
+                      spec->type == KeyType::kPath;
     if (!node || (wants_text && !node->is_string() && !node->is_array() && !node->is_table())) node = &as_text;
 
     size_t i = recipe_.index_.find(spec->key)->second;
     if (!entry.empty()) {
-      if (!node->is_string()) fail(name, " must be a string, got ", describe_node(*node), " (", where, ")");
       auto map = current_map(i);
-      map[entry] = node->as_string()->get();
+      if (spec->type == KeyType::kNumberMap) {
+        map[entry] = number_text(*node, name, where);
+      } else {
+        if (!node->is_string()) fail(name, " must be a string, got ", describe_node(*node), " (", where, ")");
+        map[entry] = node->as_string()->get();
+      }
       set(i, std::move(map), where);
       return;
     }
@@ -355,13 +371,16 @@ class RecipeLoader {
         std::map<std::string, std::string> entries;
         for (auto&& [key, value] : *node.as_table()) {
           std::string entry_name = name + "." + std::string(key.str());
-          // Numbers are kept as their text: a table of per-name numbers
-          // (lora.rank_pattern) reads naturally, and its owner parses them.
-          if (value.is_string()) entries.emplace(key.str(), value.as_string()->get());
-          else if (value.is_integer()) entries.emplace(key.str(), std::to_string(value.as_integer()->get()));
-          else if (value.is_floating_point()) entries.emplace(key.str(), exact_text(value.as_floating_point()->get()));
-          else wrong_type(value, entry_name, "a string or a number");
+          if (!value.is_string()) wrong_type(value, entry_name, "a string");
+          entries.emplace(key.str(), value.as_string()->get());
         }
+        return entries;
+      }
+      case KeyType::kNumberMap: {
+        if (!node.is_table()) wrong_type(node, name, describe_type(spec.type));
+        std::map<std::string, std::string> entries;
+        for (auto&& [key, value] : *node.as_table())
+          entries.emplace(key.str(), number_text(value, name + "." + std::string(key.str()), where));
         return entries;
       }
     }

@@ -28,7 +28,8 @@ bool holds_type(const RecipeValue& v, KeyType type) {
     case KeyType::kPath: return std::holds_alternative<std::string>(v);
     case KeyType::kStringList:
     case KeyType::kPathList: return std::holds_alternative<std::vector<std::string>>(v);
-    case KeyType::kStringMap: return std::holds_alternative<std::map<std::string, std::string>>(v);
+    case KeyType::kStringMap:
+    case KeyType::kNumberMap: return std::holds_alternative<std::map<std::string, std::string>>(v);
   }
   return false;
 }
@@ -105,6 +106,7 @@ std::string_view describe_type(KeyType type) {
     case KeyType::kStringList: return "a list of strings";
     case KeyType::kPathList: return "a list of paths (strings)";
     case KeyType::kStringMap: return "a table of strings";
+    case KeyType::kNumberMap: return "a table of numbers";
   }
   return "?";
 }

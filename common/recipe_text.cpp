@@ -41,14 +41,15 @@ std::string list(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-std::string table(const std::map<std::string, std::string>& entries) {
+// Entries of a kNumberMap are numbers: written unquoted.
+std::string table(const std::map<std::string, std::string>& entries, bool numbers) {
   if (entries.empty()) return "{}";
   std::string out = "{ ";
   bool first = true;
   for (const auto& [name, text] : entries) {
     if (!first) out += ", ";
     first = false;
-    out += key(name) + " = " + quote(text);
+    out += key(name) + " = " + (numbers ? text : quote(text));
   }
   return out + " }";
 }
@@ -91,7 +92,8 @@ std::string value(const RecipeValue& v, KeyType type) {
     case KeyType::kPath: return quote(std::get<std::string>(v));
     case KeyType::kStringList:
     case KeyType::kPathList: return list(std::get<std::vector<std::string>>(v));
-    case KeyType::kStringMap: return table(std::get<std::map<std::string, std::string>>(v));
+    case KeyType::kStringMap: return table(std::get<std::map<std::string, std::string>>(v), false);
+    case KeyType::kNumberMap: return table(std::get<std::map<std::string, std::string>>(v), true);
   }
   ST_CHECK(false, "unknown KeyType");
   return {};

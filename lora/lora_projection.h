@@ -14,9 +14,9 @@
 // takes 11% to 32% less time than PEFT's composition at the Salamandra
 // shapes (rank 16, 8192 tokens, bf16); what remains above the frozen
 // projection is the rank-r products, which cuBLAS runs far below bandwidth.
-// Nothing calls it yet: the LoRA feature's projection (a Projection,
-// model/projection.h, in this folder) will; dropout on the LoRA input is not
-// fused (PEFT's composition serves that case).
+// LoraLinear (lora_linear.h) calls it for every adapted projection without
+// dropout or DoRA; dropout on the LoRA input is not fused (PEFT's
+// composition serves that case).
 #pragma once
 
 #include <ATen/core/Tensor.h>

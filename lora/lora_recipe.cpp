@@ -34,10 +34,10 @@ RecipeSchema lora_schema() {
       {.key = "lora.init", .type = K::kString, .default_value = std::string("default"),
        .choices = {"default", "gaussian"}, .affects = kResults,
        .help = "A's initialisation: default (kaiming-uniform) or gaussian (normal, std 1/rank); B starts at zero"},
-      {.key = "lora.rank_pattern", .type = K::kStringMap, .default_value = Map{}, .affects = kResults,
+      {.key = "lora.rank_pattern", .type = K::kNumberMap, .default_value = Map{}, .affects = kResults,
        .help = "per-module ranks: { \"pattern\" = rank }; patterns are tried in sorted order and the first "
                "the module key ends with (at a dot) wins"},
-      {.key = "lora.alpha_pattern", .type = K::kStringMap, .default_value = Map{}, .affects = kResults,
+      {.key = "lora.alpha_pattern", .type = K::kNumberMap, .default_value = Map{}, .affects = kResults,
        .help = "per-module alphas, as rank_pattern"},
       {.key = "lora.seed", .type = K::kInt, .default_value = int64_t(0), .min = 0, .affects = kResults,
        .help = "seed of a fresh adapter's initialisation"},

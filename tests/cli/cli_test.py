@@ -242,11 +242,63 @@ def sft_commands(binary, work, model):
     with open(os.path.join(work, "sft_skip", "metrics.jsonl")) as f:
         skipped = [json.loads(line) for line in f if '"loss"' in line][-1]["nonfinite_steps"]
     expect("sft counts skipped steps", subprocess.CompletedProcess([], 0 if skipped > 0 else 1, "", ""), 0)
+    lora_commands(binary, work, model, recipe)
     # Every shipped recipe is valid against the schema (its paths replaced by ours).
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for name in sorted(os.listdir(os.path.join(root, "recipes"))):
         expect(f"recipe {name}", run(binary, "prepare", os.path.join(root, "recipes", name), f"model.path={model}",
                                      f'data.train=["{data}"]', f"data.cache_dir={work}/cache"), 0, "train:")
+
+
+def lora_commands(binary, work, model, recipe):
+    """sft with [lora]: the final dir is a PEFT adapter dir with the tokenizer files; --adapter on score and
+    generate; merge's usage and refusals; [lora] mistakes."""
+    lora_run = os.path.join(work, "sft_lora")
+    expect("sft lora runs", run(binary, "sft", recipe, f"training.output_dir={lora_run}", "lora.rank=4",
+                                'lora.targets=["all-linear"]', "optimizer.lr=1e-2"), 0,
+           "lora: 14 projections adapted (rank 4)", "final model:")
+    final = os.path.join(lora_run, "final")
+    files = set(os.listdir(final))
+    expect_true("sft lora final is an adapter dir", {"adapter_config.json", "adapter_model.safetensors",
+                                                      "tokenizer.json", "tokenizer_config.json"} <= files
+                and "model.safetensors" not in files and "config.json" not in files, str(sorted(files)))
+    for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        expect_true(f"sft lora final carries {name}", same_bytes(os.path.join(model, name), os.path.join(final, name)))
+    docs = os.path.join(work, "lora_docs.txt")
+    write(docs, "Hola 3\nBon dia 4\n")
+    expect("score --adapter", run(binary, "score", "--model", model, "--adapter", final, "--input", docs), 0,
+           '"logprobs"')
+    expect("generate --adapter", run(binary, "generate", "--model", model, "--adapter", final, "--prompt", "Hola",
+                                     "--max-new-tokens", "3"), 0)
+    expect("score --adapter missing", run(binary, "score", "--model", model, "--adapter", f"{work}/none",
+                                          "--input", docs), 1, "none: not an adapter dir")
+    merged = os.path.join(work, "lora_merged")
+    expect("merge --help", run(binary, "merge", "--help"), 0, "--weight", "--dtype")
+    expect("merge weights count", run(binary, "merge", "--base", model, "--adapter", final, "--adapter", final,
+                                      "--weight", "1", "--out", merged), 2, "one --weight per --adapter")
+    expect("merge bad dtype", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged,
+                                  "--dtype", "int8"), 2, "--dtype")
+    expect("merge", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged), 0,
+           "self-check: max |logit difference|", "ok", "merged model:")
+    expect("merge refuses an existing dir", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged),
+           1, "exists", "--force")
+    expect("merge --force", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged, "--force",
+                                "--dtype", "float32"), 0, "merged model:")
+    expect("merged dir generates", run(binary, "generate", "--model", merged, "--prompt", "Hola",
+                                       "--max-new-tokens", "3"), 0)
+    expect("lora bad rank_pattern", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad",
+                                        "lora.rank=4", 'lora.rank_pattern={"q_proj" = "x"}'), 1,
+           "lora.rank_pattern.q_proj must be a number")
+    expect("lora fractional rank", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad",
+                                       "lora.rank=4", "lora.rank_pattern.q_proj=2.5"), 1,
+           "lora.rank_pattern", "positive integer rank")
+    expect("lora bad regex", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad", "lora.rank=4",
+                                 "lora.target_regex=(unclosed"), 1, "not a regular expression")
+    expect("lora targets nothing", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad", "lora.rank=4",
+                                       'lora.targets=["c_attn"]'), 1, "select no projection")
+    expect("lora init choices", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad", "lora.rank=4",
+                                    "lora.init=pissa"), 1, "lora.init")
+    expect_true("failed lora runs leave no dir", not os.path.exists(f"{work}/lora_bad"))
 
 
 def data_commands(binary, work, tok):

@@ -34,6 +34,7 @@ RecipeSchema test_schema() {
       {.key = "data.paths", .type = KeyType::kPathList, .optional = true, .help = "training files"},
       {.key = "data.fields", .type = KeyType::kStringMap,
        .default_value = StringMap{{"prompt", "instruction"}, {"response", "output"}}, .help = "field names"},
+      {.key = "data.weights", .type = KeyType::kNumberMap, .default_value = StringMap{}, .help = "per-name numbers"},
       {.key = "data.shuffle", .type = KeyType::kBool, .default_value = true, .help = "shuffle records"},
       {.key = "data.tags", .type = KeyType::kStringList, .default_value = StringList{}, .help = "labels"},
       {.key = "data.name", .type = KeyType::kString, .optional = true, .help = "dataset name"},
@@ -324,6 +325,19 @@ TEST_F(RecipeTest, OverridesReplaceFileValuesAndSetTableEntries) {
   EXPECT_EQ(r.get_int("data.max_length"), 6);
   // The entry lands in the default table rather than replacing it.
   EXPECT_EQ(r.get_map("data.fields"), (StringMap{{"prompt", "instruction"}, {"response", "answer"}}));
+}
+
+TEST_F(RecipeTest, NumberTablesHoldExactNumbersAndRoundTrip) {
+  Recipe r = parse("[model]\npath = \"model\"\n[data]\nweights = { \"q_proj\" = 16, \"a\\\\.b\" = 0.1 }\n",
+                   {"data.weights.up_proj=3"});
+  EXPECT_EQ(r.get_map("data.weights"), (StringMap{{"q_proj", "16"}, {"a\\.b", "0.1"}, {"up_proj", "3"}}));
+  // Written back unquoted, so the resolved recipe reads back the same.
+  EXPECT_NE(r.resolved_toml().find("q_proj = 16"), std::string::npos) << r.resolved_toml();
+  EXPECT_TRUE(Recipe::from_string(r.resolved_toml(), "again.toml", "/", test_schema()) == r);
+  EXPECT_EQ(error("[model]\npath = \"model\"\n[data]\nweights = { q = \"x\" }\n"),
+            "data.weights.q must be a number, got string \"x\" (recipe.toml:4)");
+  EXPECT_EQ(error(kMinimal, {"data.weights.q=x"}), "data.weights.q must be a number, got string \"x\" "
+                                                    "(override data.weights.q=x)");
 }
 
 TEST_F(RecipeTest, OverrideOfANewKeyIsRejectedWithASuggestion) {
