@@ -20,6 +20,13 @@ draws, and both count the same tokens per step (checked). Settings: fp32 on
 the CPU, micro batch 2, no accumulation, no activation checkpointing, AdamW
 lr 1e-4, constant schedule, clipping at 1.0.
 
+The LM head: neither side materialises [tokens x 256k] logits. TRL's fused
+LM head chunks the vocabulary (32768 columns for every token of the
+micro-batch: 384 x 32768 = 12.6M logits here); ours chunks the tokens
+(training.lm_head_chunk rows x 256k), 64 by default here (16.4M logits,
+about the same working set). Ours is also run at the schema's default of
+2048 rows (the GPU's choice), which here means one chunk of 384 x 256k.
+
 tokens_per_s: steady state from the end of step --warmup to the last step.
 Peak RSS: ours by /usr/bin/time, TRL by getrusage in its process.
 
@@ -33,6 +40,8 @@ import subprocess
 import sys
 import textwrap
 import time
+
+from bench_fixture import make_model, write_chats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, "build", "salamandra-tune")
@@ -81,8 +90,8 @@ TRL_CHILD = textwrap.dedent("""
 """).replace("ROWS_", str(ROWS)).replace("LR_", repr(LR)).replace("RANK_", str(RANK)).replace("ALPHA_", str(ALPHA))
 
 
-def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora):
-    name = "ours_lora" if lora else "ours_full"
+def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora, chunk):
+    name = f"ours_{'lora' if lora else 'full'}_chunk{chunk}"
     out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
     recipe = os.path.join(work, f"{name}.toml")
@@ -91,7 +100,7 @@ def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora):
                 f'[data]\ntrain = ["{data_file}"]\nmax_length = {max_length}\ntruncation = "right"\npacking = false\n'
                 f'train_on = "all"\ncache_dir = "{os.path.join(work, "cache")}"\n'
                 f'[training]\noutput_dir = "{out}"\nmax_steps = {steps}\nmicro_batch_rows = {ROWS}\n'
-                f'grad_accumulation = 1\nmax_grad_norm = 1.0\nthreads = {threads}\n'
+                f'grad_accumulation = 1\nmax_grad_norm = 1.0\nthreads = {threads}\nlm_head_chunk = {chunk}\n'
                 f'[optimizer]\nlr = {LR}\nweight_decay = 0.0\n[schedule]\nkind = "constant"\nwarmup_steps = 0\n'
                 f'[logging]\nevery_steps = {steps}\nplot = false\n'
                 + (f'[lora]\nrank = {RANK}\nalpha = {ALPHA}\ntargets = ["all-linear"]\n' if lora else ""))
@@ -127,9 +136,7 @@ def trl(model_dir, data_file, work, steps, threads, warmup, max_length):
 def long_chats(records, work, model_dir, max_length):
     """The records whose tokenization (BOS and template included) exceeds max_length."""
     data_file = os.path.join(work, "all.jsonl")
-    with open(data_file, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n")
+    write_chats(records, data_file)
     recipe = os.path.join(work, "inspect.toml")
     with open(recipe, "w") as f:
         f.write(f'[model]\npath = "{model_dir}"\n[data]\ntrain = ["{data_file}"]\nmax_length = 100000\n'
@@ -150,6 +157,8 @@ def main():
     parser.add_argument("--samples", type=int, default=600)
     parser.add_argument("--max-length", type=int, default=192)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--lm-head-chunk", type=int, default=64,
+                        help="our training.lm_head_chunk (rows): 64 x 256k logits is about TRL's working set")
     a = parser.parse_args()
     assert 1 <= a.warmup < a.steps
     shutil.rmtree(a.work, ignore_errors=True)
@@ -157,44 +166,34 @@ def main():
 
     with open(os.path.join(a.data, "gsm8k_chat", "chat_train.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()][: a.samples]
-    corpus = os.path.join(a.work, "corpus.txt")
-    with open(corpus, "w", encoding="utf-8") as c:
-        for r in records:
-            c.write("\n".join(m["content"] for m in r["messages"]) + "\n")
-    tok = os.path.join(a.work, "tok")
-    subprocess.run([ST, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "4000"], check=True,
-                   stdout=subprocess.DEVNULL)
     config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 256000,
               "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 4, "num_attention_heads": 8,
               "num_key_value_heads": 4, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
               "max_position_embeddings": 8192, "tie_word_embeddings": False}
-    config_path = os.path.join(a.work, "config.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
-    model = os.path.join(a.work, "model")
-    subprocess.run([ST, "init", "--config", config_path, "--out", model, "--tokenizer", tok, "--dtype", "float32",
-                    "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+    model = make_model(ST, a.work, records, config)
     chosen = long_chats(records, a.work, model, a.max_length)
     data_file = os.path.join(a.work, "chats.jsonl")
-    with open(data_file, "w", encoding="utf-8") as f:
-        for r in chosen:
-            f.write(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n")
+    write_chats(chosen, data_file)
 
-    o = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, lora=True)
+    o = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, True, a.lm_head_chunk)
     t = trl(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length)
-    full = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, lora=False)
+    full = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, False, a.lm_head_chunk)
+    default_chunk = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, True, 2048)
     equal_work = o["tokens_per_step"] == [ROWS * a.max_length] and t["tokens"] == o["tokens"]
     report = {"machine": {"cpus": os.cpu_count(), "threads": a.threads},
               "settings": {"config": config, "dtype": "float32", "max_length": a.max_length, "micro_batch_rows": ROWS,
                            "grad_accumulation": 1, "steps": a.steps, "warmup_steps_excluded": a.warmup,
                            "samples": len(chosen), "lora": {"r": RANK, "alpha": ALPHA, "targets": "all-linear"},
-                           "rows": "every row full (max_length tokens), loss on all tokens"},
+                           "rows": "every row full (max_length tokens), loss on all tokens",
+                           "lm_head_chunk": a.lm_head_chunk},
               "equal_work": equal_work,
-              "ours_lora": o, "trl_peft_lora": t, "ours_full_sft": full,
+              "ours_lora": o, "trl_peft_lora": t, "ours_full_sft": full, "ours_lora_chunk_2048": default_chunk,
               "tokens_per_s_ratio": o["tokens_per_s"] / t["tokens_per_s"],
               "peak_rss_ratio": o["peak_rss_mb"] / t["peak_rss_mb"],
               "lora_vs_full_peak_rss_ratio": o["peak_rss_mb"] / full["peak_rss_mb"],
-              "lora_vs_full_tokens_per_s_ratio": o["tokens_per_s"] / full["tokens_per_s"]}
+              "lora_vs_full_tokens_per_s_ratio": o["tokens_per_s"] / full["tokens_per_s"],
+              "chunk_2048": {"tokens_per_s_ratio": default_chunk["tokens_per_s"] / t["tokens_per_s"],
+                             "peak_rss_ratio": default_chunk["peak_rss_mb"] / t["peak_rss_mb"]}}
     print(json.dumps(report, indent=2))
 
 

@@ -41,6 +41,8 @@ import sys
 import textwrap
 import time
 
+from bench_fixture import make_model, write_chats
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, "build", "salamandra-tune")
 PY = sys.executable
@@ -141,24 +143,13 @@ def main():
     with open(os.path.join(a.data, "gsm8k_chat", "chat_train.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()][: a.samples]
     data_file = os.path.join(a.work, "chats.jsonl")
-    corpus = os.path.join(a.work, "corpus.txt")
-    with open(data_file, "w", encoding="utf-8") as f, open(corpus, "w", encoding="utf-8") as c:
-        for r in records:
-            f.write(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n")
-            c.write("\n".join(m["content"] for m in r["messages"]) + "\n")
-    tok = os.path.join(a.work, "tok")
-    subprocess.run([ST, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "4000"], check=True,
-                   stdout=subprocess.DEVNULL)
+    write_chats(records, data_file)
     config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 256000,
               "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4, "num_attention_heads": 4,
               "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
               "max_position_embeddings": 8192, "tie_word_embeddings": False}
-    config_path = os.path.join(a.work, "config.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
-    model = os.path.join(a.work, "model")
-    subprocess.run([ST, "init", "--config", config_path, "--out", model, "--tokenizer", tok, "--dtype", "float32",
-                    "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+    # The vocabulary stays the config's 256k (init --tokenizer would take the tokenizer's).
+    model = make_model(ST, a.work, records, config)
 
     o = ours(model, data_file, a.work, a.steps, a.threads, a.warmup)
     t = trl(model, data_file, a.work, a.steps, a.threads, a.warmup)

@@ -165,10 +165,11 @@ void self_check(const MergeOptions& options, const AdapterTable& table, const st
     at::NoGradGuard no_grad;
     for (const auto& [key, adapters] : table) {
       std::shared_ptr<Projection>& slot = model->projection(key);
+      at::Tensor weight = model->parameter(key + ".weight");
+      const at::Tensor base = weight.clone();  // every DoRA delta is taken of the base weight, as merge takes it
       for (const ModuleAdapter& m : adapters) {
         if (m.magnitude.defined() && !unmerged) {
-          at::Tensor weight = model->parameter(key + ".weight");
-          weight.add_(adapter_delta(weight, m.a, m.b, m.magnitude, m.shape.scale), m.weight);
+          weight.add_(adapter_delta(base, m.a, m.b, m.magnitude, m.shape.scale), m.weight);
           continue;
         }
         ModuleShape shape = m.shape;

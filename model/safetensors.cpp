@@ -582,10 +582,10 @@ void File::release(const TensorInfo& tensor) const {
 namespace {
 
 // One file of already checked tensors; each tensor's bytes come from its
-// data pointer or, when `source` is given, from source(first + i).
+// data pointer or, when `source` is given, from source(indices[i]).
 void write_checked_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                         const std::map<std::string, std::string>& metadata, const TensorSource& source,
-                        size_t first) {
+                        const std::vector<size_t>& indices) {
   const std::string header = build_header(tensors, metadata, path);
   unsigned char prefix[8];
   uint64_t n = header.size();
@@ -597,7 +597,7 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
   file.write(prefix, sizeof prefix);
   file.write(header);
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const void* data = source ? source(first + i) : tensors[i].data;
+    const void* data = source ? source(indices[i]) : tensors[i].data;
     ST_CHECK(data != nullptr || tensors[i].nbytes == 0, "tensor '", tensors[i].name, "' has no data");
     file.write(data, tensors[i].nbytes);
   }
@@ -610,7 +610,7 @@ void write_file(const std::string& path, const std::vector<TensorToWrite>& tenso
                 const std::map<std::string, std::string>& metadata) {
   check_tensors_to_write(tensors, path);
   check_metadata_to_write(metadata, path);
-  write_checked_file(path, tensors, metadata, nullptr, 0);
+  write_checked_file(path, tensors, metadata, nullptr, {});
 }
 
 std::vector<std::string> write_sharded(const std::string& dir,
@@ -642,14 +642,14 @@ std::vector<std::string> write_sharded(const std::string& dir,
   for (size_t i = 0; i < shards.size(); ++i) {
     names.push_back(sharded ? shard_name(i, shards.size()) : kSingleFileName);
     std::vector<TensorToWrite> shard;
-    // Shards hold consecutive tensors: the first one's index locates the rest.
-    const size_t first = shards[i].empty() ? 0 : static_cast<size_t>(shards[i].front() - tensors.data());
+    std::vector<size_t> indices;  // into `tensors`: a shard need not hold consecutive ones
     for (const TensorToWrite* t : shards[i]) {
+      indices.push_back(static_cast<size_t>(t - tensors.data()));
       shard.push_back(*t);
       weight_map[t->name] = names.back();
       total_size += t->nbytes;
     }
-    write_checked_file((root / names.back()).string(), shard, metadata, source, first);
+    write_checked_file((root / names.back()).string(), shard, metadata, source, indices);
   }
   if (sharded) {
     // Same layout as save_pretrained's index: sorted keys, 2-space indent.

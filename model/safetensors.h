@@ -161,14 +161,16 @@ std::vector<std::string> write_sharded(const std::string& dir,
                                        std::map<std::string, std::string> metadata = {});
 
 /// Produces the bytes of tensor `index` (of the list given to
-/// write_sharded) when its turn to be written comes; the pointer must stay
-/// valid until the next call. Lets a writer stream a model tensor by tensor
-/// (merge, export) instead of holding all of it.
+/// write_sharded) when its turn to be written comes, once per tensor, in the
+/// order of the shards (a tensor over the limit gets its shard before the
+/// open one is written); the pointer must stay valid until the next call.
+/// Lets a writer stream a model tensor by tensor (merge, export) instead of
+/// holding all of it.
 using TensorSource = std::function<const void*(size_t index)>;
 
-/// write_sharded with the tensors' bytes taken from `source`, in order
-/// (their data pointers are ignored): the same files, with one tensor's
-/// bytes in memory at a time.
+/// write_sharded with the tensors' bytes taken from `source` (their data
+/// pointers are ignored): the same files, with one tensor's bytes in memory
+/// at a time.
 std::vector<std::string> write_sharded(const std::string& dir,
                                        const std::vector<TensorToWrite>& tensors,
                                        uint64_t max_shard_bytes,

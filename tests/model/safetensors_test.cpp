@@ -4,6 +4,8 @@
 #include "model/safetensors.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <cstdint>
@@ -384,6 +386,29 @@ TEST(SafetensorsShard, OversizeTensorGetsItsOwnShardLikeTransformers) {
   const auto index = nlohmann::json::parse(read_file(dir + "/model.safetensors.index.json"));
   EXPECT_EQ(index["metadata"]["total_size"], 360);
   expect_shards(dir, tensors, expected);
+}
+
+TEST(SafetensorsShard, StreamedBytesGiveTheSameFiles) {
+  // The oversize case: shards that do not hold consecutive tensors.
+  std::vector<std::vector<unsigned char>> buffers;
+  const auto tensors = sized_tensors({40, 200, 40, 40, 40, 0}, buffers);
+  const std::string direct = test_dir() + "/direct", streamed = test_dir() + "/streamed";
+  write_sharded(direct, tensors, 100);
+  std::vector<TensorToWrite> shapes_only = tensors;
+  for (auto& t : shapes_only) t.data = nullptr;
+  std::vector<size_t> asked;
+  std::vector<unsigned char> current;  // one tensor's bytes at a time, as a streaming writer holds them
+  const auto names = write_sharded(streamed, shapes_only, 100, {}, [&](size_t i) -> const void* {
+    asked.push_back(i);
+    current = buffers[i];
+    return current.data();
+  });
+  ASSERT_EQ(names.size(), 4u);
+  std::vector<size_t> sorted = asked;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<size_t>{0, 1, 2, 3, 4, 5}));  // each tensor once
+  for (const std::string& name : names)
+    EXPECT_EQ(read_file(streamed + "/" + name), read_file(direct + "/" + name)) << name;
 }
 
 TEST(SafetensorsShard, ManySmallShards) {

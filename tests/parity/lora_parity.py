@@ -36,8 +36,9 @@ final adapter tensors within 1e-4 relative norm (sft_parity's bound).
 Merge: `merge --dtype float32` of our trained adapter (plain and DoRA)
 loads in transformers and gives the log-probs of PEFT's merge_and_unload
 within 1e-5; a weighted two-adapter merge equals W + 0.7 dW1 - 0.4 dW2
-(per tensor within 1e-6 relative); a bf16 merge is that fp32 sum rounded
-once (every element within one bf16 rounding of it, nearly all equal).
+(per tensor within 1e-6 relative), also with a DoRA adapter as the second
+(its delta by PEFT's formula); a bf16 merge is that fp32 sum rounded once
+(every element within one bf16 rounding of it, nearly all equal).
 Bad input, each a non-zero exit with a message naming the problem:
   shapes of another model, target modules matching no projection, a
   missing adapter_model.safetensors, r = 0 (which PEFT also rejects),
@@ -313,44 +314,58 @@ def check_merge(variant, adapter, summary):
         fail(f"merge {variant}: the merged dir lacks {sorted(missing)}")
 
 
-def delta(adapter_dir):
-    """PEFT's per-module delta s B A of a plain adapter, by base weight name."""
+def delta(adapter_dir, base):
+    """Per module, what merging the adapter adds to the base weight W, by PEFT's
+    formulas: s B A, or for DoRA m / ||W + s B A||_row * (W + s B A) - W.
+    (Adapters without rank/alpha patterns.)"""
     cfg = json.load(open(os.path.join(adapter_dir, "adapter_config.json")))
     t = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
     out = {}
     for k in t:
         if k.endswith(".lora_A.weight"):
             module = k[len("base_model.model."):-len(".lora_A.weight")]
-            out[module + ".weight"] = (cfg["lora_alpha"] / cfg["r"]) * (t[k.replace("lora_A", "lora_B")] @ t[k])
+            d = (cfg["lora_alpha"] / cfg["r"]) * (t[k.replace("lora_A", "lora_B")] @ t[k])
+            magnitude = t.get(f"base_model.model.{module}.lora_magnitude_vector")
+            if magnitude is not None:
+                w = base[module + ".weight"].float()
+                d = (magnitude / torch.linalg.norm(w + d, dim=1))[:, None] * (w + d) - w
+            out[module + ".weight"] = d
     return out
 
 
-def check_weighted_merge(first, second, summary):
+def check_weighted_merge(first, second, dora, summary):
+    """first at 0.7 and second at -0.4 (both LoRA), in fp32 and bf16; then
+    first at 0.7 and a DoRA adapter at 0.5 (merged by its dense delta and
+    self-checked against it), in fp32."""
     s = summary.setdefault("merge_weighted", {})
     base = sp.load_dir(MODEL_DIR)
-    d1, d2 = delta(first), delta(second)
+    d1, d2, d3 = delta(first, base), delta(second, base), delta(dora, base)
     expected = {k: v.clone() for k, v in base.items()}
     for k, v in d1.items():
         expected[k] += 0.7 * v
+    with_dora = {k: v.clone() for k, v in expected.items()}
     for k, v in d2.items():
         expected[k] += -0.4 * v
-    for dtype in ("float32", "bfloat16"):
+    for k, v in d3.items():
+        with_dora[k] += 0.5 * v
+    for dtype, other, weight, want in (("float32", second, -0.4, expected), ("bfloat16", second, -0.4, expected),
+                                       ("float32-dora", dora, 0.5, with_dora)):
         out = os.path.join(WORK, f"merged_weighted_{dtype}")
-        st("merge", "--base", MODEL_DIR, "--adapter", first, "--weight", 0.7, "--adapter", second, "--weight", -0.4,
-           "--out", out, "--dtype", dtype)
+        st("merge", "--base", MODEL_DIR, "--adapter", first, "--weight", 0.7, "--adapter", other, "--weight", weight,
+           "--out", out, "--dtype", dtype.split("-")[0])
         got = sp.load_dir(out)
-        if set(got) != set(expected):
-            fail(f"weighted merge {dtype}: tensors {sorted(set(got) ^ set(expected))[:4]}")
+        if set(got) != set(want):
+            fail(f"weighted merge {dtype}: tensors {sorted(set(got) ^ set(want))[:4]}")
             continue
-        if dtype == "float32":
-            worst, where, _ = sp.weight_diff(got, expected)
-            s["float32_rel_max"] = worst
+        if dtype.startswith("float32"):
+            worst, where, _ = sp.weight_diff(got, want)
+            s[f"{dtype}_rel_max"] = worst
             if worst > MERGE_FORMULA_BOUND:
-                fail(f"weighted merge: {where} differs from W + 0.7 dW1 - 0.4 dW2 by {worst:.2e}")
+                fail(f"weighted merge {dtype}: {where} differs from W + 0.7 dW1 {weight:+} dW2 by {worst:.2e}")
         else:
             equal = total = 0
             worst_ulps = 0.0
-            for k, v in expected.items():
+            for k, v in want.items():
                 rounded = v.to(torch.bfloat16)
                 equal += int((got[k] == rounded).sum())
                 total += v.numel()
@@ -454,7 +469,7 @@ def main():
         check_training(variant, summary)
     for variant in ("plain", "dora"):
         check_merge(variant, finals[variant], summary)
-    check_weighted_merge(finals["plain"], finals["all_linear"], summary)
+    check_weighted_merge(finals["plain"], finals["all_linear"], finals["dora"], summary)
     check_bad_input(finals["plain"], summary)
 
     summary["failures"] = len(failures)

@@ -1,0 +1,38 @@
+"""What the CPU training benchmarks share: a small tokenizer built from their
+chats and a Salamandra-architecture model of a given config that keeps its
+own vocabulary size (the real 256k), with that tokenizer's files beside it.
+`init --tokenizer` would take the tokenizer's vocabulary instead, so the
+files are copied in after init.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+
+def write_chats(records, path):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n")
+
+
+def make_model(st, work, records, config, vocab_size=4000):
+    """The model dir WORK/model for `config` (fp32, seed 1), with a tokenizer
+    of `vocab_size` pieces trained on the records' texts."""
+    corpus = os.path.join(work, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as c:
+        for r in records:
+            c.write("\n".join(m["content"] for m in r["messages"]) + "\n")
+    tok = os.path.join(work, "tok")
+    subprocess.run([st, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", str(vocab_size)],
+                   check=True, stdout=subprocess.DEVNULL)
+    config_path = os.path.join(work, "config.json")
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    model = os.path.join(work, "model")
+    subprocess.run([st, "init", "--config", config_path, "--out", model, "--dtype", "float32", "--seed", "1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    for name in os.listdir(tok):
+        if name.startswith("tokenizer") or name == "special_tokens_map.json":
+            shutil.copy(os.path.join(tok, name), model)
+    return model
