@@ -17,20 +17,22 @@ truncation_mode="keep_start"), and the loss covers every token (ours
 train_on="all", TRL completion_only_loss=False, assistant_only_loss=False),
 so no batch holds padding or a skipped position whatever order each side
 draws, and both count the same tokens per step (checked). Settings: fp32 on
-the CPU, micro batch 2, no accumulation, no activation checkpointing, AdamW
-lr 1e-4, constant schedule, clipping at 1.0.
+the CPU, micro batch --rows (2), no accumulation, no activation
+checkpointing, AdamW lr 1e-4, constant schedule, clipping at 1.0.
 
 The LM head: neither side materialises [tokens x 256k] logits. TRL's fused
 LM head chunks the vocabulary (32768 columns for every token of the
-micro-batch: 384 x 32768 = 12.6M logits here); ours chunks the tokens
-(training.lm_head_chunk rows x 256k), 64 by default here (16.4M logits,
-about the same working set). Ours is also run at the schema's default of
-2048 rows (the GPU's choice), which here means one chunk of 384 x 256k.
+micro-batch: 384 x 32768 = 12.6M logits at the defaults); ours chunks the
+tokens (training.lm_head_chunk rows x 256k), 64 by default here (16.4M
+logits, about the same working set). Ours is also run at the schema's
+default of 2048 rows (the GPU's choice: one chunk of 384 x 256k at the
+defaults).
 
 tokens_per_s: steady state from the end of step --warmup to the last step.
 Peak RSS: ours by /usr/bin/time, TRL by getrusage in its process.
 
 Usage: benchmarks/bench_lora_sft.py [--work DIR] [--steps N] [--threads N] [--samples N] [--max-length N]
+                                   [--rows N] [--lm-head-chunk N]
 """
 import argparse
 import json
@@ -46,13 +48,13 @@ from bench_fixture import make_model, write_chats
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, "build", "salamandra-tune")
 PY = sys.executable
-ROWS, LR, RANK, ALPHA = 2, 1e-4, 16, 32
+LR, RANK, ALPHA = 1e-4, 16, 32
 
 TRL_CHILD = textwrap.dedent("""
     import json, resource, sys, time
     import torch
-    model_dir, data_file, steps, threads, warmup, out_dir, max_length = sys.argv[1:8]
-    steps, threads, warmup, max_length = int(steps), int(threads), int(warmup), int(max_length)
+    model_dir, data_file, steps, threads, warmup, out_dir, max_length, rows = sys.argv[1:9]
+    steps, threads, warmup, max_length, rows = int(steps), int(threads), int(warmup), int(max_length), int(rows)
     torch.set_num_threads(threads)
     start = time.perf_counter()
     import datasets, transformers
@@ -63,7 +65,7 @@ TRL_CHILD = textwrap.dedent("""
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     records = [json.loads(l) for l in open(data_file, encoding="utf-8") if l.strip()]
     dataset = datasets.Dataset.from_list([{"messages": r["messages"]} for r in records])
-    config = SFTConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=ROWS_,
+    config = SFTConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=rows,
                        gradient_accumulation_steps=1, learning_rate=LR_, weight_decay=0.0,
                        lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, optim="adamw_torch",
                        max_length=max_length, truncation_mode="keep_start", packing=False, padding_free=False,
@@ -87,10 +89,10 @@ TRL_CHILD = textwrap.dedent("""
                       "tokens_per_s": (n1 - n0) / (t1 - t0), "process_wall_s": time.perf_counter() - start,
                       "trainable_parameters": trainable,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-""").replace("ROWS_", str(ROWS)).replace("LR_", repr(LR)).replace("RANK_", str(RANK)).replace("ALPHA_", str(ALPHA))
+""").replace("LR_", repr(LR)).replace("RANK_", str(RANK)).replace("ALPHA_", str(ALPHA))
 
 
-def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora, chunk):
+def ours(model_dir, data_file, work, steps, threads, warmup, max_length, rows, lora, chunk):
     name = f"ours_{'lora' if lora else 'full'}_chunk{chunk}"
     out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
@@ -99,7 +101,7 @@ def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora, c
         f.write(f'[model]\npath = "{model_dir}"\ndtype = "float32"\ndevice = "cpu"\nactivation_checkpointing = false\n'
                 f'[data]\ntrain = ["{data_file}"]\nmax_length = {max_length}\ntruncation = "right"\npacking = false\n'
                 f'train_on = "all"\ncache_dir = "{os.path.join(work, "cache")}"\n'
-                f'[training]\noutput_dir = "{out}"\nmax_steps = {steps}\nmicro_batch_rows = {ROWS}\n'
+                f'[training]\noutput_dir = "{out}"\nmax_steps = {steps}\nmicro_batch_rows = {rows}\n'
                 f'grad_accumulation = 1\nmax_grad_norm = 1.0\nthreads = {threads}\nlm_head_chunk = {chunk}\n'
                 f'[optimizer]\nlr = {LR}\nweight_decay = 0.0\n[schedule]\nkind = "constant"\nwarmup_steps = 0\n'
                 f'[logging]\nevery_steps = {steps}\nplot = false\n'
@@ -125,10 +127,10 @@ def ours(model_dir, data_file, work, steps, threads, warmup, max_length, lora, c
             "loss_first_last": [metrics[0]["loss"], metrics[-1]["loss"]]}
 
 
-def trl(model_dir, data_file, work, steps, threads, warmup, max_length):
+def trl(model_dir, data_file, work, steps, threads, warmup, max_length, rows):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
     result = subprocess.run([PY, "-c", TRL_CHILD, model_dir, data_file, str(steps), str(threads), str(warmup),
-                             os.path.join(work, "trl_run"), str(max_length)],
+                             os.path.join(work, "trl_run"), str(max_length), str(rows)],
                             check=True, capture_output=True, text=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -156,11 +158,13 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="steps left out of the steady-state tokens/s")
     parser.add_argument("--samples", type=int, default=600)
     parser.add_argument("--max-length", type=int, default=192)
+    parser.add_argument("--rows", type=int, default=2, help="rows per micro-batch (no accumulation)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--lm-head-chunk", type=int, default=64,
                         help="our training.lm_head_chunk (rows): 64 x 256k logits is about TRL's working set")
     a = parser.parse_args()
     assert 1 <= a.warmup < a.steps
+    a.work = os.path.abspath(a.work)
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
 
@@ -175,13 +179,14 @@ def main():
     data_file = os.path.join(a.work, "chats.jsonl")
     write_chats(chosen, data_file)
 
-    o = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, True, a.lm_head_chunk)
-    t = trl(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length)
-    full = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, False, a.lm_head_chunk)
-    default_chunk = ours(model, data_file, a.work, a.steps, a.threads, a.warmup, a.max_length, True, 2048)
-    equal_work = o["tokens_per_step"] == [ROWS * a.max_length] and t["tokens"] == o["tokens"]
+    shape = (a.steps, a.threads, a.warmup, a.max_length, a.rows)
+    o = ours(model, data_file, a.work, *shape, True, a.lm_head_chunk)
+    t = trl(model, data_file, a.work, *shape)
+    full = ours(model, data_file, a.work, *shape, False, a.lm_head_chunk)
+    default_chunk = ours(model, data_file, a.work, *shape, True, 2048)
+    equal_work = o["tokens_per_step"] == [a.rows * a.max_length] and t["tokens"] == o["tokens"]
     report = {"machine": {"cpus": os.cpu_count(), "threads": a.threads},
-              "settings": {"config": config, "dtype": "float32", "max_length": a.max_length, "micro_batch_rows": ROWS,
+              "settings": {"config": config, "dtype": "float32", "max_length": a.max_length, "micro_batch_rows": a.rows,
                            "grad_accumulation": 1, "steps": a.steps, "warmup_steps_excluded": a.warmup,
                            "samples": len(chosen), "lora": {"r": RANK, "alpha": ALPHA, "targets": "all-linear"},
                            "rows": "every row full (max_length tokens), loss on all tokens",

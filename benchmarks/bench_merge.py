@@ -78,6 +78,7 @@ def main():
     parser.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "merge"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     a = parser.parse_args()
+    a.work = os.path.abspath(a.work)
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))

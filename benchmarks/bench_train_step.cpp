@@ -5,7 +5,13 @@
 // same code as `salamandra-tune sft` (train::summed_nll, train::optimizer_step, the schema's default LM-head chunk).
 //
 //   bench_train_step [--preset salamandra-2b] [--rows 2] [--seq 4096] [--steps 6]
-//                    [--no-checkpointing] > bench_train_step.json
+//                    [--no-checkpointing] [--lora-rank R] > bench_train_step.json
+//
+// With --lora-rank the step is LoRA SFT's (the LoRA issue's GPU figure): the
+// bf16 base frozen, fp32 adapters of rank R and alpha 2R on every
+// projection (lora/adapter.h, the fused lora_projection op), AdamW on the
+// adapters only; the FLOP count is then 4 x frozen + 6 x adapter matmul
+// parameters per token (no weight gradient for the base).
 //
 // Per mode: the median step time, tokens/s, model FLOP utilisation against
 // the H100's 989 TFLOP/s (6 x matmul parameters per token, plus causal
@@ -25,6 +31,7 @@
 
 #include "kernels/fused_switch.h"
 #include "model/llama.h"
+#include "lora/adapter.h"
 #include "model/lm_head.h"
 #include "benchmarks/bench_cuda.h"
 #include "train/batch_tensors.h"
@@ -40,6 +47,7 @@ struct Options {
   int64_t rows = 2, seq = 4096;
   int steps = 6;
   bool checkpointing = true;
+  int64_t lora_rank = 0;  // 0: full SFT
 };
 
 Options parse(int argc, char** argv) {
@@ -57,8 +65,10 @@ Options parse(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seq")) o.seq = std::atoll(value());
     else if (!std::strcmp(argv[i], "--steps")) o.steps = std::atoi(value());
     else if (!std::strcmp(argv[i], "--no-checkpointing")) o.checkpointing = false;
+    else if (!std::strcmp(argv[i], "--lora-rank")) o.lora_rank = std::atoll(value());
     else {
-      std::cerr << "usage: bench_train_step [--preset NAME] [--rows N] [--seq N] [--steps N] [--no-checkpointing]\n";
+      std::cerr << "usage: bench_train_step [--preset NAME] [--rows N] [--seq N] [--steps N] [--no-checkpointing] "
+                   "[--lora-rank R]\n";
       std::exit(2);
     }
   }
@@ -97,18 +107,31 @@ int main(int argc, char** argv) {
     st::LlamaModel model(config, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
     model.init_random(0);
     model.set_recompute_activations(o.checkpointing);
-    double matmul_params = 0;
-    model.require_grads();
-    for (auto& [name, p] : model.trainable_parameters()) {
-      if (p.dim() == 2 && name != "model.embed_tokens.weight") matmul_params += static_cast<double>(p.numel());
+    if (o.lora_rank > 0) {
+      st::lora::LoraConfig lora;
+      lora.rank = o.lora_rank;
+      lora.alpha = 2.0 * static_cast<double>(o.lora_rank);
+      lora.target_names = {"all-linear"};
+      const auto modules = st::lora::attach_adapters(model, lora, model.options().dtype(at::kFloat), "bench");
+      st::lora::init_adapters(modules, lora.init, 0);
     }
-    if (config.tie_word_embeddings) matmul_params += static_cast<double>(config.vocab_size * config.hidden_size);
-    st::train::AdamW optimizer(model.trainable_parameters(), {.lr = 1e-5}, /*master_weights=*/true);
+    // Model FLOPs per token: 6 per trained matmul parameter, 4 per frozen one (no weight gradient).
+    double matmul_flops = 0;
+    model.require_grads();
+    for (const st::ParameterInfo& p : model.parameters()) {
+      if (p.tensor.dim() != 2 || p.name == "model.embed_tokens.weight") continue;
+      matmul_flops += (p.trainable ? 6.0 : 4.0) * static_cast<double>(p.tensor.numel());
+    }
+    if (config.tie_word_embeddings)
+      matmul_flops += (o.lora_rank > 0 ? 4.0 : 6.0) * static_cast<double>(config.vocab_size * config.hidden_size);
+    const double matmul_params = matmul_flops / 6;  // reported as before: the full-SFT equivalent
+    // Masters for the bf16 base's weights only; fp32 adapters update in place.
+    st::train::AdamW optimizer(model.trainable_parameters(), {.lr = 1e-5}, /*master_weights=*/o.lora_rank == 0);
     at::manual_seed(0);
     const st::train::BatchTensors batch = random_batch(o, config.vocab_size);
     const double tokens = static_cast<double>(o.rows * o.seq);
     const double flops_per_token =
-        6 * matmul_params + 6.0 * config.num_hidden_layers * static_cast<double>(o.seq) * config.hidden_size;
+        matmul_flops + 6.0 * config.num_hidden_layers * static_cast<double>(o.seq) * config.hidden_size;
 
     // The same forward with the kernels off and on, before any update: the
     // whole model's agreement (RMSNorm, rotary, SwiGLU, cross-entropy).
@@ -154,7 +177,8 @@ int main(int argc, char** argv) {
       std::cerr << line << "\n";
     }
     std::cout << "{\"gpu\": true, \"preset\": \"" << o.preset << "\", \"rows\": " << o.rows << ", \"seq\": " << o.seq
-              << ", \"steps\": " << o.steps << ", \"activation_checkpointing\": " << (o.checkpointing ? "true" : "false")
+              << ", \"steps\": " << o.steps << ", \"lora_rank\": " << o.lora_rank
+              << ", \"activation_checkpointing\": " << (o.checkpointing ? "true" : "false")
               << ", \"matmul_parameters\": " << matmul_params << ", \"initial_loss_kernels_off\": " << forward_loss[0]
               << ", \"initial_loss_kernels_on\": " << forward_loss[1] << ", \"modes\": [" << modes[0] << ", "
               << modes[1] << "]}\n";

@@ -11,7 +11,8 @@
 #      benchmarks/bench_hf_step.py (the same step through transformers),
 #   4. writes to $OUT (at most 8 files come back from the GPU machine):
 #      gpu_check.json (summary, with the GPU tests' counts),
-#      bench_kernels.json, bench_train_step.json, bench_hf_step.json, and
+#      bench_kernels.json, bench_train_step.json, bench_hf_step.json,
+#      bench_lora_step.json and bench_hf_lora_step.json (7B LoRA SFT, ours and PEFT's), and
 #      logs.tgz with every step's output, the ctest junit and the gtest json.
 #      The summary and the archive are written on every exit, also when the
 #      run is stopped (SIGTERM/SIGINT, e.g. the device's time limit).
@@ -30,7 +31,7 @@
 #   BENCH_ARGS     more arguments for bench_kernels (e.g. "--iters 5 --only rms_norm,rotary")
 #   TRAIN_STEPS    timed steps of bench_train_step and bench_hf_step (default 6)
 #   GPU_CHECK_STEPS  the steps after the build, from: gpu_tests reference_tests
-#                  bench bench_train_step bench_hf_step (default: all five)
+#                  bench bench_train_step bench_hf_step bench_lora_step (default: all six)
 #   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks;
 #                  gpu_tests needs every gpu-labelled test built)
 #
@@ -142,7 +143,15 @@ bench_train_step() { with_libs "$build/benchmarks/bench_train_step" --steps "${T
 # The same step through transformers (the machine's python3 has it), for the ratio.
 bench_hf_step() { "$python" "$repo/benchmarks/bench_hf_step.py" --steps "${TRAIN_STEPS:-6}" > "$out/bench_hf_step.json"; }
 
-all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step"
+# LoRA SFT of the 7B preset (the LoRA issue's GPU figure): bf16 base, rank 16 on every projection, 4096 tokens,
+# ours and PEFT's in the same run.
+lora_step_args=(--preset salamandra-7b --lora-rank 16 --rows 1 --seq 4096 --steps "${TRAIN_STEPS:-6}")
+bench_lora_step() {
+  with_libs "$build/benchmarks/bench_train_step" "${lora_step_args[@]}" > "$out/bench_lora_step.json" &&
+    "$python" "$repo/benchmarks/bench_hf_step.py" "${lora_step_args[@]}" > "$out/bench_hf_lora_step.json"
+}
+
+all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step bench_lora_step"
 read -ra steps <<< "${GPU_CHECK_STEPS:-$all_steps}"
 for name in "${steps[@]}"; do
   [[ " $all_steps " == *" $name "* ]] || { echo "gpu_check: unknown step '$name' (one of: $all_steps)" >&2; exit 2; }
@@ -216,10 +225,13 @@ summary = {
     "bench": bench,
     "bench_train_step": load(os.path.join(out, "bench_train_step.json")),
     "bench_hf_step": load(os.path.join(out, "bench_hf_step.json")),
+    "bench_lora_step": load(os.path.join(out, "bench_lora_step.json")),
+    "bench_hf_lora_step": load(os.path.join(out, "bench_hf_lora_step.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "gpu_tests", "kernel_reference_test",
-                                          "lm_head_test", "bench_train_step", "bench_hf_step")}, indent=2))
+                                          "lm_head_test", "bench_train_step", "bench_hf_step", "bench_lora_step",
+                                          "bench_hf_lora_step")}, indent=2))
 for r in (bench or {}).get("results", []):
     if r["pass"] == "backward_in_chain" or r["fused_fraction_of_peak"] < 0.8:
         print(r["op"], r["pass"], r["dtype"], r["shape"], "fused_ms", r["fused_ms"], "of_peak", r["fused_fraction_of_peak"])
