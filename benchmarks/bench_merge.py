@@ -87,7 +87,7 @@ def main():
     with open(corpus, "w", encoding="utf-8") as f:
         f.write("Bon dia, com estàs? Hola, ¿qué tal? Hello, how are you? Kaixo, zer moduz?\n" * 200)
     tok = os.path.join(a.work, "tok")
-    subprocess.run([ST, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "300"], check=True,
+    subprocess.run([ST, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "500"], check=True,
                    stdout=subprocess.DEVNULL)
     base = os.path.join(a.work, "base")
     subprocess.run([ST, "init", "--preset", "salamandra-2b", "--out", base, "--dtype", "bfloat16", "--seed", "1"],

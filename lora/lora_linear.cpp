@@ -76,14 +76,13 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) const {
   const bool drop = training_ && dropout_ > 0;
   // The adapters in the activations' dtype, inside the graph (a no-op when equal).
   const at::Tensor a = lora_a_.to(x.scalar_type()), b = lora_b_.to(x.scalar_type());
-  if (!dora_ && !drop) {
-    if (const auto* dense = dynamic_cast<const DenseProjection*>(base_.get()))
-      return lora_projection(x, dense->weight(), dense->bias(), a, b, shape_.scale);
-  }
+  const double scale = shape_.scale * combination_weight_;
+  const auto* dense = dynamic_cast<const DenseProjection*>(base_.get());
+  if (!dora_ && !drop && dense) return lora_projection(x, dense->weight(), dense->bias(), a, b, scale);
   const at::Tensor base_out = base_->forward(x);
   const at::Tensor xd = drop ? at::dropout(x, dropout_, /*train=*/true) : x;
   const at::Tensor low_rank = at::linear(at::linear(xd, a), b);
-  if (!dora_) return base_out + low_rank * shape_.scale;
+  if (!dora_) return base_out + low_rank * scale;
 
   // DoRA, as PEFT's DoraLinearLayer.forward: the norm is detached, and W
   // drop(x) is recomputed from the dropped-out input when dropout acts.
@@ -96,13 +95,10 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) const {
   }
   const at::Tensor mag_norm_scale = (magnitude_.to(x.scalar_type()) / norm).view({1, -1});
   at::Tensor base_term;
-  if (drop) {
-    base_term = at::linear(xd, w.to(x.scalar_type()));
-  } else {
-    const auto* dense = dynamic_cast<const DenseProjection*>(base_.get());
-    base_term = dense && dense->bias().defined() ? base_out - dense->bias() : base_out;
-  }
-  return base_out + (mag_norm_scale - 1) * base_term + mag_norm_scale * low_rank * shape_.scale;
+  if (drop || !dense) base_term = at::linear(xd, w.to(x.scalar_type()));
+  else base_term = dense->bias().defined() ? base_out - dense->bias() : base_out;
+  const at::Tensor added = (mag_norm_scale - 1) * base_term + mag_norm_scale * low_rank * shape_.scale;
+  return combination_weight_ == 1 ? base_out + added : base_out + added * combination_weight_;
 }
 
 }  // namespace st::lora

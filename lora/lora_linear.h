@@ -6,7 +6,9 @@
 //   DoRA   y = base(x) + (m/n - 1) W drop(x) + (m/n) s B A drop(x),
 //          n = ||W + s B A||_row, detached (DoRA paper, section 4.3)
 // where drop is the dropout on the adapter's input while training (with
-// dropout off, W drop(x) is base(x) minus its bias, as PEFT reuses it).
+// dropout off and a dense base, W drop(x) is base(x) minus its bias, as PEFT
+// reuses it; W is always the dense base weight, also when the base is
+// another adapter's projection).
 //
 // Without dropout and DoRA the forward is the fused op lora_projection
 // (lora_projection.h: the low-rank term added by the matmuls themselves);
@@ -52,6 +54,10 @@ class LoraLinear : public Projection {
   at::Tensor dense_weight() const override { return base_->dense_weight(); }
   void set_adapters_enabled(bool enabled) override { enabled_ = enabled; }
   void set_training(bool training) override { training_ = training; }
+  /// The adapter's weight w in a combination of adapters (merge's W + sum
+  /// w_i dW_i): multiplies everything the adapter adds to its base's output
+  /// (1 by default). Adapters combine by wrapping one another.
+  void set_combination_weight(double weight) { combination_weight_ = weight; }
 
   /// Fills A and B as PEFT's init_lora_weights does (B zero), then DoRA's
   /// magnitude as the row norms of W + s B A.
@@ -81,6 +87,7 @@ class LoraLinear : public Projection {
   at::Tensor lora_a_, lora_b_, magnitude_;  // magnitude_: DoRA only
   bool enabled_ = true;
   bool training_ = false;
+  double combination_weight_ = 1;
 };
 
 }  // namespace st::lora

@@ -157,35 +157,38 @@ void self_check(const MergeOptions& options, const AdapterTable& table, const st
     auto model = load_model(options.base_dir, fp32);
     const at::Tensor ids = probe_ids(model->config());
     report.probe_tokens = ids.numel();
-    // The adapters applied unmerged, each at its weight: a LoRA adapter's
-    // scale times w; adapters stack (the outer one wraps the inner). DoRA
-    // rescales the whole weight, so it is applied unmerged when it is the
-    // only adapter at weight 1, and as its dense delta otherwise.
-    const bool unmerged = options.adapters.size() == 1 && options.adapters[0].weight == 1.0;
-    at::NoGradGuard no_grad;
+    // The reference: the adapters applied unmerged, each at its weight,
+    // wrapping one another (LoraLinear's forward, not adapter_delta).
+    std::map<std::string, std::shared_ptr<Projection>> bases;
     for (const auto& [key, adapters] : table) {
       std::shared_ptr<Projection>& slot = model->projection(key);
-      at::Tensor weight = model->parameter(key + ".weight");
-      const at::Tensor base = weight.clone();  // every DoRA delta is taken of the base weight, as merge takes it
+      bases[key] = slot;
       for (const ModuleAdapter& m : adapters) {
-        if (m.magnitude.defined() && !unmerged) {
-          weight.add_(adapter_delta(base, m.a, m.b, m.magnitude, m.shape.scale), m.weight);
-          continue;
-        }
-        ModuleShape shape = m.shape;
-        shape.scale *= m.weight;
-        auto wrapped = std::make_shared<LoraLinear>(slot, shape, 0.0, m.magnitude.defined(), fp32);
+        auto wrapped = std::make_shared<LoraLinear>(slot, m.shape, 0.0, m.magnitude.defined(), fp32);
         wrapped->lora_a().copy_(m.a);
         wrapped->lora_b().copy_(m.b);
         if (m.magnitude.defined()) wrapped->magnitude().copy_(m.magnitude);
+        wrapped->set_combination_weight(m.weight);
         slot = wrapped;
       }
     }
     reference = probe_logits(*model, ids);
-    // What rounding the weights to the output dtype does to this model's logits.
+    // What rounding the merged weights to the output dtype does to this
+    // model's logits: merged in memory as merge_adapters merges them, then
+    // rounded as it writes them.
     if (options.dtype != at::kFloat) {
+      at::NoGradGuard no_grad;
+      for (const auto& [key, adapters] : table) {
+        model->projection(key) = bases[key];
+        at::Tensor weight = model->parameter(key + ".weight");
+        at::Tensor sum = at::zeros_like(weight);
+        for (const ModuleAdapter& m : adapters)
+          sum.add_(adapter_delta(weight, m.a, m.b, m.magnitude, m.shape.scale), m.weight);
+        weight.add_(sum);
+      }
+      const at::Tensor merged = probe_logits(*model, ids);
       for (auto& [name, tensor] : model->checkpoint_tensors()) tensor.copy_(tensor.to(options.dtype));
-      report.rounding_effect = max_abs(probe_logits(*model, ids) - reference);
+      report.rounding_effect = max_abs(probe_logits(*model, ids) - merged);
     }
   }
   const auto merged = load_model(staged, fp32);

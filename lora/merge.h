@@ -12,12 +12,14 @@
 //
 // Then merge checks itself, before the dir gets its name: it runs a probe
 // batch through the base with the adapters applied unmerged (LoraLinear's
-// forward, fp32) and through the merged dir (read in fp32), and requires
-// the largest logit difference to stay within
-//   2 x (the same model's logit change from rounding its weights to the
-//        output dtype, measured on the base)  +  1e-5 x max(1, max |logit|)
+// forward in fp32, each adapter at its weight) and through the merged dir
+// (read in fp32), and requires the largest logit difference to stay within
+//   2 x (the logit change that rounding the merged weights to the output
+//        dtype makes: measured on the same model merged in memory in fp32,
+//        then rounded)  +  1e-5 x max(1, max |logit|)
 // (the first term is zero for fp32 output; the second is fp32's agreement
-// bound of our parity tests). A failure leaves no output dir.
+// bound of our parity tests; the factor 2 is our parity tests' rule for
+// low precision). A failure leaves no output dir.
 #pragma once
 
 #include <ATen/core/ScalarType.h>
@@ -51,7 +53,7 @@ struct MergeReport {
   bool checked = false;
   double max_logit_difference = 0;
   double bound = 0;
-  double rounding_effect = 0;  // the base's logit change from rounding to the dtype
+  double rounding_effect = 0;  // the logit change from rounding the merged weights to the dtype
   int64_t probe_tokens = 0;
 };
 

@@ -135,6 +135,25 @@ TEST(LoraLinear, ForwardIsThePeftFormula) {
   }
 }
 
+TEST(LoraLinear, StackedAdaptersAtWeightsAreTheWeightedMerge) {
+  // merge's self-check: a DoRA adapter wrapping a LoRA one, at weights 0.7
+  // and -0.4, computes W + 0.7 dW1 - 0.4 dW2 (DoRA's delta of the base W).
+  Wrapped first = make_wrapped(false, 0.0, true, 3);
+  auto second = std::make_shared<LoraLinear>(first.lora, ModuleShape{2, 3, 1.5}, 0.0, /*dora=*/true,
+                                             at::TensorOptions().dtype(at::kDouble));
+  second->lora_a().copy_(at::randn({2, 5}, at::kDouble));
+  second->lora_b().copy_(at::randn({7, 2}, at::kDouble));
+  second->magnitude().copy_(at::rand({7}, at::kDouble) + 0.5);
+  first.lora->set_combination_weight(0.7);
+  second->set_combination_weight(-0.4);
+  const at::Tensor W = first.base->weight().to(at::kFloat);
+  const at::Tensor merged =
+      W + 0.7 * adapter_delta(W, first.lora->lora_a(), first.lora->lora_b(), at::Tensor(), 2.0) -
+      0.4 * adapter_delta(W, second->lora_a(), second->lora_b(), second->magnitude(), 1.5);
+  const at::Tensor x = at::randn({3, 5}, at::kDouble);
+  EXPECT_TRUE(at::allclose(second->forward(x), at::linear(x, merged.to(at::kDouble), first.base->bias()), 1e-4, 1e-4));
+}
+
 TEST(LoraLinear, DropoutActsWhileTrainingOnlyAndOnTheAdapterInput) {
   for (bool dora : {false, true}) {
     Wrapped w = make_wrapped(dora, 0.5, true, 2);
