@@ -12,8 +12,9 @@
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
+#include "datasets/sample_error.h"
 #include "datasets/unrendered_fields.h"
-#include "sft/sft_config.h"
+#include "dpo/dpo_config.h"
 #include "tokenizer/tokenizer.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -89,7 +90,8 @@ int run_inspect_data(int argc, char** argv) {
   if (format != "text" && format != "jsonl") throw UsageError("--format must be text or jsonl");
   if (count < 0) throw UsageError("--n must be >= 0");
 
-  const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);
+  // dpo recipes hold every key an sft recipe may: both load with its schema.
+  const Recipe recipe = Recipe::load(recipe_path, dpo::dpo_schema(), overrides);
   const datasets::DataConfig config = datasets::data_config(recipe);
   const datasets::EncoderBundle bundle = datasets::load_encoder(config);
   const datasets::SampleEncoder encoder(bundle.tokenizer, bundle.chat_template, bundle.options);

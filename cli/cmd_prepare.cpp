@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "datasets/data_config.h"
 #include "datasets/prepare.h"
-#include "sft/sft_config.h"
+#include "dpo/dpo_config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/data_report.h"
@@ -26,7 +26,8 @@ int run_prepare(int argc, char** argv) {
   args.epilog("data keys (the recipe's [model] path and [data] section):\n" + describe_schema(datasets::data_schema()));
   if (!args.parse(argc, argv)) return 0;
 
-  const Recipe recipe = Recipe::load(recipe_path, sft::sft_schema(), overrides);
+  // dpo recipes hold every key an sft recipe may: both load with its schema.
+  const Recipe recipe = Recipe::load(recipe_path, dpo::dpo_schema(), overrides);
   const datasets::DataConfig config = datasets::data_config(recipe);
   const datasets::EncoderBundle encoder = datasets::load_encoder(config);
   std::printf("model: %s\nchat template: %s\ntokenizer threads: %d\n", config.model_dir.c_str(),

@@ -4,6 +4,7 @@
 #include "common/recipe.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 
 #include "common/error.h"
@@ -23,6 +24,7 @@ const char* type_name(KeyType type) {
     case KeyType::kPathList: return "kPathList";
     case KeyType::kStringMap: return "kStringMap";
     case KeyType::kNumberMap: return "kNumberMap";
+    case KeyType::kNumberList: return "kNumberList";
   }
   return "?";
 }
@@ -66,6 +68,14 @@ const std::string& Recipe::get_string(std::string_view key) const {
 
 const std::vector<std::string>& Recipe::get_list(std::string_view key) const {
   return typed<std::vector<std::string>>(key, KeyType::kStringList, KeyType::kPathList);
+}
+
+std::vector<double> Recipe::get_numbers(std::string_view key) const {
+  std::vector<double> numbers;
+  // The texts were written by the loader from TOML numbers: they read back exactly.
+  for (const std::string& text : typed<std::vector<std::string>>(key, KeyType::kNumberList, KeyType::kNumberList))
+    numbers.push_back(std::strtod(text.c_str(), nullptr));
+  return numbers;
 }
 
 const std::map<std::string, std::string>& Recipe::get_map(std::string_view key) const {

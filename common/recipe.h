@@ -53,6 +53,8 @@ class Recipe {
   const std::string& get_string(std::string_view key) const;
   /// kStringList and kPathList.
   const std::vector<std::string>& get_list(std::string_view key) const;
+  /// kNumberList.
+  std::vector<double> get_numbers(std::string_view key) const;
   const std::map<std::string, std::string>& get_map(std::string_view key) const;
 
   /// Where a key's value came from, for errors that callers find later

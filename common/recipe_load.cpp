@@ -366,6 +366,13 @@ class RecipeLoader {
         }
         return items;
       }
+      case KeyType::kNumberList: {
+        if (!node.is_array()) wrong_type(node, name, describe_type(spec.type));
+        const toml::array& array = *node.as_array();
+        std::vector<std::string> items;
+        for (size_t j = 0; j < array.size(); ++j) items.push_back(number_text(array[j], cat(name, "[", j, "]"), where));
+        return items;
+      }
       case KeyType::kStringMap: {
         if (!node.is_table()) wrong_type(node, name, describe_type(spec.type));
         std::map<std::string, std::string> entries;

@@ -27,7 +27,8 @@ bool holds_type(const RecipeValue& v, KeyType type) {
     case KeyType::kString:
     case KeyType::kPath: return std::holds_alternative<std::string>(v);
     case KeyType::kStringList:
-    case KeyType::kPathList: return std::holds_alternative<std::vector<std::string>>(v);
+    case KeyType::kPathList:
+    case KeyType::kNumberList: return std::holds_alternative<std::vector<std::string>>(v);
     case KeyType::kStringMap:
     case KeyType::kNumberMap: return std::holds_alternative<std::map<std::string, std::string>>(v);
   }
@@ -107,6 +108,7 @@ std::string_view describe_type(KeyType type) {
     case KeyType::kPathList: return "a list of paths (strings)";
     case KeyType::kStringMap: return "a table of strings";
     case KeyType::kNumberMap: return "a table of numbers";
+    case KeyType::kNumberList: return "a list of numbers";
   }
   return "?";
 }

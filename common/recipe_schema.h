@@ -17,11 +17,12 @@ namespace st {
 
 /// The type a recipe key holds. Paths are strings that are resolved to
 /// absolute, normalised paths when the recipe is loaded.
-enum class KeyType { kBool, kInt, kFloat, kString, kPath, kStringList, kPathList, kStringMap, kNumberMap };
+enum class KeyType { kBool, kInt, kFloat, kString, kPath, kStringList, kPathList, kStringMap, kNumberMap, kNumberList };
 
 /// A key's value: bool (kBool), int64_t (kInt), double (kFloat), string
 /// (kString, kPath), vector (kStringList, kPathList), map (kStringMap; kNumberMap,
-/// whose numbers are held as text that reads back exactly: "16", "0.5").
+/// whose numbers are held as text that reads back exactly: "16", "0.5"),
+/// vector (kNumberList, its numbers held as text the same way).
 /// A schema default for a kFloat key may also be written as an integer.
 using RecipeValue = std::variant<bool, int64_t, double, std::string, std::vector<std::string>,
                                  std::map<std::string, std::string>>;

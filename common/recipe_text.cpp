@@ -32,11 +32,12 @@ std::string format_float(double x) {
   return text;
 }
 
-std::string list(const std::vector<std::string>& items) {
+// Items of a kNumberList are numbers: written unquoted.
+std::string list(const std::vector<std::string>& items, bool numbers = false) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) out += ", ";
-    out += quote(items[i]);
+    out += numbers ? items[i] : quote(items[i]);
   }
   return out + "]";
 }
@@ -94,6 +95,7 @@ std::string value(const RecipeValue& v, KeyType type) {
     case KeyType::kPathList: return list(std::get<std::vector<std::string>>(v));
     case KeyType::kStringMap: return table(std::get<std::map<std::string, std::string>>(v), false);
     case KeyType::kNumberMap: return table(std::get<std::map<std::string, std::string>>(v), true);
+    case KeyType::kNumberList: return list(std::get<std::vector<std::string>>(v), true);
   }
   ST_CHECK(false, "unknown KeyType");
   return {};

@@ -146,6 +146,7 @@ Batch materialize(const BatchLayout& layout, const SequenceView& view, const Bat
     const size_t row_end = at + size_t(batch.cols);
     int32_t doc = 0;
     for (uint32_t i : layout.rows[r]) {
+      batch.sequences.push_back(i);
       auto ids = view.ids(i);
       auto mask = view.mask(i);
       ST_CHECK(at + ids.size() <= row_end, "row overflows its budget");

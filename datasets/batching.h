@@ -81,7 +81,9 @@ struct Batch {
   std::vector<int32_t> ids;           // pad id where no token
   std::vector<int32_t> position_ids;  // restart at 0 for every document
   std::vector<int32_t> document;      // document number within its row, -1 for padding
-  std::vector<uint8_t> loss_mask;     // 1: this token is a training target
+  std::vector<uint8_t> loss_mask;     // 1: this token is a training target (the view's mask value)
+  std::vector<uint32_t> sequences;    // the sequences laid out, row by row (DPO looks up each pair's cached
+                                      // reference log-probs by it)
   size_t trained_tokens() const;
   /// Tokens that are not padding.
   size_t real_tokens() const;

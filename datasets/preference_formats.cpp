@@ -210,11 +210,12 @@ PreferencePair convert_preference(const Json& record, const RecordContext& ctx) 
   }
   if (parts.prompt.messages.empty()) reject("empty conversation", ctx, "", "the prompt has no messages");
   const bool openai = ctx.format == DataFormat::kOpenAiPreference;
+  // An empty completion cannot train: counted and dropped (prepare.h).
   if (parts.chosen.messages.empty())
-    reject("empty conversation", ctx, field_name(ctx.fields.chosen, openai ? "preferred_output" : "chosen"),
+    reject("empty_completion", ctx, field_name(ctx.fields.chosen, openai ? "preferred_output" : "chosen"),
            "the chosen completion has no messages");
   if (parts.rejected.messages.empty())
-    reject("empty conversation", ctx,
+    reject("empty_completion", ctx,
            field_name(ctx.fields.rejected, openai ? "non_preferred_output" : "rejected"),
            "the rejected completion has no messages");
   mark_completion(parts.chosen);

@@ -1,5 +1,7 @@
 #include "datasets/prepare.h"
 
+#include "datasets/sample_error.h"
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -21,7 +23,8 @@ namespace {
 // written by an older salamandra-tune are rebuilt rather than trusted.
 // v2: masks from one tokenization of the whole text (token_straddles_boundary).
 // v3: the stored report counts fields the template never renders.
-constexpr const char* kCacheVersion = "salamandra-tune token cache v3";
+// v4: a pair whose chosen and rejected are the same tokens is dropped.
+constexpr const char* kCacheVersion = "salamandra-tune token cache v4";
 
 std::string content_key(const DataConfig& config, const EncoderBundle& encoder, const std::vector<std::string>& files) {
   Digest digest;
@@ -53,13 +56,6 @@ void add_counts(std::map<std::string, size_t>& into, const std::map<std::string,
 }
 
 }  // namespace
-
-bool is_expected_drop(const std::string& reason) {
-  // A token across trained and untrained text is the tokenizer meeting the
-  // data, not a mistake in either: counted and shown, never fatal.
-  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation" ||
-         reason == "token_straddles_boundary";
-}
 
 Json PrepareReport::to_json() const {
   return Json{{"split", split},     {"kind", kind == SampleKind::kChat ? "chat" : "preference"},

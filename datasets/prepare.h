@@ -59,12 +59,6 @@ std::string prepare_split(const DataConfig& config, const EncoderBundle& encoder
                           const std::vector<std::string>& files, const std::string& split, PrepareReport* report,
                           const PrepareProgress& progress = {});
 
-/// Drops the options ask for (nothing to train on, too long under
-/// truncation = drop) and tokens straddling a mask boundary: counted,
-/// never an error. Any other rejection stops
-/// the run unless data.skip_invalid is set.
-bool is_expected_drop(const std::string& reason);
-
 /// Encodes samples of one kind in parallel, in order: the building block of
 /// prepare_split (and of inspect-data, which shows samples without a cache).
 /// For each sample, `emit` gets the encoded sequences (1 or 3) or, when it

@@ -54,7 +54,7 @@ std::vector<Sample> read_samples(ByteStream& in, const std::string& name, const 
         out.clear();
       }
     } catch (const SampleError& e) {
-      if (!options.skip_invalid) throw Error(e.what());
+      if (!options.skip_invalid && !is_expected_drop(e.reason())) throw Error(e.what());
       ++st.skipped[e.reason()];
     }
   });

@@ -268,6 +268,10 @@ TokenPair SampleEncoder::encode_pair(const PreferencePair& pair, bool* truncated
   };
   out.chosen = completion(pair.chosen, "chosen");
   out.rejected = completion(pair.rejected, "rejected");
+  // Identical completions teach nothing (every pairwise loss sees a zero
+  // margin) and usually mean a broken record.
+  if (out.chosen.ids == out.rejected.ids)
+    throw SampleError("chosen_equals_rejected", cat(pair.origin, ": chosen and rejected are the same tokens"));
 
   const size_t limit = static_cast<size_t>(options_.max_length);
   const size_t longest = std::max(out.chosen.ids.size(), out.rejected.ids.size());

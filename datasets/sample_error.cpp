@@ -3,6 +3,11 @@
 
 namespace st::datasets {
 
+bool is_expected_drop(const std::string& reason) {
+  return reason == "nothing_to_train" || reason == "too_long" || reason == "nothing_to_train_after_truncation" ||
+         reason == "token_straddles_boundary" || reason == "chosen_equals_rejected" || reason == "empty_completion";
+}
+
 void reject(const std::string& reason, const RecordContext& ctx, std::string_view key,
             const std::string& what) {
   if (key.empty()) throw SampleError(reason, cat(ctx.origin, ": ", what));

@@ -18,6 +18,14 @@ struct RecordContext {
   const FieldMapping& fields;
 };
 
+/// Samples that cannot train, dropped and counted, never an error: the
+/// drops the options ask for (nothing to train on, too long under
+/// truncation = drop), tokens straddling a mask boundary (the tokenizer
+/// meeting the data, not a mistake in either), and preference pairs with an
+/// empty completion or a chosen equal to its rejected. Any other rejection
+/// stops the run unless data.skip_invalid is set.
+bool is_expected_drop(const std::string& reason);
+
 /// Throws SampleError: "<origin>: key '<key>': <what>" (no key part if empty).
 [[noreturn]] void reject(const std::string& reason, const RecordContext& ctx, std::string_view key,
                          const std::string& what);

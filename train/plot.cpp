@@ -16,6 +16,7 @@ constexpr double kWidth = 800, kHeight = 580;
 constexpr double kLeft = 84, kRight = 24;
 constexpr double kLossTop = 56, kLossHeight = 280;
 constexpr double kLrTop = 392, kLrHeight = 130;
+constexpr double kPanelHeight = 110, kPanelGap = 36;  // a recipe's own panels, each above the learning rate
 constexpr int kTargetTicks = 6;
 
 const char* const kTrainColour = "#1f77b4";
@@ -218,13 +219,23 @@ std::string legend(bool train, bool smooth, bool eval) {
 }  // namespace
 
 std::string training_plot_svg(const std::vector<PlotPoint>& train_loss, const std::vector<PlotPoint>& eval_loss,
-                              const std::vector<PlotPoint>& lr, const std::string& title) {
+                              const std::vector<PlotPoint>& lr, const std::string& title,
+                              const std::vector<PlotPanel>& panels) {
   size_t dropped = 0;
   const std::vector<PlotPoint> train = finite_sorted(train_loss, &dropped);
   const std::vector<PlotPoint> eval = finite_sorted(eval_loss, &dropped);
   const std::vector<PlotPoint> rate = finite_sorted(lr, &dropped);
+  std::vector<PlotPanel> extra;
+  for (const PlotPanel& panel : panels)
+    extra.push_back({panel.title, finite_sorted(panel.train, &dropped), finite_sorted(panel.eval, &dropped)});
+  const double shift = static_cast<double>(extra.size()) * (kPanelHeight + kPanelGap);
+  const double lr_top = kLrTop + shift, height = kHeight + shift;
 
   auto [step_lo, step_hi] = span({&train, &eval, &rate}, /*steps=*/true);
+  for (const PlotPanel& panel : extra) {
+    auto [lo, hi] = span({&panel.train, &panel.eval}, /*steps=*/true);
+    if (!panel.train.empty() || !panel.eval.empty()) step_lo = std::min(step_lo, lo), step_hi = std::max(step_hi, hi);
+  }
   const Axis steps = make_axis(step_lo, step_hi);
   auto [loss_lo, loss_hi] = span({&train, &eval}, /*steps=*/false);
   const Axis loss = make_axis(loss_lo, loss_hi);
@@ -237,8 +248,8 @@ std::string training_plot_svg(const std::vector<PlotPoint>& train_loss, const st
   if (dropped) heading += " (" + std::to_string(dropped) + " non-finite points left out)";
 
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + number("%.0f", kWidth) + "\" height=\"" +
-                    number("%.0f", kHeight) + "\" viewBox=\"0 0 " + number("%.0f", kWidth) + " " +
-                    number("%.0f", kHeight) + "\" font-family=\"sans-serif\">\n";
+                    number("%.0f", height) + "\" viewBox=\"0 0 " + number("%.0f", kWidth) + " " +
+                    number("%.0f", height) + "\" font-family=\"sans-serif\">\n";
   svg += "<title>" + escape_xml(heading) + "</title>\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   svg += Panel::text(kWidth / 2, 28, heading, "middle");
@@ -256,20 +267,31 @@ std::string training_plot_svg(const std::vector<PlotPoint>& train_loss, const st
   if (!eval.empty()) svg += loss_panel.markers(eval, kEvalColour);
   svg += legend(!train.empty(), smooth, !eval.empty());
 
-  const Panel lr_panel(kLrTop, kLrHeight, steps, rates);
+  for (size_t i = 0; i < extra.size(); ++i) {
+    const PlotPanel& p = extra[i];
+    auto [lo, hi] = span({&p.train, &p.eval}, /*steps=*/false);
+    const Panel panel(kLrTop + static_cast<double>(i) * (kPanelHeight + kPanelGap), kPanelHeight, steps,
+                      make_axis(lo, hi));
+    panel.draw_frame(svg, p.title);
+    if (p.train.empty() && p.eval.empty()) panel.draw_empty(svg);
+    if (!p.train.empty()) svg += panel.polyline(p.train, kTrainColour);
+    if (!p.eval.empty()) svg += panel.markers(p.eval, kEvalColour);
+  }
+
+  const Panel lr_panel(lr_top, kLrHeight, steps, rates);
   lr_panel.draw_frame(svg, "learning rate");
   if (rate.empty()) lr_panel.draw_empty(svg);
   else svg += lr_panel.polyline(rate, kLrColour);
   const std::string step_title = steps.exponent ? "step (\u00d7 1e" + std::to_string(steps.exponent) + ")" : "step";
-  svg += Panel::text((kLeft + kWidth - kRight) / 2, kLrTop + kLrHeight + 40, step_title, "middle");
+  svg += Panel::text((kLeft + kWidth - kRight) / 2, lr_top + kLrHeight + 40, step_title, "middle");
   svg += "</svg>\n";
   return svg;
 }
 
 void write_training_plot(const std::string& svg_path, const std::vector<PlotPoint>& train_loss,
                          const std::vector<PlotPoint>& eval_loss, const std::vector<PlotPoint>& lr,
-                         const std::string& title) {
-  write_file_atomic(svg_path, training_plot_svg(train_loss, eval_loss, lr, title));
+                         const std::string& title, const std::vector<PlotPanel>& panels) {
+  write_file_atomic(svg_path, training_plot_svg(train_loss, eval_loss, lr, title, panels));
 }
 
 }  // namespace st

@@ -45,22 +45,38 @@ at::Device pick_device(const std::string& name) {
   return cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
 }
 
-// A split as the loop sees it: the cache, which of its sequences belong to
-// the split, and the view batches are materialised through.
+// A split as the loop sees it: the cache, its samples as rows, which of
+// them belong to the split, and the view batches are materialised through.
 struct Split {
   datasets::TokenCache cache;
   std::vector<uint32_t> lengths;
   std::vector<uint32_t> members;
-  datasets::SequenceView view;  // built once: materialising a batch uses it per sequence
+  datasets::SequenceView view;  // built once: materialising a batch uses it per sample
+  uint32_t row_tokens = 0;      // the recipe's longest row (0: data.max_length)
 };
 
-Split open_split(const std::string& dir, std::vector<uint32_t> members) {
+// The samples of a cache: its sequences, or the recipe's rows of them.
+SampleRows sample_rows(const datasets::TokenCache& cache, const RecipeHooks& hooks) {
+  if (hooks.sample_rows) return hooks.sample_rows(cache);
+  return {cache.lengths(), cache.view(), 0};
+}
+
+// `members` empty: every sample of the cache.
+Split open_split(const std::string& dir, std::vector<uint32_t> members, const RecipeHooks& hooks) {
   Split s{datasets::TokenCache::open(dir), {}, std::move(members)};
-  s.lengths = s.cache.lengths();
-  s.view = s.cache.view();
+  SampleRows rows = sample_rows(s.cache, hooks);
+  s.lengths = std::move(rows.lengths);
+  s.view = std::move(rows.view);
+  s.row_tokens = rows.row_tokens;
   if (s.members.empty())
     for (uint32_t i = 0; i < s.lengths.size(); ++i) s.members.push_back(i);
   return s;
+}
+
+// The recipe's counts of a batch (RecipeHooks::counts), added into `totals`.
+void add_counts(const RecipeHooks& hooks, const datasets::Batch& batch, std::map<std::string, double>& totals) {
+  if (!hooks.counts) return;
+  for (const auto& [name, value] : hooks.counts(batch)) totals[name] += value;
 }
 
 nlohmann::json batch_json(const datasets::Batch& b) {
@@ -68,22 +84,40 @@ nlohmann::json batch_json(const datasets::Batch& b) {
           {"position_ids", b.position_ids}, {"document", b.document}, {"loss_mask", b.loss_mask}};
 }
 
-// The recipe's loss per item over the eval split (at most max_batches).
-double evaluate(const LlamaModel& model, const Split& split, const datasets::BatchOptions& options,
-                int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id) {
+// The recipe's loss and metrics per item over the eval split (at most
+// max_batches), its counts totalled over those batches as a step's are.
+struct Evaluation {
+  double loss = std::nan("");
+  std::map<std::string, double> metrics;
+};
+Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets::BatchOptions& options,
+                    int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id) {
   at::NoGradGuard no_grad;
   const auto plan = datasets::plan_epoch(split.lengths, split.members, options, 0);
-  double sum = 0;
-  int64_t count = 0, batches = 0;
+  std::vector<datasets::Batch> batches;
+  StepScale scale;
+  scale.evaluation = true;
   for (const auto& layout : plan) {
-    if (max_batches > 0 && batches++ >= max_batches) break;
-    const datasets::Batch batch = datasets::materialize(layout, split.view, options, pad_id);
+    if (max_batches > 0 && static_cast<int64_t>(batches.size()) >= max_batches) break;
+    batches.push_back(datasets::materialize(layout, split.view, options, pad_id));
+    add_counts(hooks, batches.back(), scale.totals);
+  }
+  double sum = 0;
+  int64_t count = 0;
+  std::map<std::string, double> metric_sums;
+  for (const datasets::Batch& batch : batches) {
     const int64_t items = hooks.items(batch);
     if (items == 0) continue;
-    sum += hooks.loss(model, batch, StepScale{}).summed.item<double>();
+    const MicroBatchLoss loss = hooks.loss(model, batch, scale);
+    sum += loss.summed.item<double>();
+    for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
     count += items;
   }
-  return count ? sum / static_cast<double>(count) : std::nan("");
+  Evaluation result;
+  if (count == 0) return result;
+  result.loss = sum / static_cast<double>(count);
+  for (const auto& [name, value] : metric_sums) result.metrics[name] = value / static_cast<double>(count);
+  return result;
 }
 
 // "key = value" lines of Recipe::canonical() as a map.
@@ -120,15 +154,23 @@ std::string changed_keys(const std::string& before, const std::string& now) {
   return out;
 }
 
-void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& records, const std::string& title) {
+void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& records, const RecipeHooks& hooks) {
   std::vector<PlotPoint> loss, eval, lr;
+  std::vector<PlotPanel> panels;
+  for (const auto& [metric, title] : hooks.plot_metrics) panels.push_back({title, {}, {}});
   for (const auto& r : records) {
     const double step = r.value("step", 0.0);
     if (r.contains("loss")) loss.push_back({step, r["loss"].get<double>()});
     if (r.contains("lr")) lr.push_back({step, r["lr"].get<double>()});
     if (r.contains("eval_loss")) eval.push_back({step, r["eval_loss"].get<double>()});
+    for (size_t i = 0; i < panels.size(); ++i) {
+      const std::string& metric = hooks.plot_metrics[i].first;
+      if (r.contains(metric)) panels[i].train.push_back({step, r[metric].get<double>()});
+      if (r.contains("eval_" + metric)) panels[i].eval.push_back({step, r["eval_" + metric].get<double>()});
+    }
   }
-  write_training_plot((fs::path(run_dir) / "training.svg").string(), loss, eval, lr, "salamandra-tune " + title);
+  write_training_plot((fs::path(run_dir) / "training.svg").string(), loss, eval, lr, "salamandra-tune " + hooks.name,
+                      panels);
 }
 
 // One run's state, set up in stages and then trained: setup (the run dir's
@@ -177,7 +219,7 @@ class TrainingRun {
     if (steps_this_run_ > 0 || last_checkpoint_step_ != position_.step) evaluate_now();
     checkpoint();
     const std::string final_dir = write_final_dir();
-    if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
+    if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
     std::printf("final model: %s\n", final_dir.c_str());
     return {final_dir, 0};
   }
@@ -191,7 +233,7 @@ class TrainingRun {
                   StopRequest::signal_name(signal));
     } else {
       checkpoint();
-      if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_.name);
+      if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
       std::printf("stopped by %s at step %lld of %lld; continue with --resume\n", StopRequest::signal_name(signal),
                   static_cast<long long>(position_.step), static_cast<long long>(total_steps_));
     }
@@ -275,26 +317,29 @@ class TrainingRun {
       std::fprintf(stderr, "%s\n", warning.c_str());
     std::vector<uint32_t> train_members;
     if (config_.data.eval_files.empty() && config_.data.eval_ratio > 0) {
-      auto split = datasets::split_train_eval(static_cast<uint32_t>(datasets::TokenCache::open(train_dir).sequences()),
-                                              config_.data.eval_ratio, config_.data.seed);
+      const datasets::TokenCache cache = datasets::TokenCache::open(train_dir);
+      const uint32_t samples = static_cast<uint32_t>(cache.sequences() / cache.sequences_per_sample());
+      auto split = datasets::split_train_eval(samples, config_.data.eval_ratio, config_.data.seed);
       train_members = std::move(split.first);
-      eval_.emplace(open_split(train_dir, std::move(split.second)));
+      eval_.emplace(open_split(train_dir, std::move(split.second), hooks_));
       std::printf("eval data: %zu of those samples held out (data.eval_ratio %g); %zu train\n",
                   eval_->members.size(), config_.data.eval_ratio, train_members.size());
     } else if (!config_.data.eval_files.empty()) {
       datasets::PrepareReport eval_report;
       const std::string eval_dir =
           datasets::prepare_split(config_.data, *encoder_, config_.data.eval_files, "eval", &eval_report, {});
-      eval_.emplace(open_split(eval_dir, {}));
+      eval_.emplace(open_split(eval_dir, {}, hooks_));
       std::printf("eval data: %zu samples, %zu tokens, %zu trained (cache %s, %s)\n", eval_report.samples,
                   eval_report.tokens, eval_report.trained_tokens, eval_dir.c_str(),
                   eval_report.reused ? "reused" : "built");
     } else {
       std::printf("eval data: none (data.eval and data.eval_ratio are empty)\n");
     }
-    train_.emplace(open_split(train_dir, train_members));
+    train_.emplace(open_split(train_dir, train_members, hooks_));
     batching_ = datasets::batch_options(config_.data, static_cast<uint32_t>(config_.micro_batch_rows),
                                         static_cast<uint32_t>(config_.grad_accumulation));
+    if (train_->row_tokens > 0) batching_.row_tokens = train_->row_tokens;
+    if (eval_ && eval_->row_tokens > batching_.row_tokens) batching_.row_tokens = eval_->row_tokens;
     pad_id_ = std::max(0, encoder_->tokenizer.pad_id());
   }
 
@@ -313,6 +358,8 @@ class TrainingRun {
       if (adapter_run) hooks_.load_adapter(checkpoint_, *model_);
       else load_adapter_state(checkpoint_, *model_);
     }
+    if (hooks_.before_training)
+      hooks_.before_training(*model_, {&train_->cache, eval_ ? &eval_->cache : nullptr, !checkpoint_.empty()});
     model_->require_grads();
     // Masters only for what trains in low precision: fp32 adapters on a
     // bf16 base are updated in place, as fp32 models are.
@@ -406,11 +453,13 @@ class TrainingRun {
     const int64_t first = position_.micro_batch;
     const int64_t last = std::min(micro_per_epoch_, first + config_.grad_accumulation);
     std::vector<datasets::Batch> batches;
+    std::map<std::string, double> input_counts;
     int64_t items = 0;
     size_t tokens = 0;
     for (int64_t m = first; m < last; ++m) {
       batches.push_back(datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_));
       items += hooks_.items(batches.back());
+      add_counts(hooks_, batches.back(), input_counts);
       tokens += batches.back().real_tokens();
     }
     const double lr = config_.optimizer.lr * schedule_.factor(position_.step);
@@ -421,6 +470,7 @@ class TrainingRun {
     StepInput input;
     input.micro_batches = static_cast<int64_t>(batches.size());
     input.items = items;
+    input.counts = std::move(input_counts);
     input.lm_head_weight = model_->lm_head_weight_name();
     input.loss = [&](int64_t i, const StepScale& scale) {
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
@@ -469,17 +519,23 @@ class TrainingRun {
   void evaluate_now() {
     if (!eval_) return;
     const int64_t step = position_.step;
-    const double loss = guard_allocation(
+    const Evaluation evaluation = guard_allocation(
         cat("the evaluation at step ", step), "Lower training.micro_batch_rows or data.max_length.",
         [&] { return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_); });
-    nlohmann::json record{{"step", step}, {"eval_loss", loss}, {"eval_ppl", std::exp(loss)}};
+    const double loss = evaluation.loss;
+    nlohmann::json record{{"step", step}, {"eval_loss", loss}};
+    if (hooks_.perplexity) record["eval_ppl"] = std::exp(loss);
+    for (const auto& [name, value] : evaluation.metrics) record["eval_" + name] = value;
     if (!config_.sample_prompts.empty())
       record["samples"] =
           eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
     metrics_->write(record);
     progress_->line_break();
-    std::fprintf(stderr, "eval at step %lld: loss %.4f  perplexity %.2f\n", static_cast<long long>(step), loss,
-                 std::exp(loss));
+    std::string extra;
+    if (hooks_.perplexity) extra = cat("  perplexity ", std::exp(loss));
+    for (const auto& [metric, title] : hooks_.plot_metrics)
+      if (evaluation.metrics.count(metric)) extra += cat("  ", title, " ", evaluation.metrics.at(metric));
+    std::fprintf(stderr, "eval at step %lld: loss %.4f%s\n", static_cast<long long>(step), loss, extra.c_str());
     if (record.contains("samples"))
       for (const auto& s : record["samples"])
         std::fprintf(stderr, "  > %s\n  < %s\n", s["prompt"].get<std::string>().c_str(),

@@ -10,11 +10,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/recipe.h"
 #include "datasets/batching.h"
 #include "datasets/readers.h"
+#include "datasets/token_cache.h"
 #include "model/llama.h"
 #include "train/process_group.h"
 #include "train/run_config.h"
@@ -36,6 +39,24 @@ struct RunOutcome {
   int stop_signal = 0;
 };
 
+/// A split's samples as the rows batches are cut from: each sample's length
+/// and the view a batch is materialised through.
+struct SampleRows {
+  std::vector<uint32_t> lengths;
+  datasets::SequenceView view;
+  /// The longest row a batch may hold (0: data.max_length), for samples
+  /// longer than one sequence (DPO lays a pair out as one row).
+  uint32_t row_tokens = 0;
+};
+
+/// The token caches of a run's splits, for a recipe's setup (eval: null
+/// when there is no eval split; the train cache's dir when it is held out of it).
+struct TrainingData {
+  const datasets::TokenCache* train = nullptr;
+  const datasets::TokenCache* eval = nullptr;
+  bool resumed = false;  // the model holds a checkpoint's weights, not the initial ones
+};
+
 /// What a recipe puts into the run.
 struct RecipeHooks {
   std::string name;  // "sft": the plot's title, messages
@@ -45,6 +66,23 @@ struct RecipeHooks {
   /// logged per step under `items_name`.
   std::function<int64_t(const datasets::Batch&)> items;
   std::string items_name;
+  /// Whether the loss is a mean NLL per token, so exp(loss) is a perplexity
+  /// worth reporting at evaluation (SFT's; not DPO's).
+  bool perplexity = true;
+  /// Metrics drawn in panels of their own in training.svg: (metric, title).
+  std::vector<std::pair<std::string, std::string>> plot_metrics;
+  /// Optional: the cache's samples as rows (DPO: a pair as one row). By
+  /// default each sequence of the cache is a sample.
+  std::function<SampleRows(const datasets::TokenCache&)> sample_rows;
+  /// Optional: counts of a batch that the loss needs as totals of the whole
+  /// step (DPO's chosen tokens, the sft term's normalizer): summed over the
+  /// step's micro-batches and the processes into StepScale::totals, and over
+  /// the eval split for evaluation.
+  std::function<std::map<std::string, double>(const datasets::Batch&)> counts;
+  /// Optional: after the model is loaded and adapted, before anything is
+  /// written to the run dir (DPO: its reference model, or the precomputed
+  /// reference log-probs).
+  std::function<void(LlamaModel&, const TrainingData&)> before_training;
   /// Optional: adapts the loaded model before training (wraps projections
   /// with adapters, freezes the base). A resumed run then restores the
   /// adapters from the checkpoint (load_adapter, or the adapter tensors kept

@@ -10,8 +10,13 @@ namespace st::train {
 StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput& input, double lr,
                           double max_grad_norm) {
   StepResult result;
-  const double items = group.sum_values({static_cast<double>(input.items)})[0];
+  std::vector<double> counts{static_cast<double>(input.items)};
+  for (const auto& [name, value] : input.counts) counts.push_back(value);
+  counts = group.sum_values(counts);
+  const double items = counts[0];
   StepScale scale;
+  size_t c = 1;
+  for (const auto& [name, value] : input.counts) scale.totals[name] = counts[c++];
   scale.factor = items > 0 ? 1.0 / items : 0.0;
   if (!input.lm_head_weight.empty()) scale.lm_head_accumulator = optimizer.gradient_accumulator(input.lm_head_weight);
 

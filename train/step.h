@@ -32,6 +32,13 @@ struct StepScale {
   /// The LM head weight's gradient accumulator (undefined: none; the
   /// weight's gradient then goes through autograd).
   at::Tensor lm_head_accumulator;
+  /// The recipe's counts (RecipeHooks::counts) summed over the whole step
+  /// and every process: normalizers other than the items (DPO's sft term
+  /// is per chosen token).
+  std::map<std::string, double> totals;
+  /// The eval split's batch (no gradients): a recipe that keys data by
+  /// sample (DPO's precomputed reference) looks it up in that split.
+  bool evaluation = false;
 
   /// The sink for a loss that is the summed NLL itself (summed_target_nll):
   /// filled in forward at `factor`.
@@ -60,6 +67,8 @@ struct StepInput {
   std::function<MicroBatchLoss(int64_t, const StepScale&)> loss;
   /// The optimizer name of the LM head weight, for the sink ("": no sink).
   std::string lm_head_weight;
+  /// This process's other counts in the whole step (StepScale::totals).
+  std::map<std::string, double> counts;
 };
 
 struct StepResult {

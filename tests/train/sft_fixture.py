@@ -1,6 +1,7 @@
-"""A tiny SFT setup the run tests share: a Salamandra-style tokenizer, a tiny
-float32 model and 120 multilingual chats, made with salamandra-tune itself;
-plus helpers to write recipes, run the binary and read a run's results."""
+"""A tiny setup the run tests share: a Salamandra-style tokenizer, a tiny
+float32 model and 120 multilingual chats (and preference pairs made of
+them), made with salamandra-tune itself; plus helpers to write recipes, run
+the binary and read a run's results."""
 import json
 import os
 import random
@@ -43,6 +44,21 @@ def make_model_and_data(st, work):
                               "content": " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12)))})
             f.write(json.dumps({"messages": turns}) + "\n")
     return model, data
+
+
+def make_pairs(chats, path):
+    """Preference pairs from the fixture's chats: each chat's last reply is
+    the chosen completion of the turns before it, and the next chat's last
+    reply (a different one) the rejected. Returns path."""
+    with open(chats) as f:
+        samples = [json.loads(line)["messages"] for line in f]
+    with open(path, "w") as f:
+        for i, messages in enumerate(samples):
+            other = samples[(i + 1) % len(samples)][-1]
+            if other["content"] == messages[-1]["content"]:
+                continue
+            f.write(json.dumps({"prompt": messages[:-1], "chosen": [messages[-1]], "rejected": [other]}) + "\n")
+    return path
 
 
 def write_recipe(path, model, data, work, dtype="float32", sections=None):
