@@ -8,6 +8,8 @@
 #include "common/error.h"
 #include "datasets/readers.h"
 #include "datasets/sample_encoder.h"
+#include "dpo/pair_batch.h"
+#include "model/lm_head.h"
 #include "eval/task_accuracy.h"
 #include "model/model_dir.h"
 #include "tokenizer/tokenizer.h"
@@ -28,7 +30,7 @@ void print_table(const char* heading, const std::map<std::string, eval::Tally>& 
 
 int run_eval_tasks(int argc, char** argv) {
   ModelSource source;
-  std::string data_path, output;
+  std::string data_path, output, pairs_path;
   ComputeFlags compute;
   int64_t max_new_tokens = 16, limit = 0, show = 0;
   Args args("eval-tasks",
@@ -41,7 +43,10 @@ int run_eval_tasks(int argc, char** argv) {
   args.option("max-new-tokens", "N", "tokens to generate per answer at most", &max_new_tokens);
   args.option("limit", "N", "evaluate only the first N samples (0: all)", &limit);
   args.option("show", "N", "print the first N prompts with reference and answer", &show);
-  args.option("output", "FILE", "write {accuracy, n, per_task, per_language} as JSON", &output);
+  args.option("pairs", "FILE", "also: preference accuracy on preference pairs (prompt, chosen, rejected): the share "
+              "whose chosen completion the model gives a higher log-probability than the rejected one", &pairs_path);
+  args.option("output", "FILE", "write {accuracy, n, per_task, per_language[, preference_accuracy, pairs]} as JSON",
+              &output);
   compute.add_to(args);
   if (!args.parse(argc, argv)) return 0;
   if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be >= 1");
@@ -52,6 +57,8 @@ int run_eval_tasks(int argc, char** argv) {
   std::vector<eval::Labels> labels = eval::read_labels(data_path);
   ST_CHECK(labels.size() == samples.size(), labels.size(), " labels for ", samples.size(), " samples");
   if (limit > 0 && static_cast<size_t>(limit) < samples.size()) samples.resize(static_cast<size_t>(limit));
+  std::vector<datasets::PreferencePair> pairs;
+  if (!pairs_path.empty()) pairs = datasets::read_preferences(pairs_path, datasets::ReaderOptions{});
 
   at::TensorOptions options = compute.tensor_options();
   const std::string model_dir = source.tokenizer_dir();  // tokenizer files and chat template
@@ -73,9 +80,20 @@ int run_eval_tasks(int argc, char** argv) {
   print_table("language", result.per_language);
   std::printf("\naccuracy %.1f%% (%zu of %zu) on %s\n", 100 * result.overall.accuracy(), result.overall.correct,
               result.overall.n, data_path.c_str());
-  if (!output.empty()) {
-    write_file_atomic(output, result.to_json().dump(2) + "\n");
+  nlohmann::ordered_json json = result.to_json();
+  if (!pairs.empty()) {
+    size_t preferred = 0;
+    for (const datasets::PreferencePair& pair : pairs) {
+      const auto [chosen, rejected] = dpo::score_pair(*model, encoder.encode_pair(pair), kDefaultLmHeadChunk);
+      preferred += chosen > rejected ? 1 : 0;
+    }
+    const double share = static_cast<double>(preferred) / static_cast<double>(pairs.size());
+    std::printf("preference accuracy %.1f%% (%zu of %zu pairs: log p(chosen) > log p(rejected)) on %s\n", 100 * share,
+                preferred, pairs.size(), pairs_path.c_str());
+    json["preference_accuracy"] = share;
+    json["pairs"] = pairs.size();
   }
+  if (!output.empty()) write_file_atomic(output, json.dump(2) + "\n");
   return 0;
 }
 

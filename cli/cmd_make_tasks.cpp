@@ -1,8 +1,10 @@
 // salamandra-tune make-tasks: the synthetic multilingual tasks of
 // datasets/synthetic_tasks.h as train/test JSONL plus a tokenizer corpus.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>
+#include <unordered_set>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -35,22 +37,25 @@ std::vector<std::string> split_list(const std::string& text, const std::string& 
 
 int run_make_tasks(int argc, char** argv) {
   std::string out, languages, tasks;
-  int64_t train = 4000, test = 270, seed = 0;
+  int64_t train = 4000, test = 270, preference_pairs = 0, seed = 0;
   Args args("make-tasks",
             "Writes synthetic multilingual instruction tasks with short exact answers (addition, successor,\n"
             "reversing and sorting digits, counting a letter, copying words) in the OpenAI messages format:\n"
             "DIR/train.jsonl, DIR/test.jsonl (no prompt of train.jsonl, none twice) and DIR/corpus.txt\n"
-            "(text to train a tokenizer on). The same seed gives the same files.");
+            "(text to train a tokenizer on); with --pairs N, DIR/pairs.jsonl (N preference pairs of prompts in\n"
+            "neither split) and DIR/pairs-test.jsonl (the test prompts'): the right answer against a near miss\n"
+            "(a number off by one, two neighbouring items swapped). The same seed gives the same files.");
   args.option("out", "DIR", "directory to write into (created if missing)", &out, /*required=*/true);
   args.option("train", "N", "training samples", &train);
   args.option("test", "N", "held-out samples", &test);
+  args.option("pairs", "N", "preference pairs of new prompts (and one per test prompt)", &preference_pairs);
   args.option("seed", "S", "generator seed", &seed);
   args.option("languages", "LIST", "comma-separated language codes [default: all of en,es,ca,de,fr,it,pt,gl,eu]",
               &languages);
   args.option("tasks", "LIST", "comma-separated tasks [default: all of add,successor,reverse,sort,count,copy]",
               &tasks);
   if (!args.parse(argc, argv)) return 0;
-  if (train < 0 || test < 0) throw UsageError("--train and --test must be >= 0");
+  if (train < 0 || test < 0 || preference_pairs < 0) throw UsageError("--train, --test and --pairs must be >= 0");
 
   datasets::TaskOptions options;
   options.seed = static_cast<uint64_t>(seed);
@@ -66,6 +71,22 @@ int run_make_tasks(int argc, char** argv) {
   write_file_atomic(dir + "train.jsonl", datasets::tasks_to_jsonl(splits.train));
   write_file_atomic(dir + "test.jsonl", datasets::tasks_to_jsonl(splits.test));
   write_file_atomic(dir + "corpus.txt", corpus);
+  if (preference_pairs > 0) {
+    // Prompts of their own, in neither split: preference training then
+    // teaches something SFT did not, and the test pairs stay held out.
+    std::unordered_set<std::string> seen;
+    for (const auto* split : {&splits.train, &splits.test})
+      for (const datasets::TaskSample& s : *split) seen.insert(s.prompt);
+    datasets::TaskOptions pair_options = options;
+    pair_options.seed = options.seed + 1;
+    pair_options.count = static_cast<size_t>(preference_pairs);
+    pair_options.exclude_prompts = &seen;
+    const std::vector<datasets::TaskSample> pair_samples = datasets::make_tasks(pair_options);
+    write_file_atomic(dir + "pairs.jsonl", datasets::tasks_to_preference_jsonl(pair_samples, options.seed + 1));
+    write_file_atomic(dir + "pairs-test.jsonl", datasets::tasks_to_preference_jsonl(splits.test, options.seed + 2));
+    std::cout << "wrote " << dir << "pairs.jsonl (" << pair_samples.size() << " preference pairs), " << dir
+              << "pairs-test.jsonl (" << splits.test.size() << ")\n";
+  }
   std::cout << "wrote " << dir << "train.jsonl (" << splits.train.size() << " samples), " << dir << "test.jsonl ("
             << splits.test.size() << "), " << dir << "corpus.txt (" << corpus.size() << " bytes): "
             << options.tasks.size() << " tasks x " << options.languages.size() << " languages\n";

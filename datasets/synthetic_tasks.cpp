@@ -208,6 +208,51 @@ std::string tasks_to_jsonl(const std::vector<TaskSample>& samples) {
   return out;
 }
 
+std::string near_miss(const std::string& answer, Shuffler& rng) {
+  const bool number = !answer.empty() && std::all_of(answer.begin(), answer.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+  if (number) {
+    const long value = std::stol(answer);
+    return std::to_string(value == 0 || rng.below(2) ? value + 1 : value - 1);
+  }
+  std::vector<std::string> items;
+  for (size_t start = 0; start <= answer.size();) {
+    size_t end = answer.find(' ', start);
+    if (end == std::string::npos) end = answer.size();
+    items.push_back(answer.substr(start, end - start));
+    start = end + 1;
+  }
+  std::vector<size_t> swappable;
+  for (size_t i = 0; i + 1 < items.size(); ++i)
+    if (items[i] != items[i + 1]) swappable.push_back(i);
+  if (swappable.empty()) {
+    items.push_back(items.back());
+  } else {
+    const size_t i = swappable[rng.below(swappable.size())];
+    std::swap(items[i], items[i + 1]);
+  }
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : " ") + item;
+  return out;
+}
+
+std::string tasks_to_preference_jsonl(const std::vector<TaskSample>& samples, uint64_t seed) {
+  Shuffler rng(seed);
+  std::string out;
+  for (const TaskSample& s : samples) {
+    nlohmann::ordered_json record;
+    record["prompt"] = nlohmann::ordered_json::array({{{"role", "user"}, {"content", s.prompt}}});
+    record["chosen"] = nlohmann::ordered_json::array({{{"role", "assistant"}, {"content", s.answer}}});
+    record["rejected"] = nlohmann::ordered_json::array({{{"role", "assistant"}, {"content", near_miss(s.answer, rng)}}});
+    record["task"] = s.task;
+    record["language"] = s.language;
+    out += record.dump();
+    out += '\n';
+  }
+  return out;
+}
+
 std::string task_corpus(const TaskOptions& options) {
   const std::vector<size_t> languages = resolve(options.languages, task_languages(), "language");
   // The role names appear in every rendered conversation.

@@ -16,6 +16,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "datasets/batching.h"
+
 namespace st::datasets {
 
 /// One task instance. `answer` is the bare result ("7", "1 7 3"), no prose.
@@ -61,6 +63,17 @@ TaskSplits make_task_splits(const TaskOptions& options, size_t train_count, size
 /// {"messages": [{"role": "user", ...}, {"role": "assistant", ...}],
 ///  "task": ..., "language": ...} (the readers ignore the extra keys).
 std::string tasks_to_jsonl(const std::vector<TaskSample>& samples);
+
+/// A plausible wrong answer, never equal to the right one: a number off by
+/// one, two neighbouring items swapped (or, when all are equal, one too
+/// many). The rejected side of the demo's preference pairs.
+std::string near_miss(const std::string& answer, Shuffler& rng);
+
+/// Preference pairs, one JSON object per line in the conversational
+/// prompt/chosen/rejected format the readers take: each sample's prompt,
+/// its answer as chosen and near_miss() of it as rejected (drawn from
+/// `seed`), with "task" and "language" kept.
+std::string tasks_to_preference_jsonl(const std::vector<TaskSample>& samples, uint64_t seed);
 
 /// Text to train the demo tokenizer on: every prompt and answer of
 /// make_tasks(options), one per line, the chat roles' names, and a few

@@ -177,4 +177,25 @@ PairLogps pair_logps(const LlamaModel& model, const PairTensors& t, int64_t chun
   return out;
 }
 
+std::pair<double, double> score_pair(const LlamaModel& model, const datasets::TokenPair& pair, int64_t chunk_rows) {
+  datasets::Batch batch;
+  batch.rows = 1;
+  batch.sequences = {0};
+  auto add = [&](const std::vector<int32_t>& ids, const std::vector<uint8_t>* mask, uint8_t side) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      batch.ids.push_back(ids[i]);
+      batch.loss_mask.push_back(mask ? static_cast<uint8_t>(side | ((*mask)[i] ? kTrained : 0)) : 0);
+    }
+  };
+  add(pair.prompt, nullptr, 0);
+  add(pair.chosen.ids, &pair.chosen.mask, kChosen);
+  add(pair.rejected.ids, &pair.rejected.mask, kRejected);
+  batch.cols = static_cast<int64_t>(batch.ids.size());
+  batch.position_ids.assign(batch.ids.size(), 0);  // pair_tensors() lays positions out itself
+  batch.document.assign(batch.ids.size(), 0);
+  at::NoGradGuard no_grad;
+  const PairLogps p = pair_logps(model, pair_tensors(batch, model.options().device()), chunk_rows, {}, false);
+  return {p.chosen.item<double>(), p.rejected.item<double>()};
+}
+
 }  // namespace st::dpo

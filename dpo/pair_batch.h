@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "datasets/batching.h"
+#include "datasets/sample_encoder.h"
 #include "datasets/token_cache.h"
 #include "model/llama.h"
 #include "model/lm_head.h"
@@ -58,5 +59,9 @@ struct PairLogps {
 };
 PairLogps pair_logps(const LlamaModel& model, const PairTensors& t, int64_t chunk_rows, const WeightGradSink& sink,
                      bool logit_sums);
+
+/// The summed log-probs of one tokenized pair's chosen and rejected trained
+/// tokens under `model`, without gradients (eval-tasks --pairs).
+std::pair<double, double> score_pair(const LlamaModel& model, const datasets::TokenPair& pair, int64_t chunk_rows);
 
 }  // namespace st::dpo

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The demo a new user runs. After the setup (Debian packages, the venv, the
 # build), on data the project makes itself:
-#   1. synthetic multilingual tasks with exact answers (9 Salamandra languages)
+#   1. synthetic multilingual tasks with exact answers (9 Salamandra languages),
+#      and preference pairs: the right answer against a near miss
 #   2. a Salamandra-style tokenizer trained on their text
 #   3. a tiny Salamandra-architecture model with random weights
 #   4. exact-match accuracy on held-out prompts before training
 #   5. SFT with recipes/tiny-demo.toml (progress, eval, checkpoints, plot)
-#   6. accuracy after training
-#   7. transformers loads the trained model dir and generates from it
-# Everything lands in demo/. About 2 minutes on a 2-core CPU after the build.
+#   6. accuracy after SFT: exact match, and preference accuracy on held-out pairs
+#   7. DPO with recipes/tiny-dpo.toml (reward accuracy and margin on held-out pairs)
+#   8. accuracy after DPO
+#   9. transformers loads the trained model dir and generates from it
+# Everything lands in demo/. About 3 minutes on a 2-core CPU after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -19,7 +22,7 @@ mkdir -p "$work"
 start=$(date +%s)
 
 echo "== 1. synthetic tasks: add, successor, reverse, sort, count in en es ca de fr it pt gl eu"
-"$st" make-tasks --out "$work/tasks" --train 6000 --test 270 --tasks add,successor,reverse,sort,count
+"$st" make-tasks --out "$work/tasks" --train 6000 --test 270 --pairs 2000 --tasks add,successor,reverse,sort,count
 head -n 3 "$work/tasks/test.jsonl"
 
 echo "== 2. tokenizer: SentencePiece BPE with Salamandra's recipe, trained on the tasks' text"
@@ -36,11 +39,22 @@ echo "== 5. supervised fine-tuning (recipes/tiny-demo.toml)"
   data.cache_dir="$work/cache" training.output_dir="$work/run" | grep -v '^#\|^\[\|^[a-z_0-9]* = \|^$' || true
 test -d "$work/run/final"
 
-echo "== 6. exact-match accuracy after training"
-"$st" eval-tasks --model "$work/run/final" --data "$work/tasks/test.jsonl" --output "$work/after.json" --show 3
+echo "== 6. accuracy after SFT: exact match, and preference for the right answer over a near miss"
+"$st" eval-tasks --model "$work/run/final" --data "$work/tasks/test.jsonl" --pairs "$work/tasks/pairs-test.jsonl" \
+  --output "$work/after.json" --show 3
 
-echo "== 7. transformers loads the trained model and generates"
-"$root/.venv/bin/python" - "$work/run/final" <<'PY'
+echo "== 7. preference optimisation: DPO against the SFT model (recipes/tiny-dpo.toml)"
+"$st" dpo "$root/recipes/tiny-dpo.toml" model.path="$work/run/final" "data.train=[\"$work/tasks/pairs.jsonl\"]" \
+  "data.eval=[\"$work/tasks/pairs-test.jsonl\"]" data.cache_dir="$work/cache" training.output_dir="$work/dpo" \
+  | grep -v '^#\|^\[\|^[a-z_0-9]* = \|^$' || true
+test -d "$work/dpo/final"
+
+echo "== 8. accuracy after DPO"
+"$st" eval-tasks --model "$work/dpo/final" --data "$work/tasks/test.jsonl" --pairs "$work/tasks/pairs-test.jsonl" \
+  --output "$work/after-dpo.json" | tail -n 2
+
+echo "== 9. transformers loads the trained model and generates"
+"$root/.venv/bin/python" - "$work/dpo/final" <<'PY'
 import sys, transformers
 path = sys.argv[1]
 tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -54,7 +68,15 @@ out = model.generate(torch.tensor(ids), max_new_tokens=8, do_sample=False,
 print("transformers:", messages[0]["content"], "->", tok.decode(out[0, len(ids[0]):], skip_special_tokens=True))
 PY
 
-before=$("$root/.venv/bin/python" -c "import json; print(round(100 * json.load(open('$work/before.json'))['accuracy'], 1))")
-after=$("$root/.venv/bin/python" -c "import json; print(round(100 * json.load(open('$work/after.json'))['accuracy'], 1))")
-echo "demo done in $(( $(date +%s) - start )) s: exact match ${before}% before training -> ${after}% after."
-echo "loss and learning-rate curves: $work/run/training.svg; metrics: $work/run/metrics.jsonl; model: $work/run/final"
+figure() { "$root/.venv/bin/python" -c "import json, sys; print(round(100 * json.load(open(sys.argv[1]))[sys.argv[2]], 1))" "$@"; }
+reward=$("$root/.venv/bin/python" -c "
+import json, sys
+evals = [json.loads(l) for l in open(sys.argv[1]) if 'eval_rewards/accuracies' in l]
+print(round(100 * evals[-1]['eval_rewards/accuracies'], 1))" "$work/dpo/metrics.jsonl")
+echo "demo done in $(( $(date +%s) - start )) s:"
+echo "  exact match: $(figure "$work/before.json" accuracy)% before training -> $(figure "$work/after.json" accuracy)% after SFT" \
+     "-> $(figure "$work/after-dpo.json" accuracy)% after DPO"
+echo "  preference for the right answer over a near miss (held-out pairs): $(figure "$work/after.json" preference_accuracy)%" \
+     "after SFT -> $(figure "$work/after-dpo.json" preference_accuracy)% after DPO; DPO's reward accuracy ${reward}%"
+echo "curves: $work/run/training.svg (SFT), $work/dpo/training.svg (DPO: loss, reward margin and accuracy);" \
+     "metrics: $work/run/metrics.jsonl, $work/dpo/metrics.jsonl; model: $work/dpo/final"

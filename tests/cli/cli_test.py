@@ -243,11 +243,13 @@ def sft_commands(binary, work, model):
         skipped = [json.loads(line) for line in f if '"loss"' in line][-1]["nonfinite_steps"]
     expect("sft counts skipped steps", subprocess.CompletedProcess([], 0 if skipped > 0 else 1, "", ""), 0)
     lora_commands(binary, work, model, recipe)
+    dpo_commands(binary, work, model, recipe)
     # Every shipped recipe is valid against the schema (its paths replaced by ours).
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for name in sorted(os.listdir(os.path.join(root, "recipes"))):
         expect(f"recipe {name}", run(binary, "prepare", os.path.join(root, "recipes", name), f"model.path={model}",
-                                     f'data.train=["{data}"]', f"data.cache_dir={work}/cache"), 0, "train:")
+                                     f'data.train=["{data}"]', "data.eval=[]", f"data.cache_dir={work}/cache"), 0,
+               "train:")
 
 
 def lora_commands(binary, work, model, recipe):
@@ -299,6 +301,46 @@ def lora_commands(binary, work, model, recipe):
     expect("lora init choices", run(binary, "sft", recipe, f"training.output_dir={work}/lora_bad", "lora.rank=4",
                                     "lora.init=pissa"), 1, "lora.init")
     expect_true("failed lora runs leave no dir", not os.path.exists(f"{work}/lora_bad"))
+
+
+def dpo_commands(binary, work, model, recipe):
+    """dpo: [dpo] mistakes, chat data refused, a full and a LoRA run with TRL's metrics, inspect-data on a dpo
+    recipe."""
+    pairs = os.path.join(work, "dpo_pairs.jsonl")
+    write(pairs, "".join(f'{{"prompt": [{{"role": "user", "content": "Hola {i}"}}], '
+                         f'"chosen": [{{"role": "assistant", "content": "Bon dia {i}"}}], '
+                         f'"rejected": [{{"role": "assistant", "content": "Adeu {i + 1}"}}]}}\n' for i in range(12)))
+    train = f'data.train=["{pairs}"]'
+    out = f"training.output_dir={work}/dpo_bad"
+    expect("dpo --help lists [dpo]", run(binary, "dpo", "--help"), 0, "dpo.loss", "dpo.precompute_reference")
+    expect("dpo on chat data", run(binary, "dpo", recipe, out), 1, "dpo trains on preference pairs")
+    expect("dpo unknown loss", run(binary, "dpo", recipe, out, train, 'dpo.loss=["sigmoidd"]'), 1,
+           'dpo.loss[0] = "sigmoidd"', "is not a loss")
+    expect("dpo weights count", run(binary, "dpo", recipe, out, train, 'dpo.loss=["sigmoid","sft"]',
+                                    "dpo.loss_weights=[1]"), 1, "dpo.loss_weights", "1 weights for 2 losses")
+    expect("dpo weights are numbers", run(binary, "dpo", recipe, out, train, 'dpo.loss_weights=["a"]'), 1,
+           "dpo.loss_weights[0] must be a number")
+    expect("dpo simpo with a reference", run(binary, "dpo", recipe, out, train, 'dpo.loss=["simpo"]',
+                                             f"dpo.reference={model}"), 1, "reference-free")
+    expect("dpo exo_pair without smoothing", run(binary, "dpo", recipe, out, train, 'dpo.loss=["exo_pair"]'), 1,
+           "dpo.label_smoothing")
+    expect_true("failed dpo runs leave no dir", not os.path.exists(f"{work}/dpo_bad"))
+    full = os.path.join(work, "dpo_full")
+    expect("dpo runs", run(binary, "dpo", recipe, f"training.output_dir={full}", train), 0,
+           "reference:", "final model:")
+    with open(os.path.join(full, "metrics.jsonl")) as f:
+        last = [json.loads(line) for line in f if '"loss"' in line][-1]
+    expect_true("dpo logs TRL's metrics", all(k in last for k in (
+        "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+        "logps/rejected", "logits/chosen", "logits/rejected", "pairs")), str(last))
+    expect_true("dpo final is a model dir", os.path.exists(os.path.join(full, "final", "model.safetensors")))
+    lora = os.path.join(work, "dpo_lora")
+    expect("dpo lora runs", run(binary, "dpo", recipe, f"training.output_dir={lora}", train, "lora.rank=4"), 0,
+           "adapters switched off", "final model:")
+    expect_true("dpo lora final is an adapter dir", os.path.exists(os.path.join(lora, "final",
+                                                                                "adapter_model.safetensors")))
+    expect("inspect-data on a dpo recipe", run(binary, "inspect-data", recipe, train, "--n", "1"), 0,
+           "chosen", "rejected")
 
 
 def data_commands(binary, work, tok):

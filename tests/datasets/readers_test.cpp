@@ -160,6 +160,18 @@ TEST(Preference, ExplicitStringsAndLists) {
   EXPECT_EQ(out[1].prompt.size(), 2u);
 }
 
+TEST(Preference, EmptyCompletionIsCountedNotFatal) {
+  // A pair with nothing to prefer cannot train: dropped and counted even
+  // without skip_invalid (datasets/sample_error.h: is_expected_drop).
+  ReadStats stats;
+  auto out = prefs(R"({"prompt": [{"role": "user", "content": "Sky?"}], "chosen": [], "rejected": "Green."})"
+                   "\n"
+                   R"({"prompt": "Sky?", "chosen": "Blue.", "rejected": "Green."})",
+                   opts(), &stats);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(stats.skipped, (std::map<std::string, size_t>{{"empty_completion", 1}}));
+}
+
 TEST(Preference, ImplicitPromptIsLongestSharedPrefixIgnoringKeyOrder) {
   auto out = prefs(
       R"({"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "good"}],)"

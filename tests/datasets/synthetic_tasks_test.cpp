@@ -207,6 +207,30 @@ TEST(SyntheticTasks, ReadersTakeTheJsonl) {
             std::string::npos);
 }
 
+TEST(SyntheticTasks, PreferencePairsSetTheAnswerAgainstANearMiss) {
+  std::vector<TaskSample> samples = make_tasks(with(216, 5));
+  const std::string jsonl = tasks_to_preference_jsonl(samples, 9);
+  EXPECT_EQ(jsonl, tasks_to_preference_jsonl(samples, 9));
+  ReadStats stats;
+  std::vector<PreferencePair> read = parse_preferences(jsonl, "pairs.jsonl", ReaderOptions{}, &stats);
+  ASSERT_EQ(read.size(), samples.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    EXPECT_EQ(read[i].prompt[0]["content"], samples[i].prompt);
+    EXPECT_EQ(read[i].chosen[0]["content"], samples[i].answer);
+    const std::string wrong = read[i].rejected[0]["content"];
+    EXPECT_NE(wrong, samples[i].answer) << samples[i].prompt;
+    // A near miss: the same shape (a number, or as many items but one).
+    const auto items = [](const std::string& t) { return std::count(t.begin(), t.end(), ' ') + 1; };
+    EXPECT_LE(std::abs(items(wrong) - items(samples[i].answer)), 1) << wrong << " for " << samples[i].answer;
+  }
+  Shuffler rng(1);
+  EXPECT_EQ(near_miss("0", rng), "1");
+  const std::string n = near_miss("7", rng);
+  EXPECT_TRUE(n == "6" || n == "8") << n;
+  EXPECT_EQ(near_miss("1 2", rng), "2 1");
+  EXPECT_EQ(near_miss("a a", rng), "a a a");
+}
+
 TEST(SyntheticTasks, CorpusHoldsTasksAndProseOfEveryLanguage) {
   TaskOptions options = with(200, 6);
   const std::string corpus = task_corpus(options);
