@@ -8,9 +8,10 @@
 #   4. exact-match accuracy on held-out prompts before training
 #   5. SFT with recipes/tiny-demo.toml (progress, eval, checkpoints, plot)
 #   6. accuracy after SFT: exact match, and preference accuracy on held-out pairs
-#   7. DPO with recipes/tiny-dpo.toml (reward accuracy and margin on held-out pairs)
+#   7. DPO with LoRA, recipes/tiny-dpo.toml (reward accuracy and margin on
+#      held-out pairs), and the adapter merged into the SFT model
 #   8. accuracy after DPO
-#   9. transformers loads the trained model dir and generates from it
+#   9. transformers loads the merged model dir and generates from it
 # Everything lands in demo/. About 3 minutes on a 2-core CPU after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,13 +49,14 @@ echo "== 7. preference optimisation: DPO against the SFT model (recipes/tiny-dpo
   "data.eval=[\"$work/tasks/pairs-test.jsonl\"]" data.cache_dir="$work/cache" training.output_dir="$work/dpo" \
   | grep -v '^#\|^\[\|^[a-z_0-9]* = \|^$' || true
 test -d "$work/dpo/final"
+"$st" merge --base "$work/run/final" --adapter "$work/dpo/final" --out "$work/dpo-merged" | tail -n 2
 
 echo "== 8. accuracy after DPO"
-"$st" eval-tasks --model "$work/dpo/final" --data "$work/tasks/test.jsonl" --pairs "$work/tasks/pairs-test.jsonl" \
+"$st" eval-tasks --model "$work/dpo-merged" --data "$work/tasks/test.jsonl" --pairs "$work/tasks/pairs-test.jsonl" \
   --output "$work/after-dpo.json" | tail -n 2
 
-echo "== 9. transformers loads the trained model and generates"
-"$root/.venv/bin/python" - "$work/dpo/final" <<'PY'
+echo "== 9. transformers loads the merged model and generates"
+"$root/.venv/bin/python" - "$work/dpo-merged" <<'PY'
 import sys, transformers
 path = sys.argv[1]
 tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -79,4 +81,4 @@ echo "  exact match: $(figure "$work/before.json" accuracy)% before training -> 
 echo "  preference for the right answer over a near miss (held-out pairs): $(figure "$work/after.json" preference_accuracy)%" \
      "after SFT -> $(figure "$work/after-dpo.json" preference_accuracy)% after DPO; DPO's reward accuracy ${reward}%"
 echo "curves: $work/run/training.svg (SFT), $work/dpo/training.svg (DPO: loss, reward margin and accuracy);" \
-     "metrics: $work/run/metrics.jsonl, $work/dpo/metrics.jsonl; model: $work/dpo/final"
+     "metrics: $work/run/metrics.jsonl, $work/dpo/metrics.jsonl; model: $work/dpo-merged (adapter: $work/dpo/final)"

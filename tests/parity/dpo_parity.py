@@ -58,7 +58,6 @@ import sft_parity as sp  # noqa: E402  (reads the same two arguments; exits 77 w
 
 import torch  # noqa: E402
 from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
-from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup  # noqa: E402
 
 try:
     import datasets
@@ -71,8 +70,8 @@ except ImportError as e:
     sys.exit(77)
 
 ST, WORK = sp.ST, sp.WORK
-STEPS, ROWS, WARMUP, LR, MIN_LR_RATIO, WEIGHT_DECAY, MAX_GRAD_NORM = 10, 4, 2, 2e-3, 0.1, 0.1, 1.0
-BETAS, EPS = (0.9, 0.999), 1e-8
+STEPS, ROWS, WARMUP, LR, WEIGHT_DECAY, MAX_GRAD_NORM = 10, 4, 2, 2e-3, 0.1, 1.0
+MIN_LR_RATIO, BETAS, EPS = sp.MIN_LR_RATIO, sp.BETAS, sp.EPS  # sp.adamw_with_schedule's
 MAX_LENGTH = 160
 BOUND = 1e-4
 METRICS = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
@@ -258,10 +257,7 @@ def reference_run(kind, dpo, model_dir, batches, end_token):
     model = trainer.model
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
-    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, WARMUP, STEPS, min_lr_rate=MIN_LR_RATIO)
+    opt, sched = sp.adamw_with_schedule(params, STEPS, lr=LR, warmup=WARMUP, weight_decay=WEIGHT_DECAY)
     history = []
     for step in batches[:STEPS]:
         (mb,) = step["micro_batches"]

@@ -193,13 +193,20 @@ def forward_logprobs(model, t, packed):
     return logp.gather(-1, t["ids"][:, 1:, None]).squeeze(-1)  # [R, C-1]: log p(ids[t] | < t)
 
 
+def adamw_with_schedule(params, steps, lr=LR, warmup=WARMUP, weight_decay=WEIGHT_DECAY):
+    """torch's AdamW as transformers' Trainer sets it up (decay on matrices
+    only) and its cosine schedule with warmup and a floor: our optimizer's
+    reference, shared by the parity tests."""
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=BETAS, eps=EPS, foreach=False)
+    return opt, get_cosine_with_min_lr_schedule_with_warmup(opt, warmup, steps, min_lr_rate=MIN_LR_RATIO)
+
+
 def reference_train(model_dir, batches, steps, packed, attn="eager"):
     model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
-    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, WARMUP, steps, min_lr_rate=MIN_LR_RATIO)
+    opt, sched = adamw_with_schedule(params, steps)
     history = []
     for step in batches[:steps]:
         mbs = [tensors(mb) for mb in step["micro_batches"]]
