@@ -94,18 +94,19 @@ Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets:
                     int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id) {
   at::NoGradGuard no_grad;
   const auto plan = datasets::plan_epoch(split.lengths, split.members, options, 0);
-  std::vector<datasets::Batch> batches;
+  const size_t used = max_batches > 0 ? std::min(plan.size(), static_cast<size_t>(max_batches)) : plan.size();
   StepScale scale;
   scale.evaluation = true;
-  for (const auto& layout : plan) {
-    if (max_batches > 0 && static_cast<int64_t>(batches.size()) >= max_batches) break;
-    batches.push_back(datasets::materialize(layout, split.view, options, pad_id));
-    add_counts(hooks, batches.back(), scale.totals);
-  }
+  // The totals first, a batch at a time (materialising is cheap; holding
+  // every eval batch would not be).
+  if (hooks.counts)
+    for (size_t b = 0; b < used; ++b)
+      add_counts(hooks, datasets::materialize(plan[b], split.view, options, pad_id), scale.totals);
   double sum = 0;
   int64_t count = 0;
   std::map<std::string, double> metric_sums;
-  for (const datasets::Batch& batch : batches) {
+  for (size_t b = 0; b < used; ++b) {
+    const datasets::Batch batch = datasets::materialize(plan[b], split.view, options, pad_id);
     const int64_t items = hooks.items(batch);
     if (items == 0) continue;
     const MicroBatchLoss loss = hooks.loss(model, batch, scale);
@@ -532,9 +533,16 @@ class TrainingRun {
     metrics_->write(record);
     progress_->line_break();
     std::string extra;
-    if (hooks_.perplexity) extra = cat("  perplexity ", std::exp(loss));
+    char number[32];
+    if (hooks_.perplexity) {
+      std::snprintf(number, sizeof number, "%.2f", std::exp(loss));
+      extra = cat("  perplexity ", number);
+    }
     for (const auto& [metric, title] : hooks_.plot_metrics)
-      if (evaluation.metrics.count(metric)) extra += cat("  ", title, " ", evaluation.metrics.at(metric));
+      if (evaluation.metrics.count(metric)) {
+        std::snprintf(number, sizeof number, "%.4f", evaluation.metrics.at(metric));
+        extra += cat("  ", title, " ", number);
+      }
     std::fprintf(stderr, "eval at step %lld: loss %.4f%s\n", static_cast<long long>(step), loss, extra.c_str());
     if (record.contains("samples"))
       for (const auto& s : record["samples"])
