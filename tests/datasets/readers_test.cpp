@@ -275,8 +275,13 @@ TEST(BadInput, MessagesNameFileLineAndKey) {
   expect_error([&] { chat(R"({"instruction": "x"})"); }, {"key 'output'", "missing"});
   expect_error([&] { chat(R"({"messages": [{"role": "user", "content": "q"}], "tools": 3})"); },
                {"key 'tools'", "array"});
-  expect_error([&] { prefs(R"({"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [], "non_preferred_output": [{"role": "assistant", "content": "b"}]})"); },
-               {"key 'preferred_output'", "no messages"});
+  // An empty completion is no error: a pair that cannot train, dropped and
+  // counted (Preference.EmptyCompletionIsCountedNotFatal).
+  ReadStats stats;
+  EXPECT_TRUE(prefs(R"({"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": [], "non_preferred_output": [{"role": "assistant", "content": "b"}]})",
+                    opts(), &stats)
+                  .empty());
+  EXPECT_EQ(stats.skipped, (std::map<std::string, size_t>{{"empty_completion", 1}}));
   expect_error([&] { prefs(R"({"chosen": [{"role": "user", "content": "a"}], "rejected": [{"role": "user", "content": "b"}]})"); },
                {"key 'chosen'", "share no leading"});
 }
