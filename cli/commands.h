@@ -18,6 +18,7 @@ int run_make_tasks(int argc, char** argv);
 int run_eval_tasks(int argc, char** argv);
 int run_sft(int argc, char** argv);
 int run_dpo(int argc, char** argv);
+int run_export(int argc, char** argv);
 int run_merge(int argc, char** argv);
 
 /// Tensor options from --dtype (float32|bfloat16) and --device (auto|cpu|cuda).

@@ -30,6 +30,7 @@ const Command kCommands[] = {
     {"make-tasks", st::cli::run_make_tasks, "write synthetic multilingual tasks (train/test JSONL, tokenizer corpus)"},
     {"eval-tasks", st::cli::run_eval_tasks, "exact-match accuracy of greedy answers on a task file"},
     {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe, full or LoRA (resumable)"},
+    {"export", st::cli::run_export, "a model dir as one GGUF file for llama.cpp/Ollama (f32, f16, bf16, q8_0), checked"},
     {"dpo", st::cli::run_dpo, "preference optimisation (DPO and relatives, SimPO, ORPO), full or LoRA (resumable)"},
     {"merge", st::cli::run_merge, "merge LoRA adapters into a base model's weights (self-checked)"},
 };

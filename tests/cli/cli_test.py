@@ -339,6 +339,10 @@ def dpo_commands(binary, work, model, recipe):
            "adapters switched off", "final model:")
     expect_true("dpo lora final is an adapter dir", os.path.exists(os.path.join(lora, "final",
                                                                                 "adapter_model.safetensors")))
+    expect("export bad dtype", run(binary, "export", "--model", model, "--out", f"{work}/m.gguf", "--dtype", "q4"),
+           2, "--dtype")
+    expect("export", run(binary, "export", "--model", model, "--out", f"{work}/export/m.gguf", "--dtype", "q8_0"),
+           0, "verified", "Modelfile")
     expect("inspect-data on a dpo recipe", run(binary, "inspect-data", recipe, train, "--n", "1"), 0,
            "chosen", "rejected")
 

@@ -1,0 +1,261 @@
+#include "export/gguf_export.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "datasets/chat_template.h"
+#include "export/gguf_file.h"
+#include "model/config.h"
+#include "model/model_dir.h"
+#include "model/safetensors.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace st::gguf {
+namespace {
+
+// general.file_type: llama.cpp's LLAMA_FTYPE_* for the bulk of the tensors.
+uint32_t file_type(TensorType type) {
+  switch (type) {
+    case TensorType::kF32: return 0;
+    case TensorType::kF16: return 1;
+    case TensorType::kQ8_0: return 7;
+    case TensorType::kBF16: return 32;
+  }
+  return 0;
+}
+
+TensorType tensor_type(const std::string& dtype) {
+  if (dtype == "float32") return TensorType::kF32;
+  if (dtype == "float16") return TensorType::kF16;
+  if (dtype == "bfloat16") return TensorType::kBF16;
+  if (dtype == "q8_0") return TensorType::kQ8_0;
+  fail("--dtype ", dtype, ": use float32, float16, bfloat16 or q8_0");
+}
+
+// A Hugging Face tensor and the GGUF tensor it becomes.
+struct Mapped {
+  std::string hf, gguf;
+  int permute_heads = 0;  // q: the heads, k: the KV heads; 0: as stored
+};
+
+std::vector<Mapped> tensor_map(const ModelConfig& c) {
+  std::vector<Mapped> out{{"model.embed_tokens.weight", "token_embd.weight"}};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string hf = cat("model.layers.", l, "."), g = cat("blk.", l, ".");
+    out.push_back({hf + "input_layernorm.weight", g + "attn_norm.weight"});
+    out.push_back({hf + "self_attn.q_proj.weight", g + "attn_q.weight", static_cast<int>(c.num_attention_heads)});
+    out.push_back({hf + "self_attn.k_proj.weight", g + "attn_k.weight", static_cast<int>(c.num_key_value_heads)});
+    out.push_back({hf + "self_attn.v_proj.weight", g + "attn_v.weight"});
+    out.push_back({hf + "self_attn.o_proj.weight", g + "attn_output.weight"});
+    out.push_back({hf + "post_attention_layernorm.weight", g + "ffn_norm.weight"});
+    out.push_back({hf + "mlp.gate_proj.weight", g + "ffn_gate.weight"});
+    out.push_back({hf + "mlp.up_proj.weight", g + "ffn_up.weight"});
+    out.push_back({hf + "mlp.down_proj.weight", g + "ffn_down.weight"});
+  }
+  out.push_back({"model.norm.weight", "output_norm.weight"});
+  // A tied head is the embedding: llama.cpp uses token_embd when output is absent.
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", "output.weight"});
+  return out;
+}
+
+// llama.cpp's converter reorders each head's q/k rows from Hugging Face's
+// rotate-half layout to GGML's interleaved pairs: [2, d/2] -> [d/2, 2].
+at::Tensor permute_rows(const at::Tensor& w, int heads) {
+  const int64_t rows = w.size(0);
+  return w.reshape({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
+}
+
+std::string modelfile(const std::string& gguf_name, const std::string& model_dir) {
+  // ChatML as Ollama's Go template, the stops, and the generation defaults.
+  std::string text = cat("FROM ./", gguf_name, "\n",
+                         "TEMPLATE \"\"\"{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+                         "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+                         "<|im_start|>assistant\n\"\"\"\n",
+                         "PARAMETER stop \"<|im_end|>\"\nPARAMETER stop \"</s>\"\n");
+  const fs::path generation = fs::path(model_dir) / "generation_config.json";
+  if (!fs::exists(generation)) return text;
+  std::ifstream in(generation);
+  nlohmann::json g;
+  try {
+    g = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(generation.string(), ": not valid JSON (", e.what(), ")");
+  }
+  const std::pair<const char*, const char*> names[] = {
+      {"temperature", "temperature"}, {"top_p", "top_p"}, {"top_k", "top_k"},
+      {"repetition_penalty", "repeat_penalty"}};
+  for (const auto& [hf, ollama] : names)
+    if (g.contains(hf) && g[hf].is_number()) text += cat("PARAMETER ", ollama, " ", g[hf].dump(), "\n");
+  return text;
+}
+
+}  // namespace
+
+ExportReport export_gguf(const ExportOptions& options) {
+  const TensorType bulk = tensor_type(options.dtype);
+  if (fs::exists(options.out_path) && !options.force)
+    fail(options.out_path, ": exists; choose another --out or pass --force to replace it");
+  // load_model_config refuses any model_type but "llama".
+  const ModelConfig config = load_model_config(options.model_dir);
+  const fs::path config_path = fs::path(options.model_dir) / "config.json";
+  if (config.attention_bias || config.mlp_bias || config.rope_linear_factor != 1.0)
+    fail(config_path.string(), ": biases or rope scaling, which this exporter does not write");
+  const fs::path spm_path = fs::path(options.model_dir) / "tokenizer.model";
+  if (!fs::exists(spm_path))
+    fail(options.model_dir, ": no tokenizer.model; GGUF's \"llama\" tokenizer is the SentencePiece model's pieces, "
+         "scores and types (a tokenizer.json alone cannot be expressed)");
+  std::string spm_bytes;
+  {
+    std::ifstream in(spm_path, std::ios::binary);
+    spm_bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const SpmModel spm = parse_spm_model(spm_bytes, spm_path.string());
+  if (spm.model_type != 2 && spm.model_type != 1)
+    fail(spm_path.string(), ": SentencePiece model type ", spm.model_type, " (llama.cpp's SPM tokenizer takes BPE or unigram)");
+  if (static_cast<int64_t>(spm.pieces.size()) > config.vocab_size)
+    fail(spm_path.string(), ": ", spm.pieces.size(), " pieces for a vocabulary of ", config.vocab_size);
+  const Tokenizer tokenizer = Tokenizer::load(options.model_dir);
+
+  Metadata m;
+  m.set("general.architecture", std::string("llama"));
+  m.set("general.name", fs::path(options.model_dir).filename().string());
+  m.set("general.file_type", file_type(bulk));
+  if (bulk == TensorType::kQ8_0) m.set("general.quantization_version", uint32_t{2});
+  m.set("llama.context_length", static_cast<uint32_t>(config.max_position_embeddings));
+  m.set("llama.embedding_length", static_cast<uint32_t>(config.hidden_size));
+  m.set("llama.block_count", static_cast<uint32_t>(config.num_hidden_layers));
+  m.set("llama.feed_forward_length", static_cast<uint32_t>(config.intermediate_size));
+  m.set("llama.attention.head_count", static_cast<uint32_t>(config.num_attention_heads));
+  m.set("llama.attention.head_count_kv", static_cast<uint32_t>(config.num_key_value_heads));
+  m.set("llama.rope.freq_base", static_cast<float>(config.rope_theta));
+  m.set("llama.attention.layer_norm_rms_epsilon", static_cast<float>(config.rms_norm_eps));
+  m.set("llama.rope.dimension_count", static_cast<uint32_t>(config.head_dim));
+  m.set("llama.vocab_size", static_cast<uint32_t>(config.vocab_size));
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  for (const SpmPiece& p : spm.pieces) {
+    tokens.push_back(p.piece);
+    scores.push_back(p.score);
+    types.push_back(static_cast<int32_t>(p.type));
+  }
+  // Ids beyond the model's pieces (a vocabulary padded for the hardware),
+  // as llama.cpp's converter names them: unused.
+  for (int64_t id = static_cast<int64_t>(tokens.size()); id < config.vocab_size; ++id) {
+    tokens.push_back(cat("[PAD", id, "]"));
+    scores.push_back(-1000.0f);
+    types.push_back(static_cast<int32_t>(SpmPieceType::kUnused));
+  }
+  m.set("tokenizer.ggml.model", std::string("llama"));
+  m.set("tokenizer.ggml.tokens", std::move(tokens));
+  m.set("tokenizer.ggml.scores", std::move(scores));
+  m.set("tokenizer.ggml.token_type", std::move(types));
+  m.set("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(tokenizer.bos_id()));
+  m.set("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(tokenizer.eos_id()));
+  if (tokenizer.unk_id() >= 0) m.set("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(tokenizer.unk_id()));
+  if (tokenizer.pad_id() >= 0) m.set("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(tokenizer.pad_id()));
+  m.set("tokenizer.ggml.add_bos_token", tokenizer.add_bos_token());
+  m.set("tokenizer.ggml.add_eos_token", tokenizer.add_eos_token());
+  m.set("tokenizer.chat_template", datasets::ChatTemplate::for_tokenizer(tokenizer).source());
+
+  // The tensors: names, shapes and types are known from the headers alone.
+  const WeightFiles files = weight_files(options.model_dir);
+  std::vector<std::unique_ptr<safetensors::File>> opened;
+  std::map<std::string, std::pair<const safetensors::File*, const safetensors::TensorInfo*>> stored;
+  for (const std::string& path : files.files) {
+    opened.push_back(std::make_unique<safetensors::File>(path));
+    for (const safetensors::TensorInfo& t : opened.back()->tensors()) stored[t.name] = {opened.back().get(), &t};
+  }
+  const std::vector<Mapped> mapping = tensor_map(config);
+  ExportReport report;
+  std::vector<TensorInfo> infos;
+  for (const Mapped& t : mapping) {
+    auto it = stored.find(t.hf);
+    if (it == stored.end()) fail(options.model_dir, ": no tensor ", t.hf, " in its safetensors");
+    TensorInfo info{t.gguf, {}, bulk};
+    for (int64_t d : it->second.second->shape) info.shape.push_back(static_cast<uint64_t>(d));
+    if (info.shape.size() == 1) info.type = TensorType::kF32;  // norms stay f32, as llama.cpp keeps them
+    if (info.type == TensorType::kQ8_0 && info.shape.back() % kQ8Block != 0) {
+      info.type = TensorType::kF16;
+      report.fallbacks.push_back(cat(t.gguf, " (rows of ", info.shape.back(), ")"));
+    }
+    infos.push_back(std::move(info));
+  }
+
+  std::vector<std::string> digests;
+  if (const fs::path parent = fs::path(options.out_path).parent_path(); !parent.empty()) fs::create_directories(parent);
+  {
+    Writer writer(options.out_path, m, infos);
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < mapping.size(); ++i) {
+      const auto& [file, info] = stored.at(mapping[i].hf);
+      const at::ScalarType type = to_scalar_type(info->dtype, cat(file->path(), ": tensor \"", info->name, "\""));
+      at::Tensor w = at::empty(info->shape, at::TensorOptions().dtype(type));
+      std::memcpy(w.data_ptr(), info->data, info->nbytes);
+      file->release(*info);
+      if (mapping[i].permute_heads) w = permute_rows(w, mapping[i].permute_heads);
+      std::vector<uint8_t> bytes(infos[i].bytes());
+      switch (infos[i].type) {
+        case TensorType::kF32:
+        case TensorType::kF16:
+        case TensorType::kBF16: {
+          const at::ScalarType out = infos[i].type == TensorType::kF32   ? at::kFloat
+                                     : infos[i].type == TensorType::kF16 ? at::kHalf
+                                                                         : at::kBFloat16;
+          // One rounding from the stored values (bf16 -> f16 goes through f32, exactly).
+          const at::Tensor converted = w.to(at::kFloat).to(out).contiguous();
+          std::memcpy(bytes.data(), converted.data_ptr(), bytes.size());
+          break;
+        }
+        case TensorType::kQ8_0: {
+          const at::Tensor f = w.to(at::kFloat).contiguous();
+          quantize_q8_0(std::span<const float>(f.data_ptr<float>(), static_cast<size_t>(f.numel())), bytes.data());
+          break;
+        }
+      }
+      Digest digest;
+      digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      digests.push_back(digest.hex());
+      writer.write_tensor(bytes);
+      report.bytes += bytes.size();
+    }
+    writer.finish();
+  }
+  // Read back: the header, the offsets and every tensor's bytes.
+  try {
+    const File back = read(options.out_path);
+    if (back.tensors.size() != infos.size()) fail(options.out_path, ": reads back ", back.tensors.size(), " tensors");
+    for (size_t i = 0; i < infos.size(); ++i) {
+      const TensorInfo& t = back.tensors[i];
+      if (t.name != infos[i].name || t.shape != infos[i].shape || t.type != infos[i].type)
+        fail(options.out_path, ": tensor ", i, " reads back as ", t.name, " (", type_name(t.type), ")");
+      const std::vector<uint8_t> bytes = read_tensor(options.out_path, back, t);
+      Digest digest;
+      digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      if (digest.hex() != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
+    }
+    if (!back.metadata.find("tokenizer.ggml.tokens")) fail(options.out_path, ": the tokenizer did not read back");
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(options.out_path, ec);
+    throw;
+  }
+  report.tensors = static_cast<int64_t>(infos.size());
+  report.modelfile = (fs::path(options.out_path).parent_path() / "Modelfile").string();
+  write_file_atomic(report.modelfile, modelfile(fs::path(options.out_path).filename().string(), options.model_dir));
+  return report;
+}
+
+}  // namespace st::gguf
