@@ -12,7 +12,7 @@
 #      held-out pairs), and the adapter merged into the SFT model
 #   8. accuracy after DPO
 #   9. transformers loads the merged model dir and generates from it
-# Everything lands in demo/. About 3 minutes on a 2-core CPU after the build.
+# Everything lands in demo/. About 90 s on a 2-core CPU after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
