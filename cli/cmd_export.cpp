@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "common/error.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "export/gguf_export.h"
 
 namespace st::cli {
@@ -16,12 +17,16 @@ int run_export(int argc, char** argv) {
             "llama.cpp's layout, streamed tensor by tensor, then reads it back and checks every tensor; an\n"
             "Ollama Modelfile (ChatML template, stops, generation defaults) goes beside it. Norms stay f32;\n"
             "with q8_0 a row that is not a multiple of 32 values is written as f16, and export says so.");
-  args.option("model", "DIR", "the model dir (merge an adapter into it first: salamandra-tune merge)",
-              &options.model_dir, true);
+  std::vector<std::string> adapters, weights;
+  args.option("model", "DIR", "the model dir", &options.model_dir, true);
+  args.repeated("adapter", "DIR", "a PEFT LoRA adapter to merge on the way, as merge does (repeat for several)",
+                &adapters);
+  args.repeated("weight", "W", "the weight of the adapter at the same position [default: 1 each]", &weights);
   args.option("out", "FILE", "the .gguf file to write", &options.out_path, true);
   args.option("dtype", "TYPE", "float32, float16, bfloat16 or q8_0 [default: bfloat16]", &options.dtype);
   args.flag("force", "replace an existing --out", &options.force);
   if (!args.parse(argc, argv)) return 0;
+  options.adapters = weighted_adapters(adapters, weights);
   if (options.dtype != "float32" && options.dtype != "float16" && options.dtype != "bfloat16" &&
       options.dtype != "q8_0")
     throw UsageError("--dtype must be float32, float16, bfloat16 or q8_0");

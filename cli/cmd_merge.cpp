@@ -7,6 +7,7 @@
 #include "lora/merge.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 
 namespace st::cli {
 
@@ -31,9 +32,6 @@ int run_merge(int argc, char** argv) {
   args.flag("no-check", "skip the logit self-check", &no_check);
   if (!args.parse(argc, argv)) return 0;
   if (adapters.empty()) throw UsageError("merge needs at least one --adapter DIR");
-  if (!weights.empty() && weights.size() != adapters.size())
-    throw UsageError(cat("give one --weight per --adapter (", adapters.size(), " adapters, ", weights.size(),
-                         " weights) or none"));
   if (dtype == "bfloat16") options.dtype = at::kBFloat16;
   else if (dtype == "float16") options.dtype = at::kHalf;
   else if (dtype == "float32") options.dtype = at::kFloat;
@@ -41,15 +39,7 @@ int run_merge(int argc, char** argv) {
   if (max_shard_mb <= 0) throw UsageError("--max-shard-mb must be positive");
   options.max_shard_bytes = static_cast<uint64_t>(max_shard_mb) * 1000 * 1000;
   options.self_check = !no_check;
-  for (size_t i = 0; i < adapters.size(); ++i) {
-    double weight = 1;
-    if (!weights.empty()) {
-      char* end = nullptr;
-      weight = std::strtod(weights[i].c_str(), &end);
-      if (weights[i].empty() || *end != '\0') throw UsageError("--weight must be a number, got " + weights[i]);
-    }
-    options.adapters.push_back({adapters[i], weight});
-  }
+  options.adapters = weighted_adapters(adapters, weights);
 
   const lora::MergeReport report = lora::merge_adapters(options);
   std::printf("merged %zu adapter%s into %lld of %lld tensors (%s), tokenizer files from %s\n", adapters.size(),

@@ -1,8 +1,10 @@
 #include "cli/model_source.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "cli/args.h"
+#include "common/error.h"
 #include "lora/adapter.h"
 #include "model/model_dir.h"
 
@@ -25,6 +27,24 @@ std::string ModelSource::tokenizer_dir() const {
       (fs::exists(fs::path(adapter_dir) / "tokenizer.json") || fs::exists(fs::path(adapter_dir) / "tokenizer.model")))
     return adapter_dir;
   return model_dir;
+}
+
+std::vector<lora::WeightedAdapter> weighted_adapters(const std::vector<std::string>& adapters,
+                                                     const std::vector<std::string>& weights) {
+  if (!weights.empty() && weights.size() != adapters.size())
+    throw UsageError(cat("give one --weight per --adapter (", adapters.size(), " adapters, ", weights.size(),
+                         " weights) or none"));
+  std::vector<lora::WeightedAdapter> out;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    double weight = 1;
+    if (!weights.empty()) {
+      char* end = nullptr;
+      weight = std::strtod(weights[i].c_str(), &end);
+      if (weights[i].empty() || *end != '\0') throw UsageError("--weight must be a number, got " + weights[i]);
+    }
+    out.push_back({adapters[i], weight});
+  }
+  return out;
 }
 
 }  // namespace st::cli

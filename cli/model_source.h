@@ -8,7 +8,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "lora/merge.h"
 #include "model/llama.h"
 
 namespace st::cli {
@@ -25,5 +27,10 @@ struct ModelSource {
   /// when it carries them (ours do, as PEFT and TRL save them), else the model dir.
   std::string tokenizer_dir() const;
 };
+
+/// --adapter DIR and --weight W, repeated, as merge and export take them:
+/// one weight per adapter, or none (all 1). UsageError otherwise.
+std::vector<lora::WeightedAdapter> weighted_adapters(const std::vector<std::string>& adapters,
+                                                     const std::vector<std::string>& weights);
 
 }  // namespace st::cli

@@ -107,6 +107,34 @@ ExportReport export_gguf(const ExportOptions& options) {
   const TensorType bulk = tensor_type(options.dtype);
   if (fs::exists(options.out_path) && !options.force)
     fail(options.out_path, ": exists; choose another --out or pass --force to replace it");
+  if (!options.adapters.empty()) {
+    // The adapters merged in fp32 first (one rounding, at export), then the
+    // merged dir exported as any model dir.
+    const fs::path parent = fs::path(options.out_path).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    lora::MergeOptions merge;
+    merge.base_dir = options.model_dir;
+    merge.adapters = options.adapters;
+    merge.out_dir = options.out_path + ".merged-fp32";
+    merge.dtype = at::kFloat;
+    merge.force = true;
+    const lora::MergeReport merged = lora::merge_adapters(merge);
+    std::printf("merged %zu adapter(s) into %lld of %lld tensors (fp32; self-check: max |logit difference| %.3g, "
+                "bound %.3g)\n",
+                options.adapters.size(), static_cast<long long>(merged.merged_tensors),
+                static_cast<long long>(merged.tensors), merged.max_logit_difference, merged.bound);
+    ExportOptions from_merged = options;
+    from_merged.model_dir = merge.out_dir;
+    from_merged.adapters.clear();
+    struct Cleanup {
+      std::string dir;
+      ~Cleanup() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    } cleanup{merge.out_dir};
+    return export_gguf(from_merged);
+  }
   // load_model_config refuses any model_type but "llama".
   const ModelConfig config = load_model_config(options.model_dir);
   const fs::path config_path = fs::path(options.model_dir) / "config.json";

@@ -21,10 +21,16 @@
 #include <string>
 #include <vector>
 
+#include "lora/merge.h"
+
 namespace st::gguf {
 
 struct ExportOptions {
   std::string model_dir;
+  /// Merged on the way, as `merge` does (W + sum w_i dW_i in fp32): into a
+  /// temporary fp32 model dir beside out_path (streamed, self-checked),
+  /// exported from there with one rounding, then removed.
+  std::vector<lora::WeightedAdapter> adapters;
   std::string out_path;
   std::string dtype = "bfloat16";  // float32, float16, bfloat16, q8_0
   bool force = false;              // replace an existing out_path

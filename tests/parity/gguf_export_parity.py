@@ -18,6 +18,9 @@ bf16 and q8_0. For each file, gguf-py reads:
     of 32) fall back to f16, and export says so.
   - The Modelfile: FROM the file, the ChatML template, the stops, the
     generation_config's parameters.
+--adapter (weight 0.7, a LoRA adapter from 2 steps of our sft) gives, in f32
+and bf16, the same bytes as exporting `merge --dtype float32` of it (the
+adapter changes the weights, and its temporary merge is removed).
 Bad input: an existing --out without --force, a non-llama config, a model
 dir without tokenizer.model; each exits 1 naming the problem.
 Owed (issue 17): llama.cpp's logits and generation from these files
@@ -173,6 +176,39 @@ def main():
                      "PARAMETER repeat_penalty 1.2"):
             check(line in modelfile, f"{dtype}: Modelfile lacks {line!r}:\n{modelfile}")
         summary[dtype] = {"bytes": os.path.getsize(out), "tensors": len(r.tensors), "fallbacks": fallbacks}
+
+    # --adapter merges on the way: the same bytes as exporting the fp32
+    # merge of the adapter (a LoRA adapter from 2 steps of our sft, weight 0.7).
+    chats, _ = os.path.join(WORK, "chats.jsonl"), None
+    recipe = os.path.join(WORK, "lora.toml")
+    with open(recipe, "w") as f:
+        f.write(sp.recipe_text(model_dir, chats, os.path.join(WORK, "cache"), False, 128,
+                               model_extra='dtype = "float32"\n'))
+        f.write(f"[training]\noutput_dir = {json.dumps(os.path.join(WORK, 'lora-run'))}\nmax_steps = 2\n"
+                f"[optimizer]\nlr = 0.05\n[lora]\nrank = 4\ntargets = [\"all-linear\"]\n[logging]\nplot = false\n")
+    subprocess.run([ST, "sft", recipe], check=True, capture_output=True)
+    adapter = os.path.join(WORK, "lora-run", "final")
+    merged = os.path.join(WORK, "merged")
+    subprocess.run([ST, "merge", "--base", model_dir, "--adapter", adapter, "--weight", "0.7", "--out", merged,
+                    "--dtype", "float32"], check=True, capture_output=True)
+    for dtype in ("float32", "bfloat16"):
+        via = os.path.join(WORK, "adapter", f"via-{dtype}.gguf")
+        ref = os.path.join(WORK, "adapter", f"merged-{dtype}.gguf")
+        run = subprocess.run([ST, "export", "--model", model_dir, "--adapter", adapter, "--weight", "0.7",
+                              "--out", via, "--dtype", dtype], text=True, capture_output=True)
+        check(run.returncode == 0 and "merged 1 adapter(s)" in run.stdout, f"export --adapter: {run.stdout}{run.stderr}")
+        subprocess.run([ST, "export", "--model", merged, "--out", ref, "--dtype", dtype], check=True,
+                       capture_output=True)
+        a, b = GGUFReader(via), GGUFReader(ref)
+        differ = [t.name for t, u in zip(a.tensors, b.tensors) if np.asarray(t.data).tobytes() != np.asarray(u.data).tobytes()]
+        check(not differ and len(a.tensors) == len(b.tensors), f"export --adapter {dtype} differs from the merged "
+              f"model's export in {differ}")
+        # The adapter changed the weights: the check can fail.
+        base = GGUFReader(os.path.join(WORK, dtype, "model.gguf"))
+        check(any(np.asarray(t.data).tobytes() != np.asarray(u.data).tobytes() for t, u in zip(a.tensors, base.tensors)),
+              f"{dtype}: the adapter changed nothing")
+        check(not os.path.exists(via + ".merged-fp32"), "export --adapter left its fp32 merge behind")
+    summary["adapter"] = "same bytes as exporting merge --dtype float32"
 
     # Bad input.
     def refused(args, *needles):
