@@ -1,6 +1,5 @@
 // salamandra-tune make-tasks: the synthetic multilingual tasks of
 // datasets/synthetic_tasks.h as train/test JSONL plus a tokenizer corpus.
-#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>

@@ -56,15 +56,14 @@ RecipeSchema dpo_schema() {
   return merge_schemas({datasets::data_schema(), train::training_schema(), lora::lora_schema(), dpo_section_schema()});
 }
 
-bool DpoOptions::reference_free() const {
-  return std::any_of(losses.begin(), losses.end(), [](const std::string& l) { return among(kReferenceFree, l); });
-}
+bool DpoOptions::reference_free() const { return has("simpo") || has("orpo"); }
+
+bool DpoOptions::has(const std::string& loss) const { return among(losses, loss); }
 
 double DpoOptions::weight_of(const std::string& loss) const {
-  double weight = 0;
-  for (size_t i = 0; i < losses.size(); ++i)
-    if (losses[i] == loss) weight += weights[i];
-  return weight;
+  // Each loss appears once (dpo_options refuses repeats).
+  const auto it = std::find(losses.begin(), losses.end(), loss);
+  return it == losses.end() ? 0.0 : weights[static_cast<size_t>(it - losses.begin())];
 }
 
 DpoOptions dpo_options(const Recipe& recipe) {

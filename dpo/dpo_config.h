@@ -25,7 +25,8 @@ struct DpoOptions {
 
   /// SimPO or ORPO: no reference model, rewards from length-normalised log-probs.
   bool reference_free() const;
-  /// The weight of a loss in the list (0 when absent).
+  /// Whether `loss` is in the list, and its weight (0 when absent).
+  bool has(const std::string& loss) const;
   double weight_of(const std::string& loss) const;
 };
 

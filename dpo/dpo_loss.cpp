@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
-
 #include "common/error.h"
 #include "dpo/pair_batch.h"
 #include "dpo/preference_losses.h"
@@ -28,7 +26,7 @@ std::map<std::string, double> pair_counts(const datasets::Batch& batch) {
 
 train::MicroBatchLoss dpo_loss(const LlamaModel& model, const datasets::Batch& batch, const train::StepScale& scale,
                                const DpoOptions& options, Reference* reference, int64_t chunk_rows) {
-  const bool orpo = std::find(options.losses.begin(), options.losses.end(), "orpo") != options.losses.end();
+  const bool orpo = options.has("orpo");
   const PairTensors t = pair_tensors(batch, model.options().device(), orpo);
   if (t.pairs == 0) return {};
   auto total = [&](const char* name) {

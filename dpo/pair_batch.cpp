@@ -55,6 +55,7 @@ PairTensors pair_tensors(const datasets::Batch& batch, const at::Device& device,
   std::vector<int64_t> positions(size_t(rows * cols), 0), segments(size_t(rows * cols), 0);
   std::vector<int64_t> targets, target_rows, target_slot;
   std::vector<int64_t> prompt_targets, prompt_rows, prompt_pair;  // slots known once the pairs are counted
+  std::vector<float> side_tokens;  // 2 per pair: trained chosen, rejected tokens
   int64_t pair = -1;
   for (int64_t r = 0; r < rows; ++r) {
     int32_t document = -1;
@@ -65,6 +66,7 @@ PairTensors pair_tensors(const datasets::Batch& batch, const at::Device& device,
       if (batch.document[at] != document) {  // a new pair
         document = batch.document[at];
         ++pair;
+        side_tokens.resize(2 * static_cast<size_t>(pair + 1), 0.0f);
         prompt_length = in_chosen = in_rejected = 0;
         last_prompt = last_chosen = last_rejected = -1;
       }
@@ -95,18 +97,18 @@ PairTensors pair_tensors(const datasets::Batch& batch, const at::Device& device,
       ST_CHECK(predictor >= 0, "a trained completion token without a prompt before it");
       targets.push_back(batch.ids[at]);
       target_rows.push_back(predictor);
-      const bool rejected = (code & kRejected) != 0;
-      target_slot.push_back(2 * pair + (rejected ? 1 : 0));
-      (rejected ? t.rejected_tokens : t.chosen_tokens) += 1;
+      const int64_t slot = 2 * pair + ((code & kRejected) != 0 ? 1 : 0);
+      target_slot.push_back(slot);
+      side_tokens[static_cast<size_t>(slot)] += 1;
     }
   }
   t.pairs = pair + 1;
+  t.completion_targets = static_cast<int64_t>(targets.size());
   for (size_t i = 0; i < prompt_targets.size(); ++i) {
     targets.push_back(prompt_targets[i]);
     target_rows.push_back(prompt_rows[i]);
     target_slot.push_back(2 * t.pairs + prompt_pair[i]);
   }
-  t.prompt_tokens = static_cast<double>(prompt_targets.size());
   ST_CHECK(t.pairs == static_cast<int64_t>(batch.sequences.size()), "pair rows: ", t.pairs, " documents for ",
            batch.sequences.size(), " pairs");
   auto grid = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({rows, cols}); };
@@ -122,6 +124,7 @@ PairTensors pair_tensors(const datasets::Batch& batch, const at::Device& device,
   t.targets = at::tensor(targets, at::kLong).to(device);
   t.target_rows = at::tensor(target_rows, at::kLong).to(device);
   t.target_slot = at::tensor(target_slot, at::kLong).to(device);
+  t.tokens = at::tensor(side_tokens, at::kFloat).view({t.pairs, 2}).to(device);
   return t;
 }
 
@@ -148,26 +151,24 @@ PairLogps pair_logps(const LlamaModel& model, const PairTensors& t, int64_t chun
   const at::Tensor hidden = model.hidden_states(t.ids, options);
   const at::Tensor scored = hidden.reshape({-1, hidden.size(-1)}).index_select(0, t.target_rows);
   const at::Tensor log_probs = target_log_probs(scored, model.lm_head_weight(), t.targets, chunk_rows, sink);
-  const int64_t slot_count = (t.prompt_tokens > 0 ? 3 : 2) * t.pairs;
-  const at::Tensor all_slots = at::zeros({slot_count}, log_probs.options()).index_add(0, t.target_slot, log_probs);
-  const at::Tensor counts = at::zeros({2 * t.pairs}, log_probs.options().requires_grad(false))
-                                .index_add(0, t.target_slot.slice(0, 0, t.targets.size(0) - int64_t(t.prompt_tokens)),
-                                           at::ones({t.targets.size(0) - int64_t(t.prompt_tokens)},
-                                                    log_probs.options().requires_grad(false)));
+  const bool prompts = t.targets.size(0) > t.completion_targets;
+  const at::Tensor all_slots =
+      at::zeros({(prompts ? 3 : 2) * t.pairs}, log_probs.options()).index_add(0, t.target_slot, log_probs);
   PairLogps out;
   const at::Tensor by_pair = all_slots.slice(0, 0, 2 * t.pairs).view({t.pairs, 2});
-  if (t.prompt_tokens > 0) out.prompt = all_slots.slice(0, 2 * t.pairs);
+  if (prompts) out.prompt = all_slots.slice(0, 2 * t.pairs);
   out.chosen = by_pair.select(1, 0);
   out.rejected = by_pair.select(1, 1);
-  out.chosen_tokens = counts.view({t.pairs, 2}).select(1, 0);
-  out.rejected_tokens = counts.view({t.pairs, 2}).select(1, 1);
+  const at::Tensor tokens = t.tokens.to(log_probs.scalar_type());
+  out.chosen_tokens = tokens.select(1, 0);
+  out.rejected_tokens = tokens.select(1, 1);
   if (logit_sums) {
     at::NoGradGuard no_grad;
-    const int64_t completion_targets = t.targets.size(0) - int64_t(t.prompt_tokens);
-    const at::Tensor mean_logits = at::matmul(scored.detach().slice(0, 0, completion_targets).to(at::kFloat),
+    const at::Tensor completion_slots = t.target_slot.slice(0, 0, t.completion_targets);
+    const at::Tensor mean_logits = at::matmul(scored.detach().slice(0, 0, t.completion_targets).to(at::kFloat),
                                               mean_row(model.lm_head_weight()));
     const at::Tensor sides = at::zeros({2 * t.pairs}, mean_logits.options())
-                                 .index_add(0, t.target_slot.slice(0, 0, completion_targets), mean_logits)
+                                 .index_add(0, completion_slots, mean_logits)
                                  .view({t.pairs, 2})
                                  .sum(0)
                                  .to(at::kDouble);

@@ -41,7 +41,8 @@ struct PairTensors {
   at::Tensor target_slot;  // [N] 2 * pair + (0 chosen, 1 rejected), or with prompts 2 * pairs + pair for a
                            // prompt token; pairs in batch.sequences order
   int64_t pairs = 0;
-  double chosen_tokens = 0, rejected_tokens = 0, prompt_tokens = 0;
+  at::Tensor tokens;               // [P, 2] fp32: trained completion tokens per pair, (chosen, rejected)
+  int64_t completion_targets = 0;  // the targets before the prompt ones (those come last)
 };
 /// With `score_prompts`, the prompt's tokens after its first are targets too
 /// (ORPO's NLL, which TRL takes over prompt and chosen completion).

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -130,8 +129,7 @@ std::pair<at::Tensor, at::Tensor> logged_logps(const PairScores& s, const DpoOpt
 std::pair<at::Tensor, at::Tensor> pair_rewards(const PairScores& s, const DpoOptions& o) {
   if (o.reference_free()) {
     // ORPO's rewards are scaled by its lambda (TRL's ORPOConfig.beta), SimPO's by beta.
-    const bool orpo = std::find(o.losses.begin(), o.losses.end(), "orpo") != o.losses.end();
-    const double scale = orpo ? o.orpo_lambda : o.beta;
+    const double scale = o.has("orpo") ? o.orpo_lambda : o.beta;
     auto [c, r] = logged_logps(s, o);
     return {scale * c, scale * r};
   }

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "common/atomic_file.h"
 #include "common/digest.h"
@@ -42,8 +41,8 @@ class OwnedModel : public Reference {
 // training flag and adapters restored afterwards.
 class PolicyForward : public Reference {
  public:
-  PolicyForward(const LlamaModel& policy, int64_t chunk_rows, bool adapters_off)
-      : policy_(const_cast<LlamaModel&>(policy)), chunk_(chunk_rows), adapters_off_(adapters_off) {}
+  PolicyForward(LlamaModel& policy, int64_t chunk_rows, bool adapters_off)
+      : policy_(policy), chunk_(chunk_rows), adapters_off_(adapters_off) {}
   std::pair<at::Tensor, at::Tensor> logps(const datasets::Batch&, const PairTensors& t, bool evaluation) override {
     // Switching modes changes no tensor: the same weights, used another way.
     const bool training = !evaluation;
@@ -93,11 +92,11 @@ std::unique_ptr<Reference> model_reference(std::unique_ptr<LlamaModel> model, in
   return std::make_unique<OwnedModel>(std::move(model), chunk_rows);
 }
 
-std::unique_ptr<Reference> adapters_off_reference(const LlamaModel& policy, int64_t chunk_rows) {
+std::unique_ptr<Reference> adapters_off_reference(LlamaModel& policy, int64_t chunk_rows) {
   return std::make_unique<PolicyForward>(policy, chunk_rows, true);
 }
 
-std::unique_ptr<Reference> frozen_policy_reference(const LlamaModel& policy, int64_t chunk_rows) {
+std::unique_ptr<Reference> frozen_policy_reference(LlamaModel& policy, int64_t chunk_rows) {
   return std::make_unique<PolicyForward>(policy, chunk_rows, false);
 }
 
@@ -127,12 +126,12 @@ std::vector<float> precomputed_logps(const datasets::TokenCache& cache, const st
   const fs::path file = dir / "logps.f32";
   const size_t pairs = cache.sequences() / 3;
   if (fs::exists(file)) {
-    std::ifstream in(file, std::ios::binary);
+    const std::string bytes = read_file(file.string());
     std::vector<float> table(2 * pairs);
-    in.read(reinterpret_cast<char*>(table.data()), static_cast<std::streamsize>(table.size() * sizeof(float)));
-    if (!in || in.peek() != std::char_traits<char>::eof())
+    if (bytes.size() != table.size() * sizeof(float))
       fail(file.string(), " does not hold ", 2 * pairs, " float32 log-probs; delete ", dir.string(),
            " to compute it again");
+    std::memcpy(table.data(), bytes.data(), bytes.size());
     std::printf("reference log-probs: %zu pairs from %s (reused)\n", pairs, file.string().c_str());
     return table;
   }
@@ -149,13 +148,10 @@ std::vector<float> precomputed_logps(const datasets::TokenCache& cache, const st
       layout.rows.push_back({static_cast<uint32_t>(p)});
     const datasets::Batch batch = datasets::materialize(layout, sample_rows.view, options, 0);
     const PairTensors t = pair_tensors(batch, device);
-    auto [chosen, rejected] = reference->logps(batch, t, true);
-    chosen = chosen.cpu();
-    rejected = rejected.cpu();
-    for (int64_t i = 0; i < t.pairs; ++i) {
-      table[2 * (first + size_t(i))] = chosen[i].item<float>();
-      table[2 * (first + size_t(i)) + 1] = rejected[i].item<float>();
-    }
+    const auto [chosen, rejected] = reference->logps(batch, t, true);
+    // (chosen, rejected) per pair, as the table holds them: one copy to the CPU.
+    const at::Tensor logps = at::stack({chosen, rejected}, 1).to(at::kCPU, at::kFloat).contiguous();
+    std::memcpy(table.data() + 2 * first, logps.data_ptr<float>(), static_cast<size_t>(logps.numel()) * sizeof(float));
     std::fprintf(stderr, "\rreference log-probs: %zu / %zu pairs", std::min(pairs, first + size_t(rows)), pairs);
   }
   std::fprintf(stderr, "\n");

@@ -37,10 +37,10 @@ class Reference {
 /// A frozen model of its own (owned).
 std::unique_ptr<Reference> model_reference(std::unique_ptr<LlamaModel> model, int64_t chunk_rows);
 /// The policy with its adapters switched off for the reference's forward.
-std::unique_ptr<Reference> adapters_off_reference(const LlamaModel& policy, int64_t chunk_rows);
+std::unique_ptr<Reference> adapters_off_reference(LlamaModel& policy, int64_t chunk_rows);
 /// The policy as it is now (before training: the initial policy), for a
 /// fresh run's precompute pass.
-std::unique_ptr<Reference> frozen_policy_reference(const LlamaModel& policy, int64_t chunk_rows);
+std::unique_ptr<Reference> frozen_policy_reference(LlamaModel& policy, int64_t chunk_rows);
 
 /// A digest naming a model dir's contents: config.json and every weight file's bytes.
 std::string model_identity(const std::string& dir);

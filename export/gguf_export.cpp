@@ -77,6 +77,12 @@ at::Tensor permute_rows(const at::Tensor& w, int heads) {
   return w.reshape({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
 }
 
+std::string bytes_digest(const std::vector<uint8_t>& bytes) {
+  Digest digest;
+  digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return digest.hex();
+}
+
 std::string modelfile(const std::string& gguf_name, const std::string& model_dir) {
   // ChatML as Ollama's Go template, the stops, and the generation defaults.
   std::string text = cat("FROM ./", gguf_name, "\n",
@@ -144,12 +150,7 @@ ExportReport export_gguf(const ExportOptions& options) {
   if (!fs::exists(spm_path))
     fail(options.model_dir, ": no tokenizer.model; GGUF's \"llama\" tokenizer is the SentencePiece model's pieces, "
          "scores and types (a tokenizer.json alone cannot be expressed)");
-  std::string spm_bytes;
-  {
-    std::ifstream in(spm_path, std::ios::binary);
-    spm_bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  const SpmModel spm = parse_spm_model(spm_bytes, spm_path.string());
+  const SpmModel spm = parse_spm_model(read_file(spm_path.string()), spm_path.string());
   if (spm.model_type != 2 && spm.model_type != 1)
     fail(spm_path.string(), ": SentencePiece model type ", spm.model_type, " (llama.cpp's SPM tokenizer takes BPE or unigram)");
   if (static_cast<int64_t>(spm.pieces.size()) > config.vocab_size)
@@ -229,10 +230,7 @@ ExportReport export_gguf(const ExportOptions& options) {
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < mapping.size(); ++i) {
       const auto& [file, info] = stored.at(mapping[i].hf);
-      const at::ScalarType type = to_scalar_type(info->dtype, cat(file->path(), ": tensor \"", info->name, "\""));
-      at::Tensor w = at::empty(info->shape, at::TensorOptions().dtype(type));
-      std::memcpy(w.data_ptr(), info->data, info->nbytes);
-      file->release(*info);
+      at::Tensor w = stored_tensor(*info, file->path());  // over the mapping: released once converted
       if (mapping[i].permute_heads) w = permute_rows(w, mapping[i].permute_heads);
       std::vector<uint8_t> bytes(infos[i].bytes());
       switch (infos[i].type) {
@@ -242,8 +240,8 @@ ExportReport export_gguf(const ExportOptions& options) {
           const at::ScalarType out = infos[i].type == TensorType::kF32   ? at::kFloat
                                      : infos[i].type == TensorType::kF16 ? at::kHalf
                                                                          : at::kBFloat16;
-          // One rounding from the stored values (bf16 -> f16 goes through f32, exactly).
-          const at::Tensor converted = w.to(at::kFloat).to(out).contiguous();
+          // One rounding from the stored values.
+          const at::Tensor converted = w.to(out).contiguous();
           std::memcpy(bytes.data(), converted.data_ptr(), bytes.size());
           break;
         }
@@ -253,9 +251,8 @@ ExportReport export_gguf(const ExportOptions& options) {
           break;
         }
       }
-      Digest digest;
-      digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-      digests.push_back(digest.hex());
+      file->release(*info);
+      digests.push_back(bytes_digest(bytes));
       writer.write_tensor(bytes);
       report.bytes += bytes.size();
     }
@@ -269,10 +266,7 @@ ExportReport export_gguf(const ExportOptions& options) {
       const TensorInfo& t = back.tensors[i];
       if (t.name != infos[i].name || t.shape != infos[i].shape || t.type != infos[i].type)
         fail(options.out_path, ": tensor ", i, " reads back as ", t.name, " (", type_name(t.type), ")");
-      const std::vector<uint8_t> bytes = read_tensor(options.out_path, back, t);
-      Digest digest;
-      digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-      if (digest.hex() != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
+      if (bytes_digest(read_tensor(options.out_path, back, t)) != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
     }
     if (!back.metadata.find("tokenizer.ggml.tokens")) fail(options.out_path, ": the tokenizer did not read back");
   } catch (...) {

@@ -50,17 +50,6 @@ AdapterTable read_adapters(const ModelConfig& config, const std::vector<Weighted
   return table;
 }
 
-// A tensor of an open file as an ATen tensor over the mapping (or a copy
-// when the mapping is not aligned for its element type).
-at::Tensor tensor_view(const sf::TensorInfo& info, const std::string& path) {
-  const at::ScalarType type = to_scalar_type(info.dtype, cat(path, ": tensor \"", info.name, "\""));
-  if (reinterpret_cast<uintptr_t>(info.data) % sf::dtype_size(info.dtype) == 0)
-    return at::from_blob(const_cast<std::byte*>(info.data), info.shape, at::TensorOptions().dtype(type));
-  at::Tensor copy = at::empty(info.shape, at::TensorOptions().dtype(type));
-  std::memcpy(copy.data_ptr(), info.data, info.nbytes);
-  return copy;
-}
-
 // The first adapter dir that carries tokenizer files, else the base.
 std::string tokenizer_source(const MergeOptions& options) {
   for (const WeightedAdapter& a : options.adapters)
@@ -112,7 +101,7 @@ std::pair<int64_t, int64_t> write_merged_weights(const MergeOptions& options, co
     const Entry& e = entries[i];
     previous = &e;
     at::NoGradGuard no_grad;
-    const at::Tensor stored = tensor_view(*e.info, e.file->path());
+    const at::Tensor stored = stored_tensor(*e.info, e.file->path());
     if (!e.adapters) {
       current = stored.to(options.dtype).contiguous();
       return current.data_ptr();

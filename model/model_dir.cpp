@@ -28,6 +28,15 @@ at::ScalarType to_scalar_type(sf::DType dtype, const std::string& where) {
   }
 }
 
+at::Tensor stored_tensor(const sf::TensorInfo& info, const std::string& path) {
+  const at::ScalarType type = to_scalar_type(info.dtype, cat(path, ": tensor \"", info.name, "\""));
+  if (reinterpret_cast<uintptr_t>(info.data) % sf::dtype_size(info.dtype) == 0)
+    return at::from_blob(const_cast<std::byte*>(info.data), info.shape, at::TensorOptions().dtype(type));
+  at::Tensor copy = at::empty(info.shape, at::TensorOptions().dtype(type));
+  std::memcpy(copy.data_ptr(), info.data, info.nbytes);
+  return copy;
+}
+
 sf::DType to_dtype(at::ScalarType type) {
   switch (type) {
     case at::kFloat: return sf::DType::F32;
@@ -122,17 +131,7 @@ void load_weights(const std::string& dir, LlamaModel& model) {
       if (info.shape != want)
         fail(path, ": tensor \"", info.name, "\" has shape ", at::IntArrayRef(info.shape), ", expected ",
              at::IntArrayRef(want), " from config.json");
-      const at::ScalarType type = to_scalar_type(info.dtype, cat(path, ": tensor \"", info.name, "\""));
-      // The mapping is only byte-aligned in general; copy through an aligned
-      // buffer when the element alignment is not met.
-      const size_t element = sf::dtype_size(info.dtype);
-      at::Tensor source;
-      if (reinterpret_cast<uintptr_t>(info.data) % element == 0) {
-        source = at::from_blob(const_cast<std::byte*>(info.data), info.shape, at::TensorOptions().dtype(type));
-      } else {
-        source = at::empty(info.shape, at::TensorOptions().dtype(type));
-        std::memcpy(source.data_ptr(), info.data, info.nbytes);
-      }
+      const at::Tensor source = stored_tensor(info, path);
       // Copy in blocks of rows and drop each block's file pages right away,
       // so even the 1 GB embedding of a 2B model is never held twice.
       const int64_t rows = info.shape.empty() ? 1 : info.shape[0];

@@ -23,6 +23,11 @@ namespace st {
 /// The ATen dtype of a stored floating-point tensor (F32, BF16, F16, F64);
 /// st::Error naming `where` for any other.
 at::ScalarType to_scalar_type(safetensors::DType dtype, const std::string& where);
+/// A tensor of an open safetensors file as an ATen tensor over its mapping,
+/// or a copy when the mapping is not aligned for its element type (the
+/// format only promises byte alignment). Valid while the file is open and
+/// its pages are not released; errors name `path` and the tensor.
+at::Tensor stored_tensor(const safetensors::TensorInfo& info, const std::string& path);
 /// The stored dtype of an ATen floating-point dtype; st::Error for others.
 safetensors::DType to_dtype(at::ScalarType type);
 

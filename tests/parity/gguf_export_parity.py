@@ -179,7 +179,7 @@ def main():
 
     # --adapter merges on the way: the same bytes as exporting the fp32
     # merge of the adapter (a LoRA adapter from 2 steps of our sft, weight 0.7).
-    chats, _ = os.path.join(WORK, "chats.jsonl"), None
+    chats = os.path.join(WORK, "chats.jsonl")  # build_fixture's
     recipe = os.path.join(WORK, "lora.toml")
     with open(recipe, "w") as f:
         f.write(sp.recipe_text(model_dir, chats, os.path.join(WORK, "cache"), False, 128,
