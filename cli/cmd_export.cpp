@@ -31,6 +31,9 @@ int run_export(int argc, char** argv) {
       options.dtype != "q8_0")
     throw UsageError("--dtype must be float32, float16, bfloat16 or q8_0");
   const gguf::ExportReport report = gguf::export_gguf(options);
+  if (!options.adapters.empty())
+    std::printf("merged %zu adapter(s) on the way into %lld tensors (fp32, one rounding)\n", options.adapters.size(),
+                static_cast<long long>(report.merged_tensors));
   for (const std::string& f : report.fallbacks) std::printf("q8_0 cannot hold %s: written as f16\n", f.c_str());
   std::printf("verified %lld tensors (%.1f MB) read back from %s: header, offsets, alignment, bytes\n",
               static_cast<long long>(report.tensors), static_cast<double>(report.bytes) / 1e6,

@@ -14,9 +14,8 @@
 #include "common/error.h"
 #include "datasets/chat_template.h"
 #include "export/gguf_file.h"
+#include "lora/merged_weights.h"
 #include "model/config.h"
-#include "model/model_dir.h"
-#include "model/safetensors.h"
 #include "tokenizer/spm_model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -77,12 +76,6 @@ at::Tensor permute_rows(const at::Tensor& w, int heads) {
   return w.reshape({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
 }
 
-std::string bytes_digest(const std::vector<uint8_t>& bytes) {
-  Digest digest;
-  digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-  return digest.hex();
-}
-
 std::string modelfile(const std::string& gguf_name, const std::string& model_dir) {
   // ChatML as Ollama's Go template, the stops, and the generation defaults.
   std::string text = cat("FROM ./", gguf_name, "\n",
@@ -113,49 +106,26 @@ ExportReport export_gguf(const ExportOptions& options) {
   const TensorType bulk = tensor_type(options.dtype);
   if (fs::exists(options.out_path) && !options.force)
     fail(options.out_path, ": exists; choose another --out or pass --force to replace it");
-  if (!options.adapters.empty()) {
-    // The adapters merged in fp32 first (one rounding, at export), then the
-    // merged dir exported as any model dir.
-    const fs::path parent = fs::path(options.out_path).parent_path();
-    if (!parent.empty()) fs::create_directories(parent);
-    lora::MergeOptions merge;
-    merge.base_dir = options.model_dir;
-    merge.adapters = options.adapters;
-    merge.out_dir = options.out_path + ".merged-fp32";
-    merge.dtype = at::kFloat;
-    merge.force = true;
-    const lora::MergeReport merged = lora::merge_adapters(merge);
-    std::printf("merged %zu adapter(s) into %lld of %lld tensors (fp32; self-check: max |logit difference| %.3g, "
-                "bound %.3g)\n",
-                options.adapters.size(), static_cast<long long>(merged.merged_tensors),
-                static_cast<long long>(merged.tensors), merged.max_logit_difference, merged.bound);
-    ExportOptions from_merged = options;
-    from_merged.model_dir = merge.out_dir;
-    from_merged.adapters.clear();
-    struct Cleanup {
-      std::string dir;
-      ~Cleanup() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-      }
-    } cleanup{merge.out_dir};
-    return export_gguf(from_merged);
-  }
-  // load_model_config refuses any model_type but "llama".
-  const ModelConfig config = load_model_config(options.model_dir);
+  // The weights, with the adapters merged block by block on the way
+  // (load_model_config refuses any model_type but "llama").
+  lora::MergedWeights weights(options.model_dir, options.adapters);
+  const ModelConfig& config = weights.config();
+  // The tokenizer and generation defaults as merge carries them: from the
+  // first adapter that has them, else the model dir.
+  const std::string tokenizer_dir = lora::tokenizer_source(options.model_dir, options.adapters);
   const fs::path config_path = fs::path(options.model_dir) / "config.json";
   if (config.attention_bias || config.mlp_bias || config.rope_linear_factor != 1.0)
     fail(config_path.string(), ": biases or rope scaling, which this exporter does not write");
-  const fs::path spm_path = fs::path(options.model_dir) / "tokenizer.model";
+  const fs::path spm_path = fs::path(tokenizer_dir) / "tokenizer.model";
   if (!fs::exists(spm_path))
-    fail(options.model_dir, ": no tokenizer.model; GGUF's \"llama\" tokenizer is the SentencePiece model's pieces, "
+    fail(tokenizer_dir, ": no tokenizer.model; GGUF's \"llama\" tokenizer is the SentencePiece model's pieces, "
          "scores and types (a tokenizer.json alone cannot be expressed)");
   const SpmModel spm = parse_spm_model(read_file(spm_path.string()), spm_path.string());
   if (spm.model_type != 2 && spm.model_type != 1)
     fail(spm_path.string(), ": SentencePiece model type ", spm.model_type, " (llama.cpp's SPM tokenizer takes BPE or unigram)");
   if (static_cast<int64_t>(spm.pieces.size()) > config.vocab_size)
     fail(spm_path.string(), ": ", spm.pieces.size(), " pieces for a vocabulary of ", config.vocab_size);
-  const Tokenizer tokenizer = Tokenizer::load(options.model_dir);
+  const Tokenizer tokenizer = Tokenizer::load(tokenizer_dir);
 
   Metadata m;
   m.set("general.architecture", std::string("llama"));
@@ -200,21 +170,17 @@ ExportReport export_gguf(const ExportOptions& options) {
   m.set("tokenizer.chat_template", datasets::ChatTemplate::for_tokenizer(tokenizer).source());
 
   // The tensors: names, shapes and types are known from the headers alone.
-  const WeightFiles files = weight_files(options.model_dir);
-  std::vector<std::unique_ptr<safetensors::File>> opened;
-  std::map<std::string, std::pair<const safetensors::File*, const safetensors::TensorInfo*>> stored;
-  for (const std::string& path : files.files) {
-    opened.push_back(std::make_unique<safetensors::File>(path));
-    for (const safetensors::TensorInfo& t : opened.back()->tensors()) stored[t.name] = {opened.back().get(), &t};
-  }
   const std::vector<Mapped> mapping = tensor_map(config);
   ExportReport report;
   std::vector<TensorInfo> infos;
+  std::vector<const lora::MergedWeights::Entry*> entries;
   for (const Mapped& t : mapping) {
-    auto it = stored.find(t.hf);
-    if (it == stored.end()) fail(options.model_dir, ": no tensor ", t.hf, " in its safetensors");
+    const lora::MergedWeights::Entry* entry = weights.find(t.hf);
+    if (!entry) fail(options.model_dir, ": no tensor ", t.hf, " in its safetensors");
+    entries.push_back(entry);
+    if (entry->adapters) ++report.merged_tensors;
     TensorInfo info{t.gguf, {}, bulk};
-    for (int64_t d : it->second.second->shape) info.shape.push_back(static_cast<uint64_t>(d));
+    for (int64_t d : entry->info->shape) info.shape.push_back(static_cast<uint64_t>(d));
     if (info.shape.size() == 1) info.type = TensorType::kF32;  // norms stay f32, as llama.cpp keeps them
     if (info.type == TensorType::kQ8_0 && info.shape.back() % kQ8Block != 0) {
       info.type = TensorType::kF16;
@@ -223,38 +189,46 @@ ExportReport export_gguf(const ExportOptions& options) {
     infos.push_back(std::move(info));
   }
 
+  // Streamed in blocks of rows: merged (with adapters) in fp32, permuted
+  // (whole heads per block), converted with one rounding, written, and
+  // digested for the read-back.
   std::vector<std::string> digests;
   if (const fs::path parent = fs::path(options.out_path).parent_path(); !parent.empty()) fs::create_directories(parent);
   {
     Writer writer(options.out_path, m, infos);
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < mapping.size(); ++i) {
-      const auto& [file, info] = stored.at(mapping[i].hf);
-      at::Tensor w = stored_tensor(*info, file->path());  // over the mapping: released once converted
-      if (mapping[i].permute_heads) w = permute_rows(w, mapping[i].permute_heads);
-      std::vector<uint8_t> bytes(infos[i].bytes());
-      switch (infos[i].type) {
-        case TensorType::kF32:
-        case TensorType::kF16:
-        case TensorType::kBF16: {
-          const at::ScalarType out = infos[i].type == TensorType::kF32   ? at::kFloat
-                                     : infos[i].type == TensorType::kF16 ? at::kHalf
-                                                                         : at::kBFloat16;
-          // One rounding from the stored values.
-          const at::Tensor converted = w.to(out).contiguous();
-          std::memcpy(bytes.data(), converted.data_ptr(), bytes.size());
-          break;
+      const TensorInfo& info = infos[i];
+      const int64_t rows = static_cast<int64_t>(info.shape[0]);
+      const int64_t row_values = static_cast<int64_t>(info.shape.size() == 1 ? 1 : info.shape[1]);
+      const int heads = mapping[i].permute_heads;
+      Digest digest;
+      for (const auto& [begin, end] : lora::row_blocks(rows, row_values * 4, heads ? rows / heads : 1)) {
+        at::Tensor w = weights.rows(*entries[i], begin, end);
+        if (heads) w = permute_rows(w, static_cast<int>((end - begin) / (rows / heads)));
+        std::span<const uint8_t> bytes;
+        at::Tensor converted;
+        std::vector<uint8_t> quantized;
+        if (info.type == TensorType::kQ8_0) {
+          converted = w.to(at::kFloat).contiguous();
+          quantized.resize(static_cast<size_t>(converted.numel()) / kQ8Block * kQ8BlockBytes);
+          quantize_q8_0(std::span<const float>(converted.data_ptr<float>(), static_cast<size_t>(converted.numel())),
+                        quantized.data());
+          bytes = quantized;
+        } else {
+          // One rounding from the stored (or merged fp32) values.
+          converted = w.to(info.type == TensorType::kF32   ? at::kFloat
+                           : info.type == TensorType::kF16 ? at::kHalf
+                                                           : at::kBFloat16)
+                          .contiguous();
+          bytes = std::span<const uint8_t>(static_cast<const uint8_t*>(converted.data_ptr()), converted.nbytes());
         }
-        case TensorType::kQ8_0: {
-          const at::Tensor f = w.to(at::kFloat).contiguous();
-          quantize_q8_0(std::span<const float>(f.data_ptr<float>(), static_cast<size_t>(f.numel())), bytes.data());
-          break;
-        }
+        digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        writer.write_tensor_part(bytes);
+        report.bytes += bytes.size();
       }
-      file->release(*info);
-      digests.push_back(bytes_digest(bytes));
-      writer.write_tensor(bytes);
-      report.bytes += bytes.size();
+      weights.release(*entries[i]);
+      digests.push_back(digest.hex());
     }
     writer.finish();
   }
@@ -266,7 +240,11 @@ ExportReport export_gguf(const ExportOptions& options) {
       const TensorInfo& t = back.tensors[i];
       if (t.name != infos[i].name || t.shape != infos[i].shape || t.type != infos[i].type)
         fail(options.out_path, ": tensor ", i, " reads back as ", t.name, " (", type_name(t.type), ")");
-      if (bytes_digest(read_tensor(options.out_path, back, t)) != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
+      Digest digest;
+      read_tensor_blocks(options.out_path, back, t, [&](std::span<const uint8_t> block) {
+        digest.update(std::string_view(reinterpret_cast<const char*>(block.data()), block.size()));
+      });
+      if (digest.hex() != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
     }
     if (!back.metadata.find("tokenizer.ggml.tokens")) fail(options.out_path, ": the tokenizer did not read back");
   } catch (...) {
@@ -276,7 +254,7 @@ ExportReport export_gguf(const ExportOptions& options) {
   }
   report.tensors = static_cast<int64_t>(infos.size());
   report.modelfile = (fs::path(options.out_path).parent_path() / "Modelfile").string();
-  write_file_atomic(report.modelfile, modelfile(fs::path(options.out_path).filename().string(), options.model_dir));
+  write_file_atomic(report.modelfile, modelfile(fs::path(options.out_path).filename().string(), tokenizer_dir));
   return report;
 }
 

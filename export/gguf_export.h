@@ -10,8 +10,9 @@
 //    two halves of a head, ggml's adjacent pairs), k with the KV heads;
 //  - f32, f16, bf16 or q8_0; norms stay f32, and a row q8_0 cannot hold
 //    (length not a multiple of 32) falls back to f16, reported.
-// Tensors are streamed one at a time from the memory-mapped safetensors
-// into a temporary name that is renamed into place; then our reader reads
+// Tensors are streamed one block of rows at a time from the memory-mapped
+// safetensors (adapters merged on the way) into a temporary name that is
+// renamed into place, so memory stays at one block, not one tensor; then our reader reads
 // the file back (header, offsets, alignment, every tensor's bytes against a
 // digest taken while writing) and a mismatch removes it. An Ollama
 // Modelfile goes beside it.
@@ -21,15 +22,14 @@
 #include <string>
 #include <vector>
 
-#include "lora/merge.h"
+#include "lora/merged_weights.h"
 
 namespace st::gguf {
 
 struct ExportOptions {
   std::string model_dir;
-  /// Merged on the way, as `merge` does (W + sum w_i dW_i in fp32): into a
-  /// temporary fp32 model dir beside out_path (streamed, self-checked),
-  /// exported from there with one rounding, then removed.
+  /// Merged on the way, as `merge` merges (W + sum w_i dW_i in fp32, one
+  /// rounding), block by block (lora/merged_weights.h): no copy on disk.
   std::vector<lora::WeightedAdapter> adapters;
   std::string out_path;
   std::string dtype = "bfloat16";  // float32, float16, bfloat16, q8_0
@@ -38,6 +38,7 @@ struct ExportOptions {
 
 struct ExportReport {
   int64_t tensors = 0;
+  int64_t merged_tensors = 0;  // that carry an adapter's delta
   std::vector<std::string> fallbacks;  // tensors q8_0 could not hold, written as f16
   uint64_t bytes = 0;
   std::string modelfile;

@@ -270,18 +270,34 @@ Writer::~Writer() {
 
 void Writer::write_tensor(std::span<const uint8_t> bytes) {
   ST_CHECK(next_ < tensors_.size(), "more tensors written than declared");
-  const TensorInfo& t = tensors_[next_];
-  ST_CHECK(bytes.size() == t.bytes(), "tensor ", t.name, ": ", bytes.size(), " bytes for ", t.bytes());
-  const uint64_t at = data_start_ + t.offset;
-  const std::string padding(at - static_cast<uint64_t>(out_.tellp()), '\0');
-  out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
-  out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
-  ++next_;
+  ST_CHECK(written_ == 0 && bytes.size() == tensors_[next_].bytes(), "tensor ", tensors_[next_].name, ": ",
+           bytes.size(), " bytes for ", tensors_[next_].bytes());
+  write_tensor_part(bytes);
+}
+
+void Writer::write_tensor_part(std::span<const uint8_t> bytes) {
+  while (!bytes.empty()) {
+    ST_CHECK(next_ < tensors_.size(), "more tensor bytes written than declared");
+    const TensorInfo& t = tensors_[next_];
+    if (written_ == 0) {
+      const uint64_t at = data_start_ + t.offset;
+      const std::string padding(at - static_cast<uint64_t>(out_.tellp()), '\0');
+      out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
+    }
+    const uint64_t take = std::min<uint64_t>(bytes.size(), t.bytes() - written_);
+    out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(take));
+    if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
+    bytes = bytes.subspan(take);
+    written_ += take;
+    if (written_ == t.bytes()) {
+      ++next_;
+      written_ = 0;
+    }
+  }
 }
 
 void Writer::finish() {
-  ST_CHECK(next_ == tensors_.size(), next_, " of ", tensors_.size(), " tensors written");
+  ST_CHECK(next_ == tensors_.size() && written_ == 0, next_, " of ", tensors_.size(), " tensors written");
   // The file ends at an aligned offset, as gguf-py writes it.
   const uint64_t end = align_up(static_cast<uint64_t>(out_.tellp()), alignment_);
   const std::string padding(end - static_cast<uint64_t>(out_.tellp()), '\0');
@@ -350,6 +366,20 @@ std::vector<uint8_t> read_tensor(const std::string& path, const File& file, cons
   if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
     fail(path, ": cannot read tensor ", tensor.name);
   return bytes;
+}
+
+void read_tensor_blocks(const std::string& path, const File& file, const TensorInfo& tensor,
+                        const std::function<void(std::span<const uint8_t>)>& consume, size_t block_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(file.data_start + tensor.offset));
+  std::vector<uint8_t> block(std::min<uint64_t>(block_bytes, tensor.bytes()));
+  for (uint64_t left = tensor.bytes(); left > 0;) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(left, block.size()));
+    if (!in.read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(take)))
+      fail(path, ": cannot read tensor ", tensor.name);
+    consume(std::span<const uint8_t>(block.data(), take));
+    left -= take;
+  }
 }
 
 }  // namespace st::gguf

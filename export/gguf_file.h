@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -75,6 +76,9 @@ class Writer {
 
   /// The next tensor's bytes (exactly its bytes()).
   void write_tensor(std::span<const uint8_t> bytes);
+  /// The next bytes of the tensors' data, in pieces of any size: a tensor
+  /// ends when its bytes() have come (rows converted a block at a time).
+  void write_tensor_part(std::span<const uint8_t> bytes);
   /// Flushes and renames the file into place. Throws if a tensor is missing.
   void finish();
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -85,6 +89,7 @@ class Writer {
   std::vector<TensorInfo> tensors_;
   uint64_t alignment_, data_start_ = 0;
   size_t next_ = 0;
+  uint64_t written_ = 0;  // of tensor next_
   bool finished_ = false;
 };
 
@@ -101,5 +106,10 @@ struct File {
 File read(const std::string& path);
 /// One tensor's bytes.
 std::vector<uint8_t> read_tensor(const std::string& path, const File& file, const TensorInfo& tensor);
+/// One tensor's bytes handed to `consume` in blocks of at most `block_bytes`
+/// (memory stays at one block, however large the tensor).
+void read_tensor_blocks(const std::string& path, const File& file, const TensorInfo& tensor,
+                        const std::function<void(std::span<const uint8_t>)>& consume,
+                        size_t block_bytes = 16u << 20);
 
 }  // namespace st::gguf

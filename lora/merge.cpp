@@ -13,8 +13,11 @@
 #include <memory>
 
 #include "common/atomic_dir.h"
+#include "common/atomic_file.h"
+#include "common/digest.h"
 #include "common/error.h"
 #include "lora/adapter.h"
+#include "lora/lora_linear.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
 
@@ -24,101 +27,59 @@ namespace sf = safetensors;
 
 namespace {
 
-// One adapter's tensors for one projection, read whole (adapters are small).
-struct ModuleAdapter {
-  at::Tensor a, b, magnitude;  // fp32 CPU; magnitude undefined without DoRA
-  ModuleShape shape;
-  double weight = 1;
-};
-// Projection key ("model.layers.0.self_attn.q_proj") -> the adapters on it, in argument order.
-using AdapterTable = std::map<std::string, std::vector<ModuleAdapter>>;
-
-// Each adapter dir read and checked against the base's shapes by applying
-// it to a model on the meta device (shapes without memory).
-AdapterTable read_adapters(const ModelConfig& config, const std::vector<WeightedAdapter>& adapters) {
-  AdapterTable table;
-  for (const WeightedAdapter& adapter : adapters) {
-    LlamaModel shapes(config, at::TensorOptions().dtype(at::kFloat).device(at::kMeta));
-    const LoraConfig lora = read_adapter_config(adapter.dir);
-    const auto modules = attach_adapters(shapes, lora, at::TensorOptions().dtype(at::kFloat),
-                                         (fs::path(adapter.dir) / kAdapterConfigFile).string());
-    load_adapter_weights(adapter.dir, shapes);
-    for (const AdaptedModule& m : modules)
-      table[m.key].push_back({m.linear->lora_a(), m.linear->lora_b(), m.linear->magnitude(), m.linear->shape(),
-                              adapter.weight});
-  }
-  return table;
+std::string bytes_digest(const void* data, size_t bytes) {
+  Digest digest;
+  digest.update(std::string_view(static_cast<const char*>(data), bytes));
+  return digest.hex();
 }
 
-// The first adapter dir that carries tokenizer files, else the base.
-std::string tokenizer_source(const MergeOptions& options) {
-  for (const WeightedAdapter& a : options.adapters)
-    if (fs::exists(fs::path(a.dir) / "tokenizer.json") || fs::exists(fs::path(a.dir) / "tokenizer.model"))
-      return a.dir;
-  return options.base_dir;
-}
-
-// Streams the merged weights into `dir`; returns (tensors, merged tensors).
-std::pair<int64_t, int64_t> write_merged_weights(const MergeOptions& options, const AdapterTable& table,
-                                                 const std::string& dir) {
-  const WeightFiles files = weight_files(options.base_dir);
-  std::vector<sf::File> opened;
-  for (const std::string& path : files.files) {
-    if (!fs::exists(path)) fail(files.index_path.string(), ": names shard ", fs::path(path).filename().string(),
-                                " which does not exist");
-    opened.emplace_back(path);
-  }
-  struct Entry {
-    const sf::File* file;
-    const sf::TensorInfo* info;
-    const std::vector<ModuleAdapter>* adapters;  // null: copied, converted
-  };
-  std::vector<Entry> entries;
+// Streams the merged weights into `dir`, row block by row block, each
+// rounded once to the output dtype; then reads every tensor back from the
+// written files against a digest of the bytes handed to the writer.
+void write_merged_weights(const MergeOptions& options, MergedWeights& weights, const std::string& dir,
+                          MergeReport& report) {
+  const auto& entries = weights.entries();
   std::vector<sf::TensorToWrite> plan;
   const sf::DType out_dtype = to_dtype(options.dtype);
-  std::map<std::string, bool> used;
-  for (const auto& [key, _] : table) used[key + ".weight"] = false;
-  for (const sf::File& file : opened) {
-    for (const sf::TensorInfo& info : file.tensors()) {
-      // Buffers old converters saved; transformers never writes them.
-      if (info.name.ends_with(".self_attn.rotary_emb.inv_freq")) continue;
-      const std::string key = info.name.ends_with(".weight") ? info.name.substr(0, info.name.size() - 7) : "";
-      auto it = table.find(key);
-      if (it != table.end()) used[info.name] = true;
-      entries.push_back({&file, &info, it == table.end() ? nullptr : &it->second});
-      plan.push_back({info.name, out_dtype, info.shape, nullptr,
-                      sf::tensor_nbytes(out_dtype, info.shape, cat(file.path(), ": tensor \"", info.name, "\""))});
+  for (const MergedWeights::Entry& e : entries)
+    plan.push_back({e.info->name, out_dtype, e.info->shape, nullptr,
+                    sf::tensor_nbytes(out_dtype, e.info->shape, cat(e.file->path(), ": tensor \"", e.info->name, "\""))});
+  std::vector<std::string> digests(entries.size());
+  auto source = [&](size_t i, const sf::ChunkWriter& write) {
+    const MergedWeights::Entry& e = entries[i];
+    const int64_t rows = e.info->shape.empty() ? 1 : e.info->shape[0];
+    const int64_t row_bytes = rows == 0 ? 0 : e.info->numel() / rows * 4;  // as fp32
+    Digest digest;
+    for (const auto& [begin, end] : row_blocks(rows, row_bytes)) {
+      const at::Tensor block = weights.rows(e, begin, end).to(options.dtype).contiguous();
+      digest.update(std::string_view(static_cast<const char*>(block.data_ptr()), block.nbytes()));
+      write(block.data_ptr(), block.nbytes());
     }
-  }
-  for (const auto& [name, found] : used)
-    if (!found) fail(options.base_dir, ": the adapters adapt ", name, ", which the base's weights do not hold");
-
-  int64_t merged = 0;
-  at::Tensor current;  // the tensor being written: alive until the next one
-  const Entry* previous = nullptr;
-  auto source = [&](size_t i) -> const void* {
-    if (previous) previous->file->release(*previous->info);  // drop the pages just written from
-    const Entry& e = entries[i];
-    previous = &e;
-    at::NoGradGuard no_grad;
-    const at::Tensor stored = stored_tensor(*e.info, e.file->path());
-    if (!e.adapters) {
-      current = stored.to(options.dtype).contiguous();
-      return current.data_ptr();
-    }
-    // W + sum w_i dW_i in fp32, rounded once. DoRA's delta is taken of the
-    // base weight W, whatever the other adapters add.
-    const at::Tensor base = stored.to(at::kFloat);
-    at::Tensor sum = base.clone();
-    for (const ModuleAdapter& m : *e.adapters)
-      sum.add_(adapter_delta(base, m.a, m.b, m.magnitude, m.shape.scale), m.weight);
-    current = sum.to(options.dtype).contiguous();
-    ++merged;
-    return current.data_ptr();
+    weights.release(e);
+    digests[i] = digest.hex();
   };
   sf::write_sharded(dir, plan, options.max_shard_bytes, {{"format", "pt"}}, source);
-  if (previous) previous->file->release(*previous->info);
-  return {static_cast<int64_t>(plan.size()), merged};
+  report.tensors = static_cast<int64_t>(plan.size());
+  for (const MergedWeights::Entry& e : entries) report.merged_tensors += e.adapters ? 1 : 0;
+
+  // Read back: every tensor's header entry and bytes, from the files written.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < plan.size(); ++i) index[plan[i].name] = i;
+  size_t seen = 0;
+  for (const std::string& path : weight_files(dir).files) {
+    const sf::File file(path);
+    for (const sf::TensorInfo& info : file.tensors()) {
+      auto it = index.find(info.name);
+      if (it == index.end() || info.dtype != out_dtype || info.shape != plan[it->second].shape)
+        fail(path, ": tensor ", info.name, " does not read back as written");
+      if (bytes_digest(info.data, info.nbytes) != digests[it->second])
+        fail(path, ": tensor ", info.name, " reads back other bytes than were written");
+      file.release(info);
+      ++seen;
+      report.bytes_verified += info.nbytes;
+    }
+  }
+  if (seen != plan.size()) fail(dir, ": ", seen, " tensors read back of ", plan.size(), " written");
 }
 
 // A fixed probe batch: BOS, then ids drawn over the whole vocabulary.
@@ -192,22 +153,21 @@ void self_check(const MergeOptions& options, const AdapterTable& table, const st
 }  // namespace
 
 MergeReport merge_adapters(const MergeOptions& options) {
-  if (options.adapters.empty()) fail("merge: no adapter given (--adapter DIR)");
   if (fs::exists(options.out_dir) && !options.force)
     fail(options.out_dir, ": exists; choose another --out or pass --force to replace it");
-  const ModelConfig config = load_model_config(options.base_dir);
-  const AdapterTable table = read_adapters(config, options.adapters);
+  MergedWeights weights(options.base_dir, options.adapters);
 
   MergeReport report;
   const std::string staged = staging_path(options.out_dir);
   std::error_code ec;
   fs::remove_all(staged, ec);
   try {
-    write_model_configs(config, staged, options.dtype);
-    std::tie(report.tensors, report.merged_tensors) = write_merged_weights(options, table, staged);
-    report.tokenizer_from = tokenizer_source(options);
+    write_model_configs(weights.config(), staged, options.dtype);
+    write_merged_weights(options, weights, staged, report);
+    report.tokenizer_from = tokenizer_source(options.base_dir, options.adapters);
     copy_model_dir_files(report.tokenizer_from, staged);
-    if (options.self_check) self_check(options, table, staged, report);
+    for (const auto& [name, text] : options.extra_files) write_file_atomic((fs::path(staged) / name).string(), text);
+    if (options.self_check) self_check(options, weights.adapters(), staged, report);
   } catch (...) {
     fs::remove_all(staged, ec);
     throw;

@@ -5,10 +5,12 @@
 // rounding shifts the loss (peft#1388).
 //
 // Memory stays bounded: the base's safetensors are memory-mapped and read
-// tensor by tensor, each merged and converted alone and streamed into the
-// output shards (safetensors::write_sharded with a TensorSource), so one
-// tensor is held at a time, never a copy of the model. Only the adapters
-// (small) are read whole.
+// tensor by tensor and in blocks of rows (lora/merged_weights.h), each
+// block merged and converted alone and streamed into the output shards
+// (safetensors::write_sharded with a TensorSource), so one block is held at
+// a time, never a tensor's copy or the model's. Only the adapters (small)
+// are read whole. Every tensor is then read back from the written files
+// against a digest of the bytes written.
 //
 // Then merge checks itself, before the dir gets its name: it runs a probe
 // batch through the base with the adapters applied unmerged (LoraLinear's
@@ -25,15 +27,13 @@
 #include <ATen/core/ScalarType.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
-namespace st::lora {
+#include "lora/merged_weights.h"
 
-struct WeightedAdapter {
-  std::string dir;     // a PEFT adapter dir
-  double weight = 1;   // w_i
-};
+namespace st::lora {
 
 struct MergeOptions {
   std::string base_dir;
@@ -43,11 +43,15 @@ struct MergeOptions {
   uint64_t max_shard_bytes = 5ull << 30;  // transformers' default max_shard_size
   bool force = false;                     // replace an existing out_dir
   bool self_check = true;
+  /// More files for the dir (name -> contents), written before it gets its
+  /// name (export's model card).
+  std::map<std::string, std::string> extra_files;
 };
 
 struct MergeReport {
   int64_t tensors = 0;         // written
   int64_t merged_tensors = 0;  // of which carry a delta
+  uint64_t bytes_verified = 0;  // read back from the written files against the bytes written
   std::string tokenizer_from;  // the dir the tokenizer files were copied from
   // The self-check (when run).
   bool checked = false;
@@ -57,9 +61,10 @@ struct MergeReport {
   int64_t probe_tokens = 0;
 };
 
-/// Writes the merged model dir; st::Error names the file or tensor for bad
-/// input (an adapter that does not fit the base, a missing file, an
-/// existing out_dir without force) and for a failed self-check.
+/// Writes the merged model dir (with no adapters: the base converted to
+/// the dtype); st::Error names the file or tensor for bad input (an adapter
+/// that does not fit the base, a missing file, an existing out_dir without
+/// force) and for a failed self-check.
 MergeReport merge_adapters(const MergeOptions& options);
 
 }  // namespace st::lora

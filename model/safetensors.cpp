@@ -597,9 +597,20 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
   file.write(prefix, sizeof prefix);
   file.write(header);
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const void* data = source ? source(indices[i]) : tensors[i].data;
-    ST_CHECK(data != nullptr || tensors[i].nbytes == 0, "tensor '", tensors[i].name, "' has no data");
-    file.write(data, tensors[i].nbytes);
+    if (!source) {
+      ST_CHECK(tensors[i].data != nullptr || tensors[i].nbytes == 0, "tensor '", tensors[i].name, "' has no data");
+      file.write(tensors[i].data, tensors[i].nbytes);
+      continue;
+    }
+    size_t written = 0;
+    source(indices[i], [&](const void* data, size_t bytes) {
+      ST_CHECK(written + bytes <= tensors[i].nbytes, "tensor '", tensors[i].name, "': more bytes than ",
+               tensors[i].nbytes);
+      file.write(data, bytes);
+      written += bytes;
+    });
+    ST_CHECK(written == tensors[i].nbytes, "tensor '", tensors[i].name, "': ", written, " bytes written of ",
+             tensors[i].nbytes);
   }
   file.commit();
 }

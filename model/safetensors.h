@@ -160,17 +160,18 @@ std::vector<std::string> write_sharded(const std::string& dir,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata = {});
 
-/// Produces the bytes of tensor `index` (of the list given to
-/// write_sharded) when its turn to be written comes, once per tensor, in the
-/// order of the shards (a tensor over the limit gets its shard before the
-/// open one is written); the pointer must stay valid until the next call.
-/// Lets a writer stream a model tensor by tensor (merge, export) instead of
-/// holding all of it.
-using TensorSource = std::function<const void*(size_t index)>;
+/// Hands the bytes of tensor `index` (of the list given to write_sharded)
+/// to `write`, in one or more pieces that add up to exactly its size, when
+/// its turn to be written comes: once per tensor, in the order of the
+/// shards (a tensor over the limit gets its shard before the open one is
+/// written). Lets a writer stream a model tensor by tensor, and a large
+/// tensor in row blocks (merge, export), instead of holding all of it.
+using ChunkWriter = std::function<void(const void* data, size_t bytes)>;
+using TensorSource = std::function<void(size_t index, const ChunkWriter& write)>;
 
 /// write_sharded with the tensors' bytes taken from `source` (their data
-/// pointers are ignored): the same files, with one tensor's bytes in memory
-/// at a time.
+/// pointers are ignored): the same files, with no more than one tensor's
+/// bytes in memory at a time.
 std::vector<std::string> write_sharded(const std::string& dir,
                                        const std::vector<TensorToWrite>& tensors,
                                        uint64_t max_shard_bytes,

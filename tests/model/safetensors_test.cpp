@@ -397,11 +397,15 @@ TEST(SafetensorsShard, StreamedBytesGiveTheSameFiles) {
   std::vector<TensorToWrite> shapes_only = tensors;
   for (auto& t : shapes_only) t.data = nullptr;
   std::vector<size_t> asked;
-  std::vector<unsigned char> current;  // one tensor's bytes at a time, as a streaming writer holds them
-  const auto names = write_sharded(streamed, shapes_only, 100, {}, [&](size_t i) -> const void* {
+  // Each tensor handed over in pieces of 7 bytes, one piece in memory at a
+  // time, as a streaming writer converts blocks of rows.
+  const auto names = write_sharded(streamed, shapes_only, 100, {}, [&](size_t i, const ChunkWriter& write) {
     asked.push_back(i);
-    current = buffers[i];
-    return current.data();
+    for (size_t at = 0; at < buffers[i].size(); at += 7) {
+      const std::vector<unsigned char> piece(buffers[i].begin() + at,
+                                             buffers[i].begin() + std::min(buffers[i].size(), at + 7));
+      write(piece.data(), piece.size());
+    }
   });
   ASSERT_EQ(names.size(), 4u);
   std::vector<size_t> sorted = asked;
@@ -409,6 +413,19 @@ TEST(SafetensorsShard, StreamedBytesGiveTheSameFiles) {
   EXPECT_EQ(sorted, (std::vector<size_t>{0, 1, 2, 3, 4, 5}));  // each tensor once
   for (const std::string& name : names)
     EXPECT_EQ(read_file(streamed + "/" + name), read_file(direct + "/" + name)) << name;
+}
+
+TEST(SafetensorsShard, AStreamThatFallsShortIsAnError) {
+  std::vector<std::vector<unsigned char>> buffers;
+  auto tensors = sized_tensors({40}, buffers);
+  const std::string dir = test_dir();
+  try {
+    write_sharded(dir, tensors, 100, {}, [&](size_t i, const ChunkWriter& write) { write(buffers[i].data(), 39); });
+    ADD_FAILURE() << "a short stream was written";
+  } catch (const InternalError& e) {
+    EXPECT_NE(std::string(e.what()).find("39 bytes written of 40"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/model.safetensors"));  // the atomic file was dropped
 }
 
 TEST(SafetensorsShard, ManySmallShards) {
