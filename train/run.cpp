@@ -25,6 +25,7 @@
 #include "datasets/sample_encoder.h"
 #include "datasets/unrendered_fields.h"
 #include "eval/sample_replies.h"
+#include "model/model_card.h"
 #include "model/model_dir.h"
 #include "model/out_of_memory.h"
 #include "train/checkpoint.h"
@@ -583,8 +584,43 @@ class TrainingRun {
     copy_model_dir_files(config_.data.model_dir, tmp.string());
     if (!config_.data.chat_template_file.empty())
       write_file_atomic((tmp / "chat_template.jinja").string(), encoder_->chat_template.source());
+    write_model_card(tmp.string());
     replace_dir(tmp.string(), final_dir.string());
     return final_dir.string();
+  }
+
+  // How the final dir was made (training_record.json), and the README.md
+  // model card rendered from it (model/model_card.h).
+  void write_model_card(const std::string& dir) const {
+    TrainingRecord record;
+    record.method = hooks_.name.substr(0, hooks_.name.find(' '));  // "sft (LoRA)": sft, with adapter set
+    record.base_model = config_.data.model_dir;
+    record.adapter = static_cast<bool>(hooks_.save_adapter);
+    record.recipe_file = recipe_.source();
+    record.recipe_toml = recipe_.resolved_toml();
+    record.data = data_file_records("train", config_.data.train_files);
+    for (DataFileRecord& d : data_file_records("eval", config_.data.eval_files)) record.data.push_back(std::move(d));
+    // The last step's metrics, then the last evaluation's.
+    for (const char* key : {"loss", "eval_loss"})
+      for (auto it = metrics_->records().rbegin(); it != metrics_->records().rend(); ++it)
+        if (it->contains(key)) {
+          for (const auto& [name, value] : it->items())
+            if (value.is_number() && name != "elapsed_s" && name != "tokens_per_s") record.final_metrics[name] = value;
+          break;
+        }
+    record.tool = tool_name();
+    write_training_record(record, dir);
+    ModelCard card;
+    card.title = fs::path(run_dir_).filename().string();
+    card.library = record.adapter ? "peft" : "transformers";
+    card.base_model = record.base_model;
+    card.tags = {"salamandra-tune"};
+    for (const std::string& tag : record_tags(record)) card.tags.push_back(tag);
+    card.summary = cat("Written by ", record.tool, " at the end of a `", hooks_.name, "` run (",
+                       record.adapter ? "a PEFT LoRA adapter for the base model" : "the fine-tuned weights",
+                       ", with the tokenizer files and chat template it trained with).");
+    card.stages.push_back({"Training", record});
+    write_file_atomic((fs::path(dir) / "README.md").string(), render_model_card(card));
   }
 
   const Recipe& recipe_;
