@@ -1,8 +1,8 @@
-"""What the CPU training benchmarks share: a small tokenizer built from their
-chats and a Salamandra-architecture model of a given config that keeps its
-own vocabulary size (the real 256k), with that tokenizer's files beside it.
-`init --tokenizer` would take the tokenizer's vocabulary instead, so the
-files are copied in after init.
+"""What the CPU benchmarks share: a small tokenizer built from their chats
+and a Salamandra-architecture model of a given config (or preset) that
+keeps its own vocabulary size (the real 256k), with that tokenizer's files
+beside it. `init --tokenizer` would take the tokenizer's vocabulary
+instead, so the files are copied in after init.
 """
 import json
 import os
@@ -36,3 +36,28 @@ def make_model(st, work, records, config, vocab_size=4000):
         if name.startswith("tokenizer") or name == "special_tokens_map.json":
             shutil.copy(os.path.join(tok, name), model)
     return model
+
+
+def make_preset_model(st, work, preset="salamandra-2b", dtype="bfloat16"):
+    """WORK/base: `init --preset PRESET` (random weights, seed 1) stored as
+    `dtype`, with a 500-piece tokenizer's files beside it (what merge and
+    export carry), and its safetensors read once so every timed run reads
+    warm files. Returns (model dir, safetensors paths)."""
+    corpus = os.path.join(work, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.write("Bon dia, com estàs? Hola, ¿qué tal? Hello, how are you? Kaixo, zer moduz?\n" * 200)
+    tok = os.path.join(work, "tok")
+    subprocess.run([st, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "500"], check=True,
+                   stdout=subprocess.DEVNULL)
+    base = os.path.join(work, "base")
+    subprocess.run([st, "init", "--preset", preset, "--out", base, "--dtype", dtype, "--seed", "1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    for name in os.listdir(tok):
+        if name.startswith("tokenizer") or name == "special_tokens_map.json":
+            shutil.copy(os.path.join(tok, name), base)
+    shards = [os.path.join(base, f) for f in sorted(os.listdir(base)) if f.endswith(".safetensors")]
+    for path in shards:
+        with open(path, "rb") as f:
+            while f.read(1 << 26):
+                pass
+    return base, shards

@@ -31,6 +31,8 @@ import sys
 import textwrap
 import time
 
+from bench_fixture import make_preset_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, "build", "salamandra-tune")
 PY = sys.executable
@@ -83,25 +85,9 @@ def main():
     os.makedirs(a.work)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
 
-    corpus = os.path.join(a.work, "corpus.txt")
-    with open(corpus, "w", encoding="utf-8") as f:
-        f.write("Bon dia, com estàs? Hola, ¿qué tal? Hello, how are you? Kaixo, zer moduz?\n" * 200)
-    tok = os.path.join(a.work, "tok")
-    subprocess.run([ST, "build-tokenizer", "--input", corpus, "--out", tok, "--vocab-size", "500"], check=True,
-                   stdout=subprocess.DEVNULL)
-    base = os.path.join(a.work, "base")
-    subprocess.run([ST, "init", "--preset", "salamandra-2b", "--out", base, "--dtype", "bfloat16", "--seed", "1"],
-                   check=True, stdout=subprocess.DEVNULL)
-    for name in os.listdir(tok):
-        if name.startswith("tokenizer") or name == "special_tokens_map.json":
-            shutil.copy(os.path.join(tok, name), base)
+    base, shards = make_preset_model(ST, a.work)
     adapter = os.path.join(a.work, "adapter")
     subprocess.run([PY, "-c", MAKE_ADAPTER, base, adapter], check=True, capture_output=True, env=env)
-    shards = [os.path.join(base, f) for f in sorted(os.listdir(base)) if f.endswith(".safetensors")]
-    for path in shards:  # warm the page cache: every run below reads warm files
-        with open(path, "rb") as f:
-            while f.read(1 << 26):
-                pass
 
     floor_dir = os.path.join(a.work, "cp")
     os.makedirs(floor_dir)

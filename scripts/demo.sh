@@ -12,6 +12,7 @@
 #      held-out pairs), and the adapter merged into the SFT model
 #   8. accuracy after DPO
 #   9. transformers loads the merged model dir and generates from it
+#  10. the merged model exported as GGUF (q8_0) for llama.cpp and Ollama
 # Everything lands in demo/. About 90 s on a 2-core CPU after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +71,9 @@ out = model.generate(torch.tensor(ids), max_new_tokens=8, do_sample=False,
 print("transformers:", messages[0]["content"], "->", tok.decode(out[0, len(ids[0]):], skip_special_tokens=True))
 PY
 
+echo "== 10. export for deployment: GGUF (q8_0) with an Ollama Modelfile, for llama.cpp and Ollama"
+"$st" export --model "$work/dpo-merged" --out "$work/gguf/demo-q8_0.gguf" --dtype q8_0 | tail -n 2
+
 figure() { "$root/.venv/bin/python" -c "import json, sys; print(round(100 * json.load(open(sys.argv[1]))[sys.argv[2]], 1))" "$@"; }
 reward=$("$root/.venv/bin/python" -c "
 import json, sys
@@ -81,4 +85,5 @@ echo "  exact match: $(figure "$work/before.json" accuracy)% before training -> 
 echo "  preference for the right answer over a near miss (held-out pairs): $(figure "$work/after.json" preference_accuracy)%" \
      "after SFT -> $(figure "$work/after-dpo.json" preference_accuracy)% after DPO; DPO's reward accuracy ${reward}%"
 echo "curves: $work/run/training.svg (SFT), $work/dpo/training.svg (DPO: loss, reward margin and accuracy);" \
-     "metrics: $work/run/metrics.jsonl, $work/dpo/metrics.jsonl; model: $work/dpo-merged (adapter: $work/dpo/final)"
+     "metrics: $work/run/metrics.jsonl, $work/dpo/metrics.jsonl; model: $work/dpo-merged (adapter: $work/dpo/final;" \
+     "model card: $work/run/final/README.md; GGUF: $work/gguf)"

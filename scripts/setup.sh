@@ -7,6 +7,7 @@
 #   ST_BUILD_DIR=dir          build elsewhere (default: build)
 #   ST_BUILD_TYPE=Debug|...   (default: Release)
 #   ST_SANITIZE=address       build with AddressSanitizer
+#   ST_SKIP_LLAMA_CPP=1       do not build llama-cpp-python (its tests skip)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +36,17 @@ if [ ! -x .venv/bin/python ] || [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > $stamp
+fi
+
+# llama.cpp's binding, built from source (minutes): its own requirements file
+# and stamp, so a change to requirements.txt does not rebuild it.
+# ST_SKIP_LLAMA_CPP=1 leaves it out; the llama_cpp tests then skip.
+llama_stamp=.venv/.requirements-llama-cpp.sha256
+llama_want=$(sha256sum requirements-llama-cpp.txt | cut -d' ' -f1)
+if [ -z "${ST_SKIP_LLAMA_CPP:-}" ] && [ "$(cat $llama_stamp 2>/dev/null)" != "$llama_want" ]; then
+  echo "setup: building llama-cpp-python (llama.cpp) into the venv: about 5 minutes on 2 cores"
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip install -q -r requirements-llama-cpp.txt
+  echo "$llama_want" > $llama_stamp
 fi
 
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then

@@ -87,14 +87,16 @@ except ImportError as e:
 
 ST, WORK, ROOT = sp.ST, sp.WORK, sp.ROOT
 DATA = os.environ.get("ST_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-TRAIN_STEPS, TRAIN_LR = 120, 5e-3
-GEN_TOKENS = 24
+TRAIN_STEPS, TRAIN_LR = 200, 5e-3
+GEN_TOKENS = 32
 TIE_FACTOR = 10.0
 MIN_COMPARED = 8
 N_CTX = 512
 LANGS = [("es", "spa"), ("ca", "cat"), ("eu", "eus"), ("gl", "glg"), ("de", "deu"), ("en", "eng-GB")]
 NTREX_LINE = 2
-PROMPTS = [sp.SENTENCES["ca"][0], sp.SENTENCES["es"][0], sp.SENTENCES["en"][0]]
+CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+CHAT_PROMPTS = [sp.SENTENCES[short][0] for short, _ in LANGS]
+BARE_PROMPTS = ["La", "Bilbo", "The", "Please"]
 ENV1 = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 failures = []
 
@@ -201,7 +203,8 @@ def write_reference(model_dir, out, dtype):
 # ---- the three computations ---------------------------------------------------
 def load_llama(path):
     return llama_cpp.Llama(model_path=path, logits_all=True, n_ctx=N_CTX, n_batch=N_CTX, n_ubatch=N_CTX,
-                           n_threads=1, n_threads_batch=1, seed=1234, verbose=False)
+                           n_threads=1, n_threads_batch=1, seed=1234, verbose=False,
+                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
 
 
 def llama_logits(llm, sequences):
@@ -317,28 +320,53 @@ def main():
             summary[f"logits {label} {dtype}"] = {"ours_err": e_ours, "ref_err": e_ref, "bound": bound,
                                                   "max_abs_logit": scale, "ours_vs_ref": max_err(got, got_ref)}
 
-    # 3. tokenization (also of the generation prompts)
+    # Prompt ids as our generate encodes them (score runs the same
+    # tokenizer.encode, BOS included): llama.cpp is fed exactly these.
     ours32, ref32 = files["trained", "float32"]
-    llm_ref = llama_cpp.Llama(model_path=ref32, vocab_only=True, verbose=False)
+    prompts = [CHAT.format(t) for t in CHAT_PROMPTS] + BARE_PROMPTS
+    docs = os.path.join(WORK, "prompts.jsonl")
+    with open(docs, "w", encoding="utf-8") as f:
+        for text in prompts:
+            f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+    run = subprocess.run([ST, "score", "--model", trained_dir, "--input", docs, "--device", "cpu"], text=True,
+                         capture_output=True, env=ENV1)
+    if run.returncode != 0:
+        raise SystemExit(f"FAIL: score exited {run.returncode}\n{run.stderr}")
+    prompt_ids = [json.loads(line)["ids"] for line in run.stdout.splitlines() if line.strip()]
+    check(len(prompt_ids) == len(prompts), f"score gave {len(prompt_ids)} documents for {len(prompts)}")
+
+    # 3. tokenization: llama.cpp's own, on our file (and the reference's)
     llm = load_llama(ours32)
+    llm_ref = load_llama(ref32)
     mismatches, ref_mismatches = [], []
-    for text in texts + PROMPTS:
+    for text in texts + BARE_PROMPTS:
         want = encode(text)
-        if llm.tokenize(text.encode(), add_bos=True, special=False) != want:
-            mismatches.append(text)
+        got = llm.tokenize(text.encode(), add_bos=True, special=False)
+        if got != want:
+            mismatches.append({"text": text, "sentencepiece": want, "llama_cpp": got})
         if llm_ref.tokenize(text.encode(), add_bos=True, special=False) != want:
             ref_mismatches.append(text)
     check(not mismatches, f"llama.cpp tokenizes differently from sentencepiece on our file: {mismatches}")
-    summary["tokenization"] = {"texts": len(texts) + len(PROMPTS), "ours_mismatches": mismatches,
-                               "reference_mismatches": ref_mismatches}
+    for text, ids in zip(prompts, prompt_ids):
+        if text in BARE_PROMPTS:  # plain text: our tokenizer is sentencepiece
+            check(ids == encode(text), f"our tokenizer encodes {text!r} as {ids}, sentencepiece {encode(text)}")
+    # ChatML prompts: <|im_start|>/<|im_end|> are single tokens (parse_special).
+    chat_mismatches = [{"text": t, "ours": ids, "llama_cpp": llm.tokenize(t.encode(), add_bos=True, special=True)}
+                       for t, ids in zip(prompts, prompt_ids) if t not in BARE_PROMPTS and
+                       llm.tokenize(t.encode(), add_bos=True, special=True) != ids]
+    check(not chat_mismatches, f"llama.cpp (special=True) tokenizes ChatML prompts differently from our "
+          f"tokenizer: {chat_mismatches}")
+    summary["tokenization"] = {"texts": len(texts) + len(BARE_PROMPTS), "chat_prompts": len(CHAT_PROMPTS),
+                               "ours_mismatches": mismatches, "reference_mismatches": ref_mismatches,
+                               "chat_mismatches": chat_mismatches}
+    del llm_ref
 
     # 2. greedy generation on the trained model
     stops = {2, 5}
     hf = hf_model(trained_dir, False)
     threshold = TIE_FACTOR * bounds["trained", "float32"]
-    gens = []
-    for text in PROMPTS:
-        prompt = encode(text)
+    gens, total = [], 0
+    for text, prompt in zip(prompts, prompt_ids):
         run = subprocess.run([ST, "generate", "--model", trained_dir, "--prompt", text, "--greedy", "--ids",
                               "--repetition-penalty", "1", "--max-new-tokens", str(GEN_TOKENS), "--device", "cpu",
                               "--dtype", "float32"], text=True, capture_output=True, env=ENV1)
@@ -354,19 +382,21 @@ def main():
         margins = (top2[:, 1] - top2[:, 0]).tolist()
         hf_argmax = steps.argmax(-1).tolist()
         cut = next((i for i, m in enumerate(margins) if m < threshold), len(ours))
-        compared = cut
+        total += cut
         check(ours[:cut] == theirs[:cut], f"greedy {text!r}: llama.cpp {theirs[:cut]} != ours {ours[:cut]} "
               f"(margins {[round(m, 4) for m in margins[:cut]]})")
         check(hf_argmax[:cut] == ours[:cut], f"greedy {text!r}: transformers' argmax {hf_argmax[:cut]} != ours "
               f"{ours[:cut]}")
-        if cut == len(ours) and len(theirs) != len(ours):
-            failures.append(f"greedy {text!r}: llama.cpp made {len(theirs)} tokens, ours {len(ours)}")
-        check(compared >= MIN_COMPARED, f"greedy {text!r}: inconclusive, only {compared} tokens before a margin below "
-              f"{threshold:.3g}")
-        gens.append({"prompt": text, "ours": ours, "llama_cpp": theirs, "compared": compared,
-                     "min_margin_compared": min(margins[:cut]) if cut else None,
+        check(cut < len(ours) or len(theirs) == len(ours),
+              f"greedy {text!r}: llama.cpp made {len(theirs)} tokens, ours {len(ours)}")
+        check(cut >= min(MIN_COMPARED, len(ours)), f"greedy {text!r}: inconclusive, a margin below {threshold:.3g} "
+              f"after {cut} tokens")
+        gens.append({"prompt": text, "ours": ours, "llama_cpp": theirs, "compared": cut,
+                     "min_margin_compared": round(min(margins[:cut]), 4) if cut else None,
                      "equal_after_cut": ours[cut:] == theirs[cut:len(ours)]})
-    summary["greedy"] = {"tie_threshold": threshold, "prompts": gens}
+    check(total >= MIN_COMPARED * len(prompts), f"greedy: inconclusive, {total} tokens compared in all, fewer than "
+          f"{MIN_COMPARED} per prompt")
+    summary["greedy"] = {"tie_threshold": threshold, "compared": total, "prompts": gens}
     summary["seconds"] = round(time.time() - started, 1)
     summary["failures"] = failures
     print(json.dumps(summary, indent=1, ensure_ascii=False))

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): `salamandra-tune export` of the Salamandra 2B
+preset (2.25 B parameters, 256k vocabulary, random weights, bf16: 4.5 GB of
+safetensors) on this machine's CPU, in one run:
+  - GGUF bf16 and GGUF q8_0 (--format gguf), and a Hugging Face dir in bf16
+    (--format hf), each with its read-back check;
+  - against `cp` of the safetensors (the disk-bound floor) and, for the HF
+    dir, transformers' from_pretrained + save_pretrained (bf16).
+Each is timed (wall) and sampled every 20 ms from /proc/PID/status: peak
+RSS, and peak RssAnon (memory of its own, above the file mappings: mapped
+safetensors pages are RssFile). The sources are read once first, so every
+run reads warm files; outputs are removed after each run.
+Targets (issue 17): bf16 export at >= 50% of cp's speed (speed_vs_cp =
+cp wall / export wall), peak RSS <= 1 GB above the mappings (RssAnon).
+
+Usage: benchmarks/bench_export.py [--work DIR] [--threads N] [--preset P]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from bench_fixture import make_preset_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ST = os.path.join(ROOT, "build", "salamandra-tune")
+PY = sys.executable
+
+SAVE_PRETRAINED = textwrap.dedent("""
+    import sys, torch
+    from transformers import AutoModelForCausalLM
+    source, out, threads = sys.argv[1:4]
+    torch.set_num_threads(int(threads))
+    AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16).save_pretrained(out)
+""")
+
+
+def status_kb(pid):
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    fields[key] = int(value.split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return fields
+
+
+def measured(args, env):
+    """Wall time, and the peaks of RSS and RssAnon sampled every 20 ms."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peaks = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+
+    def sample():
+        while process.poll() is None:
+            for key, value in status_kb(process.pid).items():
+                peaks[key] = max(peaks[key], value)
+            time.sleep(0.02)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    out, err = process.communicate()
+    sampler.join()
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise SystemExit(f"{args[:3]} exited {process.returncode}: {err[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": peaks["VmRSS"] / 1024, "peak_rss_anon_mb": peaks["RssAnon"] / 1024,
+            "peak_rss_file_mb": peaks["RssFile"] / 1024, "stdout_tail": out.strip().splitlines()[-3:]}
+
+
+def size(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "export"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--preset", default="salamandra-2b")
+    a = parser.parse_args()
+    a.work = os.path.abspath(a.work)
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    base, shards = make_preset_model(ST, a.work, a.preset)
+
+    runs = {}
+    floor = os.path.join(a.work, "cp")
+    os.makedirs(floor)
+    runs["cp"] = measured(["cp", *shards, floor], env)
+    shutil.rmtree(floor)
+    for name, args in [("gguf_bf16", ["--out", os.path.join(a.work, "m.gguf"), "--dtype", "bfloat16"]),
+                       ("gguf_q8_0", ["--out", os.path.join(a.work, "m.gguf"), "--dtype", "q8_0"]),
+                       ("hf_bf16", ["--out", os.path.join(a.work, "hf"), "--format", "hf", "--dtype", "bfloat16"])]:
+        runs[name] = measured([ST, "export", "--model", base, *args, "--force"], env)
+        out = args[1]
+        runs[name]["output_bytes"] = size(out)
+        shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
+    saved = os.path.join(a.work, "save_pretrained")
+    runs["transformers_save_pretrained"] = measured([PY, "-c", SAVE_PRETRAINED, base, saved, str(a.threads)], env)
+    runs["transformers_save_pretrained"]["output_bytes"] = size(saved)
+    shutil.rmtree(saved)
+
+    cp = runs["cp"]["wall_s"]
+    report = {"machine": {"cpus": os.cpu_count(), "threads": a.threads},
+              "source": {"preset": a.preset, "dtype": "bfloat16", "safetensors_bytes": sum(map(os.path.getsize, shards))},
+              "runs": runs,
+              "speed_vs_cp": {k: cp / runs[k]["wall_s"] for k in ("gguf_bf16", "gguf_q8_0", "hf_bf16")},
+              "peak_rss_anon_mb": {k: runs[k]["peak_rss_anon_mb"] for k in ("gguf_bf16", "gguf_q8_0", "hf_bf16")},
+              "hf_vs_save_pretrained": {
+                  "wall_ratio": runs["hf_bf16"]["wall_s"] / runs["transformers_save_pretrained"]["wall_s"],
+                  "peak_rss_ratio": runs["hf_bf16"]["peak_rss_mb"] / runs["transformers_save_pretrained"]["peak_rss_mb"]}}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
