@@ -165,6 +165,8 @@ ExportReport export_gguf(const ExportOptions& options) {
   m.set("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(tokenizer.eos_id()));
   if (tokenizer.unk_id() >= 0) m.set("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(tokenizer.unk_id()));
   if (tokenizer.pad_id() >= 0) m.set("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(tokenizer.pad_id()));
+  // As llama.cpp's converter writes it: the SentencePiece normalizer's dummy prefix.
+  m.set("tokenizer.ggml.add_space_prefix", spm.add_dummy_prefix);
   m.set("tokenizer.ggml.add_bos_token", tokenizer.add_bos_token());
   m.set("tokenizer.ggml.add_eos_token", tokenizer.add_eos_token());
   m.set("tokenizer.chat_template", datasets::ChatTemplate::for_tokenizer(tokenizer).source());

@@ -92,6 +92,14 @@ SpmModel parse_spm_model(std::string_view bytes, const std::string& file) {
         if (f == 3 && w == 0) model.model_type = static_cast<int>(sub.varint());
         else sub.skip(w);
       }
+    } else if (field == 3 && wire == 2) {  // NormalizerSpec
+      ProtoReader sub{top.bytes(), 0, file};
+      while (sub.pos < sub.buf.size()) {
+        uint64_t t = sub.varint();
+        int f = static_cast<int>(t >> 3), w = static_cast<int>(t & 7);
+        if (f == 3 && w == 0) model.add_dummy_prefix = sub.varint() != 0;
+        else sub.skip(w);
+      }
     } else {
       top.skip(wire);
     }

@@ -29,6 +29,8 @@ struct SpmModel {
   std::vector<SpmPiece> pieces;
   /// TrainerSpec.model_type: 1 unigram, 2 BPE, 3 word, 4 char.
   int model_type = 1;
+  /// NormalizerSpec.add_dummy_prefix: a space is put before the text (llama.cpp's add_space_prefix).
+  bool add_dummy_prefix = true;
 };
 
 /// Parses a serialized ModelProto (validated by sentencepiece itself);

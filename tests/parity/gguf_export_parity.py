@@ -148,6 +148,8 @@ def main():
             "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
             "tokenizer.ggml.unknown_token_id": 0, "tokenizer.ggml.padding_token_id": 3,
             "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": False,
+            # llama.cpp's converter: the normalizer's add_dummy_prefix.
+            "tokenizer.ggml.add_space_prefix": proto.normalizer_spec.add_dummy_prefix,
             "tokenizer.chat_template": tokenizer_config["chat_template"],
         }
         for key, value in meta.items():
