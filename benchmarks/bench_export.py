@@ -9,11 +9,14 @@ safetensors) on this machine's CPU, in one run:
 Each is timed (wall) and sampled every 20 ms from /proc/PID/status: peak
 RSS, and peak RssAnon (memory of its own, above the file mappings: mapped
 safetensors pages are RssFile). The sources are read once first, so every
-run reads warm files; outputs are removed after each run.
+run reads warm files; outputs are removed after each run, and `sync` runs
+before each (4.5 GB of dirty pages left by the previous run make the kernel
+throttle the next one's writes: walls varied 2.5x without it). Each is run
+--repeats times (default 3), interleaved; the median is reported.
 Targets (issue 17): bf16 export at >= 50% of cp's speed (speed_vs_cp =
 cp wall / export wall), peak RSS <= 1 GB above the mappings (RssAnon).
 
-Usage: benchmarks/bench_export.py [--work DIR] [--threads N] [--preset P]
+Usage: benchmarks/bench_export.py [--work DIR] [--threads N] [--preset P] [--repeats N]
 """
 import argparse
 import json
@@ -86,6 +89,7 @@ def main():
     parser.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "export"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--preset", default="salamandra-2b")
+    parser.add_argument("--repeats", type=int, default=3)
     a = parser.parse_args()
     a.work = os.path.abspath(a.work)
     shutil.rmtree(a.work, ignore_errors=True)
@@ -93,22 +97,35 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     base, shards = make_preset_model(ST, a.work, a.preset)
 
+    # Each run REPEATS times, interleaved, after a sync (no dirty pages of an
+    # earlier run left for the kernel to throttle this one's writes on);
+    # the run with the median wall time is reported, with all walls.
+    outputs = {"cp": os.path.join(a.work, "cp"), "gguf_bf16": os.path.join(a.work, "m.gguf"),
+               "gguf_q8_0": os.path.join(a.work, "m.gguf"), "hf_bf16": os.path.join(a.work, "hf"),
+               "transformers_save_pretrained": os.path.join(a.work, "save_pretrained")}
+    commands = {
+        "cp": ["cp", *shards, outputs["cp"]],
+        "gguf_bf16": [ST, "export", "--model", base, "--out", outputs["gguf_bf16"], "--dtype", "bfloat16"],
+        "gguf_q8_0": [ST, "export", "--model", base, "--out", outputs["gguf_q8_0"], "--dtype", "q8_0"],
+        "hf_bf16": [ST, "export", "--model", base, "--out", outputs["hf_bf16"], "--format", "hf", "--dtype",
+                    "bfloat16"],
+        "transformers_save_pretrained": [PY, "-c", SAVE_PRETRAINED, base, outputs["transformers_save_pretrained"],
+                                         str(a.threads)]}
+    tries = {name: [] for name in commands}
+    for _ in range(a.repeats):
+        for name, args in commands.items():
+            if name == "cp":
+                os.makedirs(outputs["cp"])
+            os.sync()
+            run = measured(args, env)
+            run["output_bytes"] = size(outputs[name])
+            tries[name].append(run)
+            out = outputs[name]
+            shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
     runs = {}
-    floor = os.path.join(a.work, "cp")
-    os.makedirs(floor)
-    runs["cp"] = measured(["cp", *shards, floor], env)
-    shutil.rmtree(floor)
-    for name, args in [("gguf_bf16", ["--out", os.path.join(a.work, "m.gguf"), "--dtype", "bfloat16"]),
-                       ("gguf_q8_0", ["--out", os.path.join(a.work, "m.gguf"), "--dtype", "q8_0"]),
-                       ("hf_bf16", ["--out", os.path.join(a.work, "hf"), "--format", "hf", "--dtype", "bfloat16"])]:
-        runs[name] = measured([ST, "export", "--model", base, *args, "--force"], env)
-        out = args[1]
-        runs[name]["output_bytes"] = size(out)
-        shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
-    saved = os.path.join(a.work, "save_pretrained")
-    runs["transformers_save_pretrained"] = measured([PY, "-c", SAVE_PRETRAINED, base, saved, str(a.threads)], env)
-    runs["transformers_save_pretrained"]["output_bytes"] = size(saved)
-    shutil.rmtree(saved)
+    for name, results in tries.items():
+        ordered = sorted(results, key=lambda r: r["wall_s"])
+        runs[name] = {**ordered[len(ordered) // 2], "walls_s": [r["wall_s"] for r in results]}
 
     cp = runs["cp"]["wall_s"]
     report = {"machine": {"cpus": os.cpu_count(), "threads": a.threads},

@@ -1,6 +1,7 @@
 #include "export/gguf_export.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cstdio>
@@ -10,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
-#include "common/digest.h"
+#include "common/checksum.h"
 #include "common/error.h"
 #include "datasets/chat_template.h"
 #include "export/gguf_file.h"
@@ -193,8 +194,8 @@ ExportReport export_gguf(const ExportOptions& options) {
 
   // Streamed in blocks of rows: merged (with adapters) in fp32, permuted
   // (whole heads per block), converted with one rounding, written, and
-  // digested for the read-back.
-  std::vector<std::string> digests;
+  // checksummed for the read-back.
+  std::vector<std::string> checksums;
   if (const fs::path parent = fs::path(options.out_path).parent_path(); !parent.empty()) fs::create_directories(parent);
   {
     Writer writer(options.out_path, m, infos);
@@ -204,7 +205,7 @@ ExportReport export_gguf(const ExportOptions& options) {
       const int64_t rows = static_cast<int64_t>(info.shape[0]);
       const int64_t row_values = static_cast<int64_t>(info.shape.size() == 1 ? 1 : info.shape[1]);
       const int heads = mapping[i].permute_heads;
-      Digest digest;
+      Checksum checksum;
       for (const auto& [begin, end] : lora::row_blocks(rows, row_values * 4, heads ? rows / heads : 1)) {
         at::Tensor w = weights.rows(*entries[i], begin, end);
         if (heads) w = permute_rows(w, static_cast<int>((end - begin) / (rows / heads)));
@@ -214,8 +215,13 @@ ExportReport export_gguf(const ExportOptions& options) {
         if (info.type == TensorType::kQ8_0) {
           converted = w.to(at::kFloat).contiguous();
           quantized.resize(static_cast<size_t>(converted.numel()) / kQ8Block * kQ8BlockBytes);
-          quantize_q8_0(std::span<const float>(converted.data_ptr<float>(), static_cast<size_t>(converted.numel())),
-                        quantized.data());
+          // Rows quantize independently: split over the threads.
+          const float* values = converted.data_ptr<float>();
+          const int64_t row_out = row_values / static_cast<int64_t>(kQ8Block) * static_cast<int64_t>(kQ8BlockBytes);
+          at::parallel_for(0, end - begin, 64, [&](int64_t first, int64_t last) {
+            quantize_q8_0(std::span<const float>(values + first * row_values, static_cast<size_t>((last - first) * row_values)),
+                          quantized.data() + first * row_out);
+          });
           bytes = quantized;
         } else {
           // One rounding from the stored (or merged fp32) values.
@@ -225,12 +231,12 @@ ExportReport export_gguf(const ExportOptions& options) {
                           .contiguous();
           bytes = std::span<const uint8_t>(static_cast<const uint8_t*>(converted.data_ptr()), converted.nbytes());
         }
-        digest.update(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        checksum.update(bytes.data(), bytes.size());
         writer.write_tensor_part(bytes);
         report.bytes += bytes.size();
       }
       weights.release(*entries[i]);
-      digests.push_back(digest.hex());
+      checksums.push_back(checksum.hex());
     }
     writer.finish();
   }
@@ -242,11 +248,10 @@ ExportReport export_gguf(const ExportOptions& options) {
       const TensorInfo& t = back.tensors[i];
       if (t.name != infos[i].name || t.shape != infos[i].shape || t.type != infos[i].type)
         fail(options.out_path, ": tensor ", i, " reads back as ", t.name, " (", type_name(t.type), ")");
-      Digest digest;
-      read_tensor_blocks(options.out_path, back, t, [&](std::span<const uint8_t> block) {
-        digest.update(std::string_view(reinterpret_cast<const char*>(block.data()), block.size()));
-      });
-      if (digest.hex() != digests[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
+      Checksum checksum;
+      read_tensor_blocks(options.out_path, back, t,
+                         [&](std::span<const uint8_t> block) { checksum.update(block.data(), block.size()); });
+      if (checksum.hex() != checksums[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
     }
     if (!back.metadata.find("tokenizer.ggml.tokens")) fail(options.out_path, ": the tokenizer did not read back");
   } catch (...) {

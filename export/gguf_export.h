@@ -14,7 +14,7 @@
 // safetensors (adapters merged on the way) into a temporary name that is
 // renamed into place, so memory stays at one block, not one tensor; then our reader reads
 // the file back (header, offsets, alignment, every tensor's bytes against a
-// digest taken while writing) and a mismatch removes it. An Ollama
+// checksum taken while writing) and a mismatch removes it. An Ollama
 // Modelfile goes beside it.
 #pragma once
 

@@ -8,7 +8,7 @@
 //
 // The weights are merge's (lora/merge.h): streamed from the mapped source
 // in blocks of rows, adapters added in fp32 and rounded once, every tensor
-// read back against a digest of the bytes written; with adapters, merge's
+// read back against a checksum of the bytes written; with adapters, merge's
 // logit self-check runs too. The dir is staged and renamed into place.
 #pragma once
 

@@ -14,7 +14,7 @@
 
 #include "common/atomic_dir.h"
 #include "common/atomic_file.h"
-#include "common/digest.h"
+#include "common/checksum.h"
 #include "common/error.h"
 #include "lora/adapter.h"
 #include "lora/lora_linear.h"
@@ -27,15 +27,15 @@ namespace sf = safetensors;
 
 namespace {
 
-std::string bytes_digest(const void* data, size_t bytes) {
-  Digest digest;
-  digest.update(std::string_view(static_cast<const char*>(data), bytes));
-  return digest.hex();
+std::string bytes_checksum(const void* data, size_t bytes) {
+  Checksum checksum;
+  checksum.update(data, bytes);
+  return checksum.hex();
 }
 
 // Streams the merged weights into `dir`, row block by row block, each
 // rounded once to the output dtype; then reads every tensor back from the
-// written files against a digest of the bytes handed to the writer.
+// written files against a checksum of the bytes handed to the writer.
 void write_merged_weights(const MergeOptions& options, MergedWeights& weights, const std::string& dir,
                           MergeReport& report) {
   const auto& entries = weights.entries();
@@ -44,19 +44,19 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
   for (const MergedWeights::Entry& e : entries)
     plan.push_back({e.info->name, out_dtype, e.info->shape, nullptr,
                     sf::tensor_nbytes(out_dtype, e.info->shape, cat(e.file->path(), ": tensor \"", e.info->name, "\""))});
-  std::vector<std::string> digests(entries.size());
+  std::vector<std::string> checksums(entries.size());
   auto source = [&](size_t i, const sf::ChunkWriter& write) {
     const MergedWeights::Entry& e = entries[i];
     const int64_t rows = e.info->shape.empty() ? 1 : e.info->shape[0];
     const int64_t row_bytes = rows == 0 ? 0 : e.info->numel() / rows * 4;  // as fp32
-    Digest digest;
+    Checksum checksum;
     for (const auto& [begin, end] : row_blocks(rows, row_bytes)) {
       const at::Tensor block = weights.rows(e, begin, end).to(options.dtype).contiguous();
-      digest.update(std::string_view(static_cast<const char*>(block.data_ptr()), block.nbytes()));
+      checksum.update(block.data_ptr(), block.nbytes());
       write(block.data_ptr(), block.nbytes());
     }
     weights.release(e);
-    digests[i] = digest.hex();
+    checksums[i] = checksum.hex();
   };
   sf::write_sharded(dir, plan, options.max_shard_bytes, {{"format", "pt"}}, source);
   report.tensors = static_cast<int64_t>(plan.size());
@@ -72,7 +72,7 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
       auto it = index.find(info.name);
       if (it == index.end() || info.dtype != out_dtype || info.shape != plan[it->second].shape)
         fail(path, ": tensor ", info.name, " does not read back as written");
-      if (bytes_digest(info.data, info.nbytes) != digests[it->second])
+      if (bytes_checksum(info.data, info.nbytes) != checksums[it->second])
         fail(path, ": tensor ", info.name, " reads back other bytes than were written");
       file.release(info);
       ++seen;

@@ -10,7 +10,7 @@
 // (safetensors::write_sharded with a TensorSource), so one block is held at
 // a time, never a tensor's copy or the model's. Only the adapters (small)
 // are read whole. Every tensor is then read back from the written files
-// against a digest of the bytes written.
+// against a checksum of the bytes written (common/checksum.h).
 //
 // Then merge checks itself, before the dir gets its name: it runs a probe
 // batch through the base with the adapters applied unmerged (LoraLinear's

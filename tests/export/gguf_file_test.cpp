@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <random>
+#include <vector>
 
 #include "common/error.h"
 #include "tests/export/gguf_values.h"
@@ -82,6 +86,33 @@ TEST(GgufFile, Q8RoundsHalfAwayFromZeroAndZeroBlocksStayZero) {
   std::vector<float> zeros(32, 0.0f);
   gguf::quantize_q8_0(zeros, q.data());
   for (uint8_t b : q) EXPECT_EQ(b, 0);
+}
+
+TEST(GgufFile, Q8EqualsRoundfOnEveryValue) {
+  // The inline rounding against libm's roundf, on random blocks and on
+  // values that land on halves (x * id = k + 0.5) and next to them.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> x(32 * 4096);
+  for (float& v : x) v = normal(rng);
+  for (size_t block = 0; block < 64; ++block) {
+    float* b = x.data() + block * 32;
+    b[0] = 127.0f;  // d = 1, id = 1
+    for (size_t j = 1; j < 32; ++j) {
+      const float half = static_cast<float>(static_cast<int>(j) - 16) + 0.5f;
+      b[j] = j % 3 == 0 ? half : j % 3 == 1 ? std::nextafter(half, 0.0f) : std::nextafter(half, 200.0f);
+    }
+  }
+  std::vector<uint8_t> q(x.size() / 32 * 34);
+  gguf::quantize_q8_0(x, q.data());
+  for (size_t block = 0; block < x.size() / 32; ++block) {
+    float amax = 0;
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[block * 32 + j]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    for (size_t j = 0; j < 32; ++j)
+      ASSERT_EQ(static_cast<int8_t>(q[block * 34 + 2 + j]), static_cast<int8_t>(std::roundf(x[block * 32 + j] * id)))
+          << "block " << block << " value " << j;
+  }
 }
 
 TEST(GgufFile, DamagedFilesAreRefusedByName) {
