@@ -1,9 +1,5 @@
 #include "datasets/token_cache.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,39 +8,15 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 
 namespace fs = std::filesystem;
 
 namespace st::datasets {
 
-// A whole file mapped read-only (empty files map to nothing).
-struct TokenCache::Mapping {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  explicit Mapping(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("token cache: cannot open ", path, ": ", std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      fail("token cache: cannot stat ", path, ": ", std::strerror(errno));
-    }
-    size = static_cast<size_t>(st.st_size);
-    if (size > 0) {
-      void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        fail("token cache: cannot map ", path, ": ", std::strerror(errno));
-      }
-      data = static_cast<const uint8_t*>(p);
-    }
-    ::close(fd);
-  }
-  ~Mapping() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
+// The cache's arrays, mapped read-only.
+struct TokenCache::Mapping : MappedFile {
+  using MappedFile::MappedFile;
 };
 
 TokenCache TokenCache::open(const std::string& dir) {
@@ -59,14 +31,14 @@ TokenCache TokenCache::open(const std::string& dir) {
   cache.ids_ = std::make_shared<Mapping>((fs::path(dir) / "ids.bin").string());
   cache.mask_ = std::make_shared<Mapping>((fs::path(dir) / "mask.bin").string());
   cache.offsets_ = std::make_shared<Mapping>((fs::path(dir) / "offsets.bin").string());
-  if (cache.ids_->size % 4 != 0) fail("token cache: ", dir, "/ids.bin size is not a multiple of 4");
-  cache.token_count_ = cache.ids_->size / 4;
-  if (cache.mask_->size != cache.token_count_)
-    fail("token cache: ", dir, "/mask.bin has ", cache.mask_->size, " bytes for ", cache.token_count_, " tokens");
-  if (cache.offsets_->size % 8 != 0 || cache.offsets_->size < 8)
+  if (cache.ids_->size() % 4 != 0) fail("token cache: ", dir, "/ids.bin size is not a multiple of 4");
+  cache.token_count_ = cache.ids_->size() / 4;
+  if (cache.mask_->size() != cache.token_count_)
+    fail("token cache: ", dir, "/mask.bin has ", cache.mask_->size(), " bytes for ", cache.token_count_, " tokens");
+  if (cache.offsets_->size() % 8 != 0 || cache.offsets_->size() < 8)
     fail("token cache: ", dir, "/offsets.bin is truncated");
-  cache.sequence_count_ = cache.offsets_->size / 8 - 1;
-  const auto* offsets = reinterpret_cast<const uint64_t*>(cache.offsets_->data);
+  cache.sequence_count_ = cache.offsets_->size() / 8 - 1;
+  const auto* offsets = reinterpret_cast<const uint64_t*>(cache.offsets_->data());
   if (offsets[0] != 0 || offsets[cache.sequence_count_] != cache.token_count_)
     fail("token cache: ", dir, "/offsets.bin does not cover ids.bin");
   for (size_t i = 0; i < cache.sequence_count_; ++i)
@@ -79,15 +51,15 @@ TokenCache TokenCache::open(const std::string& dir) {
 
 std::span<const uint32_t> TokenCache::ids(size_t sequence) const {
   ST_CHECK(sequence < sequence_count_);
-  const auto* offsets = reinterpret_cast<const uint64_t*>(offsets_->data);
-  const auto* all = reinterpret_cast<const uint32_t*>(ids_->data);
+  const auto* offsets = reinterpret_cast<const uint64_t*>(offsets_->data());
+  const auto* all = reinterpret_cast<const uint32_t*>(ids_->data());
   return {all + offsets[sequence], all + offsets[sequence + 1]};
 }
 
 std::span<const uint8_t> TokenCache::mask(size_t sequence) const {
   ST_CHECK(sequence < sequence_count_);
-  const auto* offsets = reinterpret_cast<const uint64_t*>(offsets_->data);
-  return {mask_->data + offsets[sequence], mask_->data + offsets[sequence + 1]};
+  const auto* offsets = reinterpret_cast<const uint64_t*>(offsets_->data());
+  return {mask_->data() + offsets[sequence], mask_->data() + offsets[sequence + 1]};
 }
 
 uint32_t TokenCache::length(size_t sequence) const { return static_cast<uint32_t>(ids(sequence).size()); }

@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/checksum.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "datasets/chat_template.h"
 #include "export/gguf_file.h"
 #include "lora/merged_weights.h"
@@ -244,13 +245,16 @@ ExportReport export_gguf(const ExportOptions& options) {
   try {
     const File back = read(options.out_path);
     if (back.tensors.size() != infos.size()) fail(options.out_path, ": reads back ", back.tensors.size(), " tensors");
+    const MappedFile mapped(options.out_path);  // hashed where the bytes lie (read() would copy them once more)
     for (size_t i = 0; i < infos.size(); ++i) {
       const TensorInfo& t = back.tensors[i];
       if (t.name != infos[i].name || t.shape != infos[i].shape || t.type != infos[i].type)
         fail(options.out_path, ": tensor ", i, " reads back as ", t.name, " (", type_name(t.type), ")");
+      const size_t at = static_cast<size_t>(back.data_start + t.offset);
+      if (at + t.bytes() > mapped.size()) fail(options.out_path, ": tensor ", t.name, " ends past the file");
+      mapped.populate(at, t.bytes());
       Checksum checksum;
-      read_tensor_blocks(options.out_path, back, t,
-                         [&](std::span<const uint8_t> block) { checksum.update(block.data(), block.size()); });
+      checksum.update(mapped.data() + at, t.bytes());
       if (checksum.hex() != checksums[i]) fail(options.out_path, ": tensor ", t.name, " reads back other bytes");
     }
     if (!back.metadata.find("tokenizer.ggml.tokens")) fail(options.out_path, ": the tokenizer did not read back");

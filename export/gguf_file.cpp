@@ -389,18 +389,4 @@ std::vector<uint8_t> read_tensor(const std::string& path, const File& file, cons
   return bytes;
 }
 
-void read_tensor_blocks(const std::string& path, const File& file, const TensorInfo& tensor,
-                        const std::function<void(std::span<const uint8_t>)>& consume, size_t block_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(file.data_start + tensor.offset));
-  std::vector<uint8_t> block(std::min<uint64_t>(block_bytes, tensor.bytes()));
-  for (uint64_t left = tensor.bytes(); left > 0;) {
-    const size_t take = static_cast<size_t>(std::min<uint64_t>(left, block.size()));
-    if (!in.read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(take)))
-      fail(path, ": cannot read tensor ", tensor.name);
-    consume(std::span<const uint8_t>(block.data(), take));
-    left -= take;
-  }
-}
-
 }  // namespace st::gguf

@@ -16,7 +16,6 @@
 
 #include <cstdint>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -106,10 +105,5 @@ struct File {
 File read(const std::string& path);
 /// One tensor's bytes.
 std::vector<uint8_t> read_tensor(const std::string& path, const File& file, const TensorInfo& tensor);
-/// One tensor's bytes handed to `consume` in blocks of at most `block_bytes`
-/// (memory stays at one block, however large the tensor).
-void read_tensor_blocks(const std::string& path, const File& file, const TensorInfo& tensor,
-                        const std::function<void(std::span<const uint8_t>)>& consume,
-                        size_t block_bytes = 16u << 20);
 
 }  // namespace st::gguf

@@ -72,6 +72,7 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
       auto it = index.find(info.name);
       if (it == index.end() || info.dtype != out_dtype || info.shape != plan[it->second].shape)
         fail(path, ": tensor ", info.name, " does not read back as written");
+      file.populate(info, 0, info.nbytes);
       if (bytes_checksum(info.data, info.nbytes) != checksums[it->second])
         fail(path, ": tensor ", info.name, " reads back other bytes than were written");
       file.release(info);

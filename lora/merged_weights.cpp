@@ -99,6 +99,11 @@ at::Tensor MergedWeights::rows(const Entry& entry, int64_t begin, int64_t end) {
   }
   at::NoGradGuard no_grad;
   const at::Tensor base = stored_.dim() == 0 ? stored_ : stored_.narrow(0, begin, end - begin);
+  if (stored_.dim() > 0 && stored_.data_ptr() == static_cast<const void*>(entry.info->data)) {
+    const uint64_t row_bytes = entry.info->nbytes / static_cast<uint64_t>(std::max<int64_t>(1, stored_.size(0)));
+    entry.file->populate(*entry.info, static_cast<uint64_t>(begin) * row_bytes,
+                         static_cast<uint64_t>(end - begin) * row_bytes);
+  }
   if (!entry.adapters) return base;
   // W + sum w_i dW_i in fp32, rounded once by the caller. DoRA's delta is
   // taken of the base weight W, whatever the other adapters add.

@@ -563,6 +563,17 @@ const TensorInfo& File::at(const std::string& name) const {
   return *info;
 }
 
+void File::populate(const TensorInfo& tensor, uint64_t offset, uint64_t bytes) const {
+  ST_CHECK(offset + bytes <= tensor.nbytes, "bytes ", offset, "+", bytes, " outside tensor '", tensor.name, "'");
+  if (bytes == 0 || !map_) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(tensor.data) + offset;
+  const uintptr_t lo = begin / page * page;
+  const uintptr_t hi = (begin + bytes + page - 1) / page * page;
+  // Advice only: EINVAL on kernels before 5.14 leaves the faults to the copy.
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+}
+
 void File::release(const TensorInfo& tensor) const {
   if (tensor.nbytes == 0) return;
   const auto base = reinterpret_cast<uintptr_t>(map_);

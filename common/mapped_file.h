@@ -1,0 +1,32 @@
+// A whole file mapped read-only (an empty file maps to nothing): the token
+// cache's arrays, and the GGUF read-back (a mapping's bytes are hashed where
+// they lie; read() would copy every byte of a model once more).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace st {
+
+class MappedFile {
+ public:
+  /// st::Error naming `path` when it cannot be opened or mapped.
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  /// Maps bytes [offset, offset + bytes) into the page tables in one call
+  /// (madvise MADV_POPULATE_READ) instead of a fault per page; advice only
+  /// (kernels before 5.14 take the faults).
+  void populate(size_t offset, size_t bytes) const;
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace st
