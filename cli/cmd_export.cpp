@@ -33,12 +33,8 @@ void export_hf_dir(const std::string& model, const std::vector<lora::WeightedAda
   options.model_dir = model;
   options.adapters = adapters;
   options.out_dir = out;
-  if (dtype == "bfloat16") options.dtype = at::kBFloat16;
-  else if (dtype == "float16") options.dtype = at::kHalf;
-  else if (dtype == "float32") options.dtype = at::kFloat;
-  else throw UsageError("--format hf writes float32, bfloat16 or float16 (q8_0 is a GGUF type), got " + dtype);
-  if (max_shard_mb <= 0) throw UsageError("--max-shard-mb must be positive");
-  options.max_shard_bytes = static_cast<uint64_t>(max_shard_mb) * 1000 * 1000;
+  options.dtype = written_dtype(dtype, " with --format hf (q8_0 is a GGUF type)");
+  options.max_shard_bytes = shard_bytes(max_shard_mb);
   options.force = force;
   const hf::ExportReport report = hf::export_hf(options);
   const lora::MergeReport& m = report.merge;

@@ -32,12 +32,8 @@ int run_merge(int argc, char** argv) {
   args.flag("no-check", "skip the logit self-check", &no_check);
   if (!args.parse(argc, argv)) return 0;
   if (adapters.empty()) throw UsageError("merge needs at least one --adapter DIR");
-  if (dtype == "bfloat16") options.dtype = at::kBFloat16;
-  else if (dtype == "float16") options.dtype = at::kHalf;
-  else if (dtype == "float32") options.dtype = at::kFloat;
-  else throw UsageError("--dtype must be bfloat16, float16 or float32, got " + dtype);
-  if (max_shard_mb <= 0) throw UsageError("--max-shard-mb must be positive");
-  options.max_shard_bytes = static_cast<uint64_t>(max_shard_mb) * 1000 * 1000;
+  options.dtype = written_dtype(dtype);
+  options.max_shard_bytes = shard_bytes(max_shard_mb);
   options.self_check = !no_check;
   options.adapters = weighted_adapters(adapters, weights);
 

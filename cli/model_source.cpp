@@ -29,6 +29,18 @@ std::string ModelSource::tokenizer_dir() const {
   return model_dir;
 }
 
+at::ScalarType written_dtype(const std::string& dtype, const std::string& other_types) {
+  if (dtype == "bfloat16") return at::kBFloat16;
+  if (dtype == "float16") return at::kHalf;
+  if (dtype == "float32") return at::kFloat;
+  throw UsageError("--dtype must be bfloat16, float16 or float32" + other_types + ", got " + dtype);
+}
+
+uint64_t shard_bytes(int64_t max_shard_mb) {
+  if (max_shard_mb <= 0) throw UsageError("--max-shard-mb must be positive");
+  return static_cast<uint64_t>(max_shard_mb) * 1000 * 1000;
+}
+
 std::vector<lora::WeightedAdapter> weighted_adapters(const std::vector<std::string>& adapters,
                                                      const std::vector<std::string>& weights) {
   if (!weights.empty() && weights.size() != adapters.size())

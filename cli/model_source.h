@@ -28,6 +28,12 @@ struct ModelSource {
   std::string tokenizer_dir() const;
 };
 
+/// The dtype of written weights from --dtype (bfloat16, float16 or
+/// float32), and --max-shard-mb in bytes, as merge and export take them;
+/// UsageError otherwise (`other_types` names what else the command takes).
+at::ScalarType written_dtype(const std::string& dtype, const std::string& other_types = "");
+uint64_t shard_bytes(int64_t max_shard_mb);
+
 /// --adapter DIR and --weight W, repeated, as merge and export take them:
 /// one weight per adapter, or none (all 1). UsageError otherwise.
 std::vector<lora::WeightedAdapter> weighted_adapters(const std::vector<std::string>& adapters,

@@ -90,6 +90,7 @@ try:
     import sentencepiece as spm
     from gguf import GGMLQuantizationType
     from transformers import LlamaForCausalLM
+    from gguf_export_parity import permute  # convert_hf_to_gguf.py's LlamaModel.permute
 except ImportError as e:
     print(f"SKIP: llama_cpp, gguf-py, sentencepiece or transformers not importable: {e}")
     sys.exit(77)
@@ -117,13 +118,6 @@ def check(ok, message):
 
 
 # ---- the reference file: llama.cpp's converter conventions -------------------
-def permute(w, n_head, n_head_kv=None):
-    """convert_hf_to_gguf.py LlamaModel.permute."""
-    if n_head_kv is not None and n_head != n_head_kv:
-        n_head = n_head_kv
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
 def converter_vocab(model_dir, vocab_size):
     """convert_hf_to_gguf.py TextModel._create_vocab_sentencepiece."""
     tok = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "tokenizer.model"))
