@@ -33,6 +33,29 @@ void AtomicFile::write(const void* data, size_t size) {
     fail("cannot write ", temp_path_, ": ", std::strerror(errno));
 }
 
+bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
+  ST_CHECK(file_ != nullptr, "write after commit of ", path_);
+  if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+  const off_t at = ::ftello(file_);
+  if (!kernel_copy(source_fd, offset, ::fileno(file_), static_cast<uint64_t>(at), size, temp_path_)) return false;
+  if (::fseeko(file_, at + static_cast<off_t>(size), SEEK_SET) != 0)
+    fail("cannot seek in ", temp_path_, ": ", std::strerror(errno));
+  return true;
+}
+
+bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offset, uint64_t bytes,
+                 const std::string& to_path) {
+  loff_t from = static_cast<loff_t>(from_offset), to = static_cast<loff_t>(to_offset);
+  for (uint64_t left = bytes; left > 0;) {
+    const ssize_t n = ::copy_file_range(from_fd, &from, to_fd, &to, left, 0);
+    if (n < 0 && left == bytes && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+      return false;
+    if (n <= 0) fail("cannot copy into ", to_path, ": ", n < 0 ? std::strerror(errno) : "the source ended early");
+    left -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
 void AtomicFile::commit() {
   ST_CHECK(file_ != nullptr, "double commit of ", path_);
   bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;

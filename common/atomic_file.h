@@ -3,6 +3,7 @@
 // a kill at any moment leaves either the old file or the complete new one.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -21,6 +22,9 @@ class AtomicFile {
   /// Appends bytes; throws st::Error naming the file on failure.
   void write(const void* data, size_t size);
   void write(std::string_view text) { write(text.data(), text.size()); }
+  /// Appends `size` bytes of `source_fd` from `offset`, copied by the kernel
+  /// (kernel_copy); false, with nothing appended, where it cannot.
+  bool append_copy(int source_fd, uint64_t offset, uint64_t size);
   /// Flushes, fsyncs and renames the temporary file to the final path.
   void commit();
 
@@ -31,6 +35,15 @@ class AtomicFile {
   std::string temp_path_;
   std::FILE* file_ = nullptr;
 };
+
+/// Copies `bytes` from `from_fd` at `from_offset` to `to_fd` at `to_offset`
+/// inside the kernel (copy_file_range: page cache to page cache, as cp
+/// copies; a write() of the same bytes from a mapping was up to several
+/// times slower here). False, with nothing copied, where the kernel cannot
+/// (another file system on an old kernel): the caller writes the bytes.
+/// st::Error naming `to_path` for a failure after that.
+bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offset, uint64_t bytes,
+                 const std::string& to_path);
 
 /// Writes a whole file atomically.
 void write_file_atomic(const std::string& path, std::string_view contents);

@@ -78,6 +78,18 @@ at::Tensor permute_rows(const at::Tensor& w, int heads) {
   return w.reshape({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
 }
 
+// The safetensors dtype of a GGUF float type (which export copies unchanged
+// when the source stores it so).
+safetensors::DType stored_dtype(TensorType type) {
+  switch (type) {
+    case TensorType::kF32: return safetensors::DType::F32;
+    case TensorType::kF16: return safetensors::DType::F16;
+    case TensorType::kBF16: return safetensors::DType::BF16;
+    case TensorType::kQ8_0: break;
+  }
+  ST_CHECK(false, "q8_0 has no safetensors dtype");
+}
+
 std::string modelfile(const std::string& gguf_name, const std::string& model_dir) {
   // ChatML as Ollama's Go template, the stops, and the generation defaults.
   std::string text = cat("FROM ./", gguf_name, "\n",
@@ -207,6 +219,17 @@ ExportReport export_gguf(const ExportOptions& options) {
       const int64_t row_values = static_cast<int64_t>(info.shape.size() == 1 ? 1 : info.shape[1]);
       const int heads = mapping[i].permute_heads;
       Checksum checksum;
+      if (!heads && info.type != TensorType::kQ8_0 &&
+          weights.write_unchanged(
+              *entries[i], stored_dtype(info.type), checksum,
+              [&](int fd, uint64_t offset, uint64_t bytes) { return writer.copy_tensor_part(fd, offset, bytes); },
+              [&](const void* data, size_t bytes) {
+                writer.write_tensor_part({static_cast<const uint8_t*>(data), bytes});
+              })) {
+        report.bytes += info.bytes();
+        checksums.push_back(checksum.hex());
+        continue;
+      }
       for (const auto& [begin, end] : lora::row_blocks(rows, row_values * 4, heads ? rows / heads : 1)) {
         at::Tensor w = weights.rows(*entries[i], begin, end);
         if (heads) w = permute_rows(w, static_cast<int>((end - begin) / (rows / heads)));

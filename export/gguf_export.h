@@ -12,7 +12,9 @@
 //    (length not a multiple of 32) falls back to f16, reported.
 // Tensors are streamed one block of rows at a time from the memory-mapped
 // safetensors (adapters merged on the way) into a temporary name that is
-// renamed into place, so memory stays at one block, not one tensor; then our reader reads
+// renamed into place, so memory stays at one block, not one tensor (a
+// tensor written exactly as stored is copied by the kernel, as cp copies);
+// then our reader reads
 // the file back (header, offsets, alignment, every tensor's bytes against a
 // checksum taken while writing) and a mismatch removes it. An Ollama
 // Modelfile goes beside it.

@@ -1,11 +1,17 @@
 #include "export/gguf_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace fs = std::filesystem;
@@ -283,6 +289,7 @@ Writer::Writer(std::string path, const Metadata& metadata, std::vector<TensorInf
 }
 
 Writer::~Writer() {
+  if (copy_fd_ >= 0) ::close(copy_fd_);
   if (finished_) return;
   out_.close();
   std::error_code ec;
@@ -317,6 +324,30 @@ void Writer::write_tensor_part(std::span<const uint8_t> bytes) {
   }
 }
 
+bool Writer::copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t bytes) {
+  ST_CHECK(next_ < tensors_.size() && written_ + bytes <= tensors_[next_].bytes(), "copy of ", bytes,
+           " bytes past the declared tensors");
+  const TensorInfo& t = tensors_[next_];
+  if (written_ == 0) {
+    const uint64_t at = data_start_ + t.offset;
+    const std::string padding(at - static_cast<uint64_t>(out_.tellp()), '\0');
+    out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
+  }
+  out_.flush();
+  if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
+  if (copy_fd_ < 0) copy_fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (copy_fd_ < 0) fail("cannot open ", tmp_, ": ", std::strerror(errno));
+  const uint64_t to = data_start_ + t.offset + written_;
+  if (!kernel_copy(source_fd, source_offset, copy_fd_, to, bytes, tmp_)) return false;
+  out_.seekp(static_cast<std::streamoff>(to + bytes));
+  written_ += bytes;
+  if (written_ == t.bytes()) {
+    ++next_;
+    written_ = 0;
+  }
+  return true;
+}
+
 void Writer::finish() {
   ST_CHECK(next_ == tensors_.size() && written_ == 0, next_, " of ", tensors_.size(), " tensors written");
   // The file ends at an aligned offset, as gguf-py writes it.
@@ -326,6 +357,7 @@ void Writer::finish() {
   out_.flush();
   if (!out_) fail("writing ", tmp_, " failed (disk full?)");
   out_.close();
+  if (copy_fd_ >= 0) ::close(std::exchange(copy_fd_, -1));
   fs::rename(tmp_, path_);
   finished_ = true;
 }

@@ -78,6 +78,11 @@ class Writer {
   /// The next bytes of the tensors' data, in pieces of any size: a tensor
   /// ends when its bytes() have come (rows converted a block at a time).
   void write_tensor_part(std::span<const uint8_t> bytes);
+  /// The next `bytes` of the tensors' data copied from `source_fd` at
+  /// `source_offset` by the kernel (kernel_copy, common/atomic_file.h).
+  /// False, with nothing written, where the kernel cannot: write the bytes
+  /// instead.
+  bool copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t bytes);
   /// Flushes and renames the file into place. Throws if a tensor is missing.
   void finish();
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -89,6 +94,7 @@ class Writer {
   uint64_t alignment_, data_start_ = 0;
   size_t next_ = 0;
   uint64_t written_ = 0;  // of tensor next_
+  int copy_fd_ = -1;      // tmp_ opened for copy_file_range, on the first copy
   bool finished_ = false;
 };
 

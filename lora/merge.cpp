@@ -45,17 +45,22 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
     plan.push_back({e.info->name, out_dtype, e.info->shape, nullptr,
                     sf::tensor_nbytes(out_dtype, e.info->shape, cat(e.file->path(), ": tensor \"", e.info->name, "\""))});
   std::vector<std::string> checksums(entries.size());
-  auto source = [&](size_t i, const sf::ChunkWriter& write) {
+  auto source = [&](size_t i, sf::TensorSink& sink) {
     const MergedWeights::Entry& e = entries[i];
-    const int64_t rows = e.info->shape.empty() ? 1 : e.info->shape[0];
-    const int64_t row_bytes = rows == 0 ? 0 : e.info->numel() / rows * 4;  // as fp32
     Checksum checksum;
-    for (const auto& [begin, end] : row_blocks(rows, row_bytes)) {
-      const at::Tensor block = weights.rows(e, begin, end).to(options.dtype).contiguous();
-      checksum.update(block.data_ptr(), block.nbytes());
-      write(block.data_ptr(), block.nbytes());
+    const auto write = [&](const void* data, size_t bytes) { sink.write(data, bytes); };
+    if (!weights.write_unchanged(e, out_dtype, checksum,
+                                 [&](int fd, uint64_t offset, uint64_t bytes) { return sink.copy(fd, offset, bytes); },
+                                 write)) {
+      const int64_t rows = e.info->shape.empty() ? 1 : e.info->shape[0];
+      const int64_t row_bytes = rows == 0 ? 0 : e.info->numel() / rows * 4;  // as fp32
+      for (const auto& [begin, end] : row_blocks(rows, row_bytes)) {
+        const at::Tensor block = weights.rows(e, begin, end).to(options.dtype).contiguous();
+        checksum.update(block.data_ptr(), block.nbytes());
+        write(block.data_ptr(), block.nbytes());
+      }
+      weights.release(e);
     }
-    weights.release(e);
     checksums[i] = checksum.hex();
   };
   sf::write_sharded(dir, plan, options.max_shard_bytes, {{"format", "pt"}}, source);

@@ -3,7 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -82,6 +87,26 @@ MergedWeights::MergedWeights(const std::string& base_dir, const std::vector<Weig
 
 MergedWeights::~MergedWeights() {
   if (current_) release(*current_);
+  for (const auto& [_, fd] : fds_) ::close(fd);
+}
+
+bool MergedWeights::write_unchanged(const Entry& entry, sf::DType dtype, Checksum& checksum,
+                                    const std::function<bool(int, uint64_t, uint64_t)>& copy,
+                                    const std::function<void(const void*, size_t)>& write) {
+  if (entry.adapters || entry.info->dtype != dtype) return false;
+  const sf::File& file = *entry.file;
+  const sf::TensorInfo& info = *entry.info;
+  auto it = fds_.find(file.path());
+  if (it == fds_.end()) {
+    const int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open ", file.path(), ": ", std::strerror(errno));
+    it = fds_.emplace(file.path(), fd).first;
+  }
+  file.populate(info, 0, info.nbytes);
+  checksum.update(info.data, info.nbytes);
+  if (!copy(it->second, file.file_offset(info), info.nbytes)) write(info.data, info.nbytes);
+  release(entry);
+  return true;
 }
 
 const MergedWeights::Entry* MergedWeights::find(const std::string& name) const {

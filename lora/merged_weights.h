@@ -10,12 +10,14 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/checksum.h"
 #include "lora/lora_config.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -80,6 +82,15 @@ class MergedWeights {
   at::Tensor rows(const Entry& entry, int64_t begin, int64_t end);
   /// Done with the entry: its pages are dropped from memory.
   void release(const Entry& entry);
+  /// Where the entry goes out exactly as stored (no adapter, stored as
+  /// `dtype`): hands its bytes over with `copy` (fd, offset, bytes: the
+  /// kernel's copy from the source file, as cp copies) or, where that
+  /// cannot, with `write` from the mapping; adds them to `checksum`,
+  /// releases the entry and returns true. Otherwise does nothing and
+  /// returns false: the caller converts it in blocks of rows.
+  bool write_unchanged(const Entry& entry, safetensors::DType dtype, Checksum& checksum,
+                       const std::function<bool(int, uint64_t, uint64_t)>& copy,
+                       const std::function<void(const void*, size_t)>& write);
 
   const ModelConfig& config() const { return config_; }
   const AdapterTable& adapters() const { return table_; }
@@ -91,6 +102,7 @@ class MergedWeights {
   std::vector<std::unique_ptr<safetensors::File>> files_;
   std::vector<Entry> entries_;
   std::map<std::string, size_t> by_name_;
+  std::map<std::string, int> fds_;  // source files opened for copies, by path
   const Entry* current_ = nullptr;  // the entry `stored_` holds
   at::Tensor stored_;
 };

@@ -574,6 +574,13 @@ void File::populate(const TensorInfo& tensor, uint64_t offset, uint64_t bytes) c
   ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
 }
 
+uint64_t File::file_offset(const TensorInfo& tensor) const {
+  const auto base = reinterpret_cast<uintptr_t>(map_), begin = reinterpret_cast<uintptr_t>(tensor.data);
+  ST_CHECK(map_ && begin >= base && begin - base + tensor.nbytes <= map_size_, "tensor '", tensor.name,
+           "' does not belong to ", path_);
+  return begin - base;
+}
+
 void File::release(const TensorInfo& tensor) const {
   if (tensor.nbytes == 0) return;
   const auto base = reinterpret_cast<uintptr_t>(map_);
@@ -613,15 +620,29 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
       file.write(tensors[i].data, tensors[i].nbytes);
       continue;
     }
-    size_t written = 0;
-    source(indices[i], [&](const void* data, size_t bytes) {
-      ST_CHECK(written + bytes <= tensors[i].nbytes, "tensor '", tensors[i].name, "': more bytes than ",
-               tensors[i].nbytes);
-      file.write(data, bytes);
-      written += bytes;
-    });
-    ST_CHECK(written == tensors[i].nbytes, "tensor '", tensors[i].name, "': ", written, " bytes written of ",
-             tensors[i].nbytes);
+    struct Sink : TensorSink {
+      AtomicFile& file;
+      const TensorToWrite& tensor;
+      size_t written = 0;
+      Sink(AtomicFile& f, const TensorToWrite& t) : file(f), tensor(t) {}
+      void count(uint64_t bytes) {
+        ST_CHECK(written + bytes <= tensor.nbytes, "tensor '", tensor.name, "': more bytes than ", tensor.nbytes);
+      }
+      void write(const void* data, size_t bytes) override {
+        count(bytes);
+        file.write(data, bytes);
+        written += bytes;
+      }
+      bool copy(int fd, uint64_t offset, uint64_t bytes) override {
+        count(bytes);
+        if (!file.append_copy(fd, offset, bytes)) return false;
+        written += bytes;
+        return true;
+      }
+    } sink(file, tensors[i]);
+    source(indices[i], sink);
+    ST_CHECK(sink.written == tensors[i].nbytes, "tensor '", tensors[i].name, "': ", sink.written,
+             " bytes written of ", tensors[i].nbytes);
   }
   file.commit();
 }

@@ -118,6 +118,9 @@ class File {
   /// streaming a model out several times slower. A kernel without it (< 5.14)
   /// just takes the faults.
   void populate(const TensorInfo& tensor, uint64_t offset, uint64_t bytes) const;
+  /// Where the tensor's bytes start in the file (for copying them whole
+  /// with copy_file_range, as export does with tensors it writes unchanged).
+  uint64_t file_offset(const TensorInfo& tensor) const;
 
  private:
   void unmap() noexcept;
@@ -167,14 +170,24 @@ std::vector<std::string> write_sharded(const std::string& dir,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata = {});
 
+/// Where a TensorSource puts a tensor's bytes: written in pieces of any
+/// size, or copied from a file by the kernel.
+class TensorSink {
+ public:
+  virtual ~TensorSink() = default;
+  virtual void write(const void* data, size_t bytes) = 0;
+  /// Copies `bytes` of `fd` from `offset` (kernel_copy); false, with nothing
+  /// written, where the kernel cannot: write them instead.
+  virtual bool copy(int fd, uint64_t offset, uint64_t bytes) = 0;
+};
+
 /// Hands the bytes of tensor `index` (of the list given to write_sharded)
-/// to `write`, in one or more pieces that add up to exactly its size, when
-/// its turn to be written comes: once per tensor, in the order of the
-/// shards (a tensor over the limit gets its shard before the open one is
-/// written). Lets a writer stream a model tensor by tensor, and a large
-/// tensor in row blocks (merge, export), instead of holding all of it.
-using ChunkWriter = std::function<void(const void* data, size_t bytes)>;
-using TensorSource = std::function<void(size_t index, const ChunkWriter& write)>;
+/// to `sink`, in pieces that add up to exactly its size, when its turn to
+/// be written comes: once per tensor, in the order of the shards (a tensor
+/// over the limit gets its shard before the open one is written). Lets a
+/// writer stream a model tensor by tensor, and a large tensor in row
+/// blocks (merge, export), instead of holding all of it.
+using TensorSource = std::function<void(size_t index, TensorSink& sink)>;
 
 /// write_sharded with the tensors' bytes taken from `source` (their data
 /// pointers are ignored): the same files, with no more than one tensor's

@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <cstring>
@@ -399,12 +401,12 @@ TEST(SafetensorsShard, StreamedBytesGiveTheSameFiles) {
   std::vector<size_t> asked;
   // Each tensor handed over in pieces of 7 bytes, one piece in memory at a
   // time, as a streaming writer converts blocks of rows.
-  const auto names = write_sharded(streamed, shapes_only, 100, {}, [&](size_t i, const ChunkWriter& write) {
+  const auto names = write_sharded(streamed, shapes_only, 100, {}, [&](size_t i, TensorSink& sink) {
     asked.push_back(i);
     for (size_t at = 0; at < buffers[i].size(); at += 7) {
       const std::vector<unsigned char> piece(buffers[i].begin() + at,
                                              buffers[i].begin() + std::min(buffers[i].size(), at + 7));
-      write(piece.data(), piece.size());
+      sink.write(piece.data(), piece.size());
     }
   });
   ASSERT_EQ(names.size(), 4u);
@@ -415,12 +417,44 @@ TEST(SafetensorsShard, StreamedBytesGiveTheSameFiles) {
     EXPECT_EQ(read_file(streamed + "/" + name), read_file(direct + "/" + name)) << name;
 }
 
+TEST(SafetensorsShard, KernelCopiedBytesGiveTheSameFiles) {
+  // Every other tensor copied from a file by the kernel (export's path for
+  // tensors written as stored), the rest written: the same files.
+  std::vector<std::vector<unsigned char>> buffers;
+  const auto tensors = sized_tensors({40, 200, 40, 40, 40, 0}, buffers);
+  const std::string direct = test_dir() + "/direct", copied = test_dir() + "/copied";
+  write_sharded(direct, tensors, 100);
+  const std::string source = test_dir() + "/source.bin";
+  std::vector<uint64_t> offsets;
+  {
+    std::ofstream out(source, std::ios::binary);
+    out << "prefix";  // unaligned offsets, as in a safetensors file
+    for (const auto& b : buffers) {
+      offsets.push_back(static_cast<uint64_t>(out.tellp()));
+      out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    }
+  }
+  const int fd = ::open(source.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::vector<TensorToWrite> shapes_only = tensors;
+  for (auto& t : shapes_only) t.data = nullptr;
+  int kernel_copies = 0;
+  const auto names = write_sharded(copied, shapes_only, 100, {}, [&](size_t i, TensorSink& sink) {
+    if (i % 2 == 0 && sink.copy(fd, offsets[i], buffers[i].size())) ++kernel_copies;
+    else sink.write(buffers[i].data(), buffers[i].size());
+  });
+  ::close(fd);
+  EXPECT_GT(kernel_copies, 0);
+  for (const std::string& name : names)
+    EXPECT_EQ(read_file(copied + "/" + name), read_file(direct + "/" + name)) << name;
+}
+
 TEST(SafetensorsShard, AStreamThatFallsShortIsAnError) {
   std::vector<std::vector<unsigned char>> buffers;
   auto tensors = sized_tensors({40}, buffers);
   const std::string dir = test_dir();
   try {
-    write_sharded(dir, tensors, 100, {}, [&](size_t i, const ChunkWriter& write) { write(buffers[i].data(), 39); });
+    write_sharded(dir, tensors, 100, {}, [&](size_t i, TensorSink& sink) { sink.write(buffers[i].data(), 39); });
     ADD_FAILURE() << "a short stream was written";
   } catch (const InternalError& e) {
     EXPECT_NE(std::string(e.what()).find("39 bytes written of 40"), std::string::npos) << e.what();
