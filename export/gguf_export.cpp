@@ -205,8 +205,9 @@ ExportReport export_gguf(const ExportOptions& options) {
     infos.push_back(std::move(info));
   }
 
-  // Streamed in blocks of rows: merged (with adapters) in fp32, permuted
-  // (whole heads per block), converted with one rounding, written, and
+  // A tensor written exactly as stored is copied by the kernel; any other
+  // is streamed in blocks of rows: merged (with adapters) in fp32, permuted
+  // (whole heads per block), converted with one rounding, written. Each is
   // checksummed for the read-back.
   std::vector<std::string> checksums;
   if (const fs::path parent = fs::path(options.out_path).parent_path(); !parent.empty()) fs::create_directories(parent);
