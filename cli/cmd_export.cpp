@@ -74,7 +74,7 @@ int run_export(int argc, char** argv) {
   args.repeated("weight", "W", "the weight of the adapter at the same position [default: 1 each]", &weights);
   args.option("out", "PATH", "the dir (hf) or .gguf file (gguf) to write", &out, true);
   args.option("format", "F", "hf or gguf [default: gguf when --out ends in .gguf, else hf]", &format);
-  args.option("dtype", "TYPE", "float32, float16, bfloat16 or (gguf) q8_0 [default: bfloat16]", &dtype);
+  args.option("dtype", "TYPE", "float32, float16, bfloat16 or (gguf) q8_0", &dtype);
   args.option("max-shard-mb", "N", "hf: shard size limit in MB (transformers' max_shard_size)", &max_shard_mb);
   args.flag("force", "replace an existing --out", &force);
   if (!args.parse(argc, argv)) return 0;
