@@ -14,13 +14,17 @@ namespace st::cli {
 
 namespace {
 
+void print_merged(size_t adapters, int64_t tensors) {
+  if (adapters > 0)
+    std::printf("merged %zu adapter(s) on the way into %lld tensors (fp32, one rounding)\n", adapters,
+                static_cast<long long>(tensors));
+}
+
 void export_gguf_file(const std::string& model, const std::vector<lora::WeightedAdapter>& adapters,
                       const std::string& out, const std::string& dtype, bool force) {
   gguf::ExportOptions options{model, adapters, out, dtype, force};
   const gguf::ExportReport report = gguf::export_gguf(options);
-  if (!adapters.empty())
-    std::printf("merged %zu adapter(s) on the way into %lld tensors (fp32, one rounding)\n", adapters.size(),
-                static_cast<long long>(report.merged_tensors));
+  print_merged(adapters.size(), report.merged_tensors);
   for (const std::string& f : report.fallbacks) std::printf("q8_0 cannot hold %s: written as f16\n", f.c_str());
   std::printf("verified %lld tensors (%.1f MB) read back from %s: header, offsets, alignment, bytes\n",
               static_cast<long long>(report.tensors), static_cast<double>(report.bytes) / 1e6, out.c_str());
@@ -38,9 +42,7 @@ void export_hf_dir(const std::string& model, const std::vector<lora::WeightedAda
   options.force = force;
   const hf::ExportReport report = hf::export_hf(options);
   const lora::MergeReport& m = report.merge;
-  if (!adapters.empty())
-    std::printf("merged %zu adapter(s) on the way into %lld tensors (fp32, one rounding)\n", adapters.size(),
-                static_cast<long long>(m.merged_tensors));
+  print_merged(adapters.size(), m.merged_tensors);
   std::printf("verified %lld tensors (%.1f MB) read back from %s: headers, shapes, bytes\n",
               static_cast<long long>(m.tensors), static_cast<double>(m.bytes_verified) / 1e6, out.c_str());
   if (m.checked)

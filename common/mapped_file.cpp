@@ -39,13 +39,18 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void MappedFile::populate(size_t offset, size_t bytes) const {
-  if (!data_ || bytes == 0 || offset >= size_) return;
+void populate_pages(const void* data, size_t bytes) {
+  if (!data || bytes == 0) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(data_) + offset;
+  const auto begin = reinterpret_cast<uintptr_t>(data);
   const uintptr_t lo = begin / page * page;
-  const uintptr_t hi = reinterpret_cast<uintptr_t>(data_) + std::min(size_, offset + bytes);
-  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+  // Advice only: EINVAL on kernels before 5.14 leaves the faults to the reader.
+  ::madvise(reinterpret_cast<void*>(lo), begin + bytes - lo, MADV_POPULATE_READ);
+}
+
+void MappedFile::populate(size_t offset, size_t bytes) const {
+  if (offset >= size_) return;
+  populate_pages(data_ + offset, std::min(bytes, size_ - offset));
 }
 
 }  // namespace st

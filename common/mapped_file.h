@@ -9,6 +9,11 @@
 
 namespace st {
 
+/// Maps the pages under [data, data + bytes) of a file mapping into the
+/// process's page tables in one call (madvise MADV_POPULATE_READ) instead of
+/// a fault per page. Advice only: kernels before 5.14 take the faults.
+void populate_pages(const void* data, size_t bytes);
+
 class MappedFile {
  public:
   /// st::Error naming `path` when it cannot be opened or mapped.
@@ -19,9 +24,7 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
-  /// Maps bytes [offset, offset + bytes) into the page tables in one call
-  /// (madvise MADV_POPULATE_READ) instead of a fault per page; advice only
-  /// (kernels before 5.14 take the faults).
+  /// populate_pages over bytes [offset, offset + bytes) of the file.
   void populate(size_t offset, size_t bytes) const;
 
  private:

@@ -14,11 +14,6 @@ namespace fs = std::filesystem;
 
 namespace st::datasets {
 
-// The cache's arrays, mapped read-only.
-struct TokenCache::Mapping : MappedFile {
-  using MappedFile::MappedFile;
-};
-
 TokenCache TokenCache::open(const std::string& dir) {
   TokenCache cache;
   cache.dir_ = dir;
@@ -28,9 +23,9 @@ TokenCache TokenCache::open(const std::string& dir) {
   } catch (const Json::exception& e) {
     fail("token cache: ", meta_path, " is not valid JSON: ", e.what());
   }
-  cache.ids_ = std::make_shared<Mapping>((fs::path(dir) / "ids.bin").string());
-  cache.mask_ = std::make_shared<Mapping>((fs::path(dir) / "mask.bin").string());
-  cache.offsets_ = std::make_shared<Mapping>((fs::path(dir) / "offsets.bin").string());
+  cache.ids_ = std::make_shared<MappedFile>((fs::path(dir) / "ids.bin").string());
+  cache.mask_ = std::make_shared<MappedFile>((fs::path(dir) / "mask.bin").string());
+  cache.offsets_ = std::make_shared<MappedFile>((fs::path(dir) / "offsets.bin").string());
   if (cache.ids_->size() % 4 != 0) fail("token cache: ", dir, "/ids.bin size is not a multiple of 4");
   cache.token_count_ = cache.ids_->size() / 4;
   if (cache.mask_->size() != cache.token_count_)

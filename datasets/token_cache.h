@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapped_file.h"
 #include "datasets/batching.h"
 #include "datasets/records.h"
 #include "datasets/sample_encoder.h"
@@ -44,10 +45,9 @@ class TokenCache {
   const std::string& dir() const { return dir_; }
 
  private:
-  struct Mapping;
   std::string dir_;
   Json meta_;
-  std::shared_ptr<Mapping> ids_, mask_, offsets_;
+  std::shared_ptr<MappedFile> ids_, mask_, offsets_;
   size_t sequence_count_ = 0, token_count_ = 0;
 };
 

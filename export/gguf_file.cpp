@@ -303,36 +303,38 @@ void Writer::write_tensor(std::span<const uint8_t> bytes) {
   write_tensor_part(bytes);
 }
 
+const TensorInfo& Writer::start_part() {
+  ST_CHECK(next_ < tensors_.size(), "more tensor bytes written than declared");
+  const TensorInfo& t = tensors_[next_];
+  if (written_ == 0) {  // the padding up to the tensor's aligned offset
+    const std::string padding(data_start_ + t.offset - static_cast<uint64_t>(out_.tellp()), '\0');
+    out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
+  }
+  return t;
+}
+
+void Writer::end_part(uint64_t bytes) {
+  written_ += bytes;
+  if (written_ == tensors_[next_].bytes()) {
+    ++next_;
+    written_ = 0;
+  }
+}
+
 void Writer::write_tensor_part(std::span<const uint8_t> bytes) {
   while (!bytes.empty()) {
-    ST_CHECK(next_ < tensors_.size(), "more tensor bytes written than declared");
-    const TensorInfo& t = tensors_[next_];
-    if (written_ == 0) {
-      const uint64_t at = data_start_ + t.offset;
-      const std::string padding(at - static_cast<uint64_t>(out_.tellp()), '\0');
-      out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
-    }
+    const TensorInfo& t = start_part();
     const uint64_t take = std::min<uint64_t>(bytes.size(), t.bytes() - written_);
     out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(take));
     if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
     bytes = bytes.subspan(take);
-    written_ += take;
-    if (written_ == t.bytes()) {
-      ++next_;
-      written_ = 0;
-    }
+    end_part(take);
   }
 }
 
 bool Writer::copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t bytes) {
-  ST_CHECK(next_ < tensors_.size() && written_ + bytes <= tensors_[next_].bytes(), "copy of ", bytes,
-           " bytes past the declared tensors");
-  const TensorInfo& t = tensors_[next_];
-  if (written_ == 0) {
-    const uint64_t at = data_start_ + t.offset;
-    const std::string padding(at - static_cast<uint64_t>(out_.tellp()), '\0');
-    out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
-  }
+  const TensorInfo& t = start_part();
+  ST_CHECK(written_ + bytes <= t.bytes(), "copy of ", bytes, " bytes past tensor ", t.name);
   out_.flush();
   if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
   if (copy_fd_ < 0) copy_fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CLOEXEC);
@@ -340,11 +342,7 @@ bool Writer::copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t by
   const uint64_t to = data_start_ + t.offset + written_;
   if (!kernel_copy(source_fd, source_offset, copy_fd_, to, bytes, tmp_)) return false;
   out_.seekp(static_cast<std::streamoff>(to + bytes));
-  written_ += bytes;
-  if (written_ == t.bytes()) {
-    ++next_;
-    written_ = 0;
-  }
+  end_part(bytes);
   return true;
 }
 

@@ -93,6 +93,11 @@ class Writer {
   std::vector<TensorInfo> tensors_;
   uint64_t alignment_, data_start_ = 0;
   size_t next_ = 0;
+  /// The tensor the next bytes belong to, its padding written first.
+  const TensorInfo& start_part();
+  /// `bytes` of it written: on to the next tensor when it is complete.
+  void end_part(uint64_t bytes);
+
   uint64_t written_ = 0;  // of tensor next_
   int copy_fd_ = -1;      // tmp_ opened for copy_file_range, on the first copy
   bool finished_ = false;

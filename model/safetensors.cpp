@@ -21,6 +21,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 
 namespace st::safetensors {
 namespace {
@@ -565,13 +566,7 @@ const TensorInfo& File::at(const std::string& name) const {
 
 void File::populate(const TensorInfo& tensor, uint64_t offset, uint64_t bytes) const {
   ST_CHECK(offset + bytes <= tensor.nbytes, "bytes ", offset, "+", bytes, " outside tensor '", tensor.name, "'");
-  if (bytes == 0 || !map_) return;
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(tensor.data) + offset;
-  const uintptr_t lo = begin / page * page;
-  const uintptr_t hi = (begin + bytes + page - 1) / page * page;
-  // Advice only: EINVAL on kernels before 5.14 leaves the faults to the copy.
-  ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+  if (map_) populate_pages(tensor.data + offset, bytes);
 }
 
 uint64_t File::file_offset(const TensorInfo& tensor) const {
@@ -625,16 +620,16 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
       const TensorToWrite& tensor;
       size_t written = 0;
       Sink(AtomicFile& f, const TensorToWrite& t) : file(f), tensor(t) {}
-      void count(uint64_t bytes) {
+      void check_room(uint64_t bytes) {
         ST_CHECK(written + bytes <= tensor.nbytes, "tensor '", tensor.name, "': more bytes than ", tensor.nbytes);
       }
       void write(const void* data, size_t bytes) override {
-        count(bytes);
+        check_room(bytes);
         file.write(data, bytes);
         written += bytes;
       }
       bool copy(int fd, uint64_t offset, uint64_t bytes) override {
-        count(bytes);
+        check_room(bytes);
         if (!file.append_copy(fd, offset, bytes)) return false;
         written += bytes;
         return true;

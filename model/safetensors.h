@@ -111,12 +111,9 @@ class File {
   /// never holds two copies of the weights. The bytes stay readable: touching
   /// them again re-reads the file.
   void release(const TensorInfo& tensor) const;
-  /// Maps bytes [offset, offset + bytes) of the tensor's span into this
-  /// process's page tables in one call (madvise MADV_POPULATE_READ), before
-  /// they are handed to write(): a write from unmapped pages of a mapping
-  /// faults them in one at a time inside the kernel's copy, which made
-  /// streaming a model out several times slower. A kernel without it (< 5.14)
-  /// just takes the faults.
+  /// populate_pages (common/mapped_file.h) over bytes [offset, offset +
+  /// bytes) of the tensor's span, before they are converted or hashed: one
+  /// call instead of a fault per page.
   void populate(const TensorInfo& tensor, uint64_t offset, uint64_t bytes) const;
   /// Where the tensor's bytes start in the file (for copying them whole
   /// with copy_file_range, as export does with tensors it writes unchanged).
