@@ -286,6 +286,12 @@ Writer::Writer(std::string path, const Metadata& metadata, std::vector<TensorInf
   out_.open(tmp_, std::ios::binary | std::ios::trunc);
   if (!out_) fail("cannot write ", tmp_);
   out_.write(header.data.data(), static_cast<std::streamsize>(header.data.size()));
+  // The file ends at an aligned offset, as gguf-py writes it.
+  file_size_ = data_start_ + offset;
+  flush();
+  std::error_code ec;
+  fs::resize_file(tmp_, file_size_, ec);
+  if (ec) fail("cannot size ", tmp_, " to ", file_size_, " bytes: ", ec.message());
 }
 
 Writer::~Writer() {
@@ -346,14 +352,15 @@ bool Writer::copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t by
   return true;
 }
 
-void Writer::finish() {
-  ST_CHECK(next_ == tensors_.size() && written_ == 0, next_, " of ", tensors_.size(), " tensors written");
-  // The file ends at an aligned offset, as gguf-py writes it.
-  const uint64_t end = align_up(static_cast<uint64_t>(out_.tellp()), alignment_);
-  const std::string padding(end - static_cast<uint64_t>(out_.tellp()), '\0');
-  out_.write(padding.data(), static_cast<std::streamsize>(padding.size()));
+void Writer::flush() {
   out_.flush();
   if (!out_) fail("writing ", tmp_, " failed (disk full?)");
+}
+
+void Writer::finish() {
+  ST_CHECK(next_ == tensors_.size() && written_ == 0, next_, " of ", tensors_.size(), " tensors written");
+  flush();
+  ST_CHECK(fs::file_size(tmp_) == file_size_, tmp_, " holds ", fs::file_size(tmp_), " bytes, not ", file_size_);
   out_.close();
   if (copy_fd_ >= 0) ::close(std::exchange(copy_fd_, -1));
   fs::rename(tmp_, path_);

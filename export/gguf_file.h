@@ -83,15 +83,23 @@ class Writer {
   /// False, with nothing written, where the kernel cannot: write the bytes
   /// instead.
   bool copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t bytes);
+  /// Hands the bytes written so far to the file (a tensor's bytes can then
+  /// be read back from temp_path() before finish()).
+  void flush();
   /// Flushes and renames the file into place. Throws if a tensor is missing.
   void finish();
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  /// The file being written: sized to its final size from the start, so it
+  /// can be mapped whole while the tensors come.
+  const std::string& temp_path() const { return tmp_; }
+  /// Where the tensors' data starts in the file (their offsets count from it).
+  uint64_t data_start() const { return data_start_; }
 
  private:
   std::string path_, tmp_;
   std::ofstream out_;
   std::vector<TensorInfo> tensors_;
-  uint64_t alignment_, data_start_ = 0;
+  uint64_t alignment_, data_start_ = 0, file_size_ = 0;
   size_t next_ = 0;
   /// The tensor the next bytes belong to, its padding written first.
   const TensorInfo& start_part();

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "common/atomic_dir.h"
 #include "common/atomic_file.h"
 #include "common/checksum.h"
+#include "common/parallel_each.h"
 #include "common/error.h"
 #include "lora/adapter.h"
 #include "lora/lora_linear.h"
@@ -44,12 +46,13 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
   for (const MergedWeights::Entry& e : entries)
     plan.push_back({e.info->name, out_dtype, e.info->shape, nullptr,
                     sf::tensor_nbytes(out_dtype, e.info->shape, cat(e.file->path(), ": tensor \"", e.info->name, "\""))});
-  std::vector<std::string> checksums(entries.size());
+  std::vector<Checksum> checksums(entries.size());
+  SerialWorker hasher;  // hashes copied tensors while the next ones are written
   auto source = [&](size_t i, sf::TensorSink& sink) {
     const MergedWeights::Entry& e = entries[i];
-    Checksum checksum;
+    Checksum& checksum = checksums[i];
     const auto write = [&](const void* data, size_t bytes) { sink.write(data, bytes); };
-    if (!weights.write_unchanged(e, out_dtype, checksum,
+    if (!weights.write_unchanged(e, out_dtype, checksum, hasher,
                                  [&](int fd, uint64_t offset, uint64_t bytes) { return sink.copy(fd, offset, bytes); },
                                  write)) {
       const int64_t rows = e.info->shape.empty() ? 1 : e.info->shape[0];
@@ -61,31 +64,35 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
       }
       weights.release(e);
     }
-    checksums[i] = checksum.hex();
   };
   sf::write_sharded(dir, plan, options.max_shard_bytes, {{"format", "pt"}}, source);
+  hasher.finish();
   report.tensors = static_cast<int64_t>(plan.size());
   for (const MergedWeights::Entry& e : entries) report.merged_tensors += e.adapters ? 1 : 0;
 
   // Read back: every tensor's header entry and bytes, from the files written.
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < plan.size(); ++i) index[plan[i].name] = i;
-  size_t seen = 0;
+  std::vector<std::unique_ptr<sf::File>> files;
+  std::vector<std::pair<const sf::File*, const sf::TensorInfo*>> back;
   for (const std::string& path : weight_files(dir).files) {
-    const sf::File file(path);
-    for (const sf::TensorInfo& info : file.tensors()) {
+    files.push_back(std::make_unique<sf::File>(path));
+    for (const sf::TensorInfo& info : files.back()->tensors()) {
       auto it = index.find(info.name);
       if (it == index.end() || info.dtype != out_dtype || info.shape != plan[it->second].shape)
         fail(path, ": tensor ", info.name, " does not read back as written");
-      file.populate(info, 0, info.nbytes);
-      if (bytes_checksum(info.data, info.nbytes) != checksums[it->second])
-        fail(path, ": tensor ", info.name, " reads back other bytes than were written");
-      file.release(info);
-      ++seen;
+      back.emplace_back(files.back().get(), &info);
       report.bytes_verified += info.nbytes;
     }
   }
-  if (seen != plan.size()) fail(dir, ": ", seen, " tensors read back of ", plan.size(), " written");
+  if (back.size() != plan.size()) fail(dir, ": ", back.size(), " tensors read back of ", plan.size(), " written");
+  parallel_each(back.size(), at::get_num_threads(), [&](size_t i) {
+    const auto& [file, info] = back[i];
+    file->populate(*info, 0, info->nbytes);
+    if (bytes_checksum(info->data, info->nbytes) != checksums[index.at(info->name)].hex())
+      fail(file->path(), ": tensor ", info->name, " reads back other bytes than were written");
+    file->release(*info);
+  });
 }
 
 // A fixed probe batch: BOS, then ids drawn over the whole vocabulary.

@@ -90,7 +90,7 @@ MergedWeights::~MergedWeights() {
   for (const auto& [_, fd] : fds_) ::close(fd);
 }
 
-bool MergedWeights::write_unchanged(const Entry& entry, sf::DType dtype, Checksum& checksum,
+bool MergedWeights::write_unchanged(const Entry& entry, sf::DType dtype, Checksum& checksum, SerialWorker& hasher,
                                     const std::function<bool(int, uint64_t, uint64_t)>& copy,
                                     const std::function<void(const void*, size_t)>& write) {
   if (entry.adapters || entry.info->dtype != dtype) return false;
@@ -102,10 +102,19 @@ bool MergedWeights::write_unchanged(const Entry& entry, sf::DType dtype, Checksu
     if (fd < 0) fail("cannot open ", file.path(), ": ", std::strerror(errno));
     it = fds_.emplace(file.path(), fd).first;
   }
-  file.populate(info, 0, info.nbytes);
-  checksum.update(info.data, info.nbytes);
+  if (current_ == &entry) {
+    stored_ = at::Tensor();
+    current_ = nullptr;
+  }
+  // Hashed from the mapping on the worker while the kernel copies (hashed
+  // after the copy, it added half of cp's time); the worker then drops the
+  // pages. A fallback write() racing that drop only faults them back in.
+  hasher.post([&file, &info, &checksum] {
+    file.populate(info, 0, info.nbytes);
+    checksum.update(info.data, info.nbytes);
+    file.release(info);
+  });
   if (!copy(it->second, file.file_offset(info), info.nbytes)) write(info.data, info.nbytes);
-  release(entry);
   return true;
 }
 

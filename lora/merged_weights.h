@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/checksum.h"
+#include "common/serial_worker.h"
 #include "lora/lora_config.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -85,10 +86,11 @@ class MergedWeights {
   /// Where the entry goes out exactly as stored (no adapter, stored as
   /// `dtype`): hands its bytes over with `copy` (fd, offset, bytes: the
   /// kernel's copy from the source file, as cp copies) or, where that
-  /// cannot, with `write` from the mapping; adds them to `checksum`,
-  /// releases the entry and returns true. Otherwise does nothing and
+  /// cannot, with `write` from the mapping; adds them to `checksum` on
+  /// `hasher`, which then releases the entry, and returns true (`checksum`
+  /// is complete after hasher.finish()). Otherwise does nothing and
   /// returns false: the caller converts it in blocks of rows.
-  bool write_unchanged(const Entry& entry, safetensors::DType dtype, Checksum& checksum,
+  bool write_unchanged(const Entry& entry, safetensors::DType dtype, Checksum& checksum, SerialWorker& hasher,
                        const std::function<bool(int, uint64_t, uint64_t)>& copy,
                        const std::function<void(const void*, size_t)>& write);
 
