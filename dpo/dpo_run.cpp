@@ -7,6 +7,7 @@
 #include "dpo/dpo_loss.h"
 #include "dpo/pair_batch.h"
 #include "dpo/reference.h"
+#include "distributed/join.h"
 #include "lora/lora_recipe.h"
 #include "lora/lora_training.h"
 #include "model/model_dir.h"
@@ -86,8 +87,8 @@ train::RunOutcome run_dpo(const Recipe& recipe, const train::LaunchOptions& laun
                                                                       const train::TrainingData& data) {
     set_up_reference(*reference, model, data, options, config, adapter_run);
   };
-  train::SingleProcess group;
-  return train::run_training(recipe, config, hooks, launch, group);
+  const auto group = distributed::process_group_for(config, "dpo");
+  return train::run_training(recipe, config, hooks, launch, *group);
 }
 
 }  // namespace st::dpo

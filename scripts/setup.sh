@@ -15,7 +15,8 @@ build_dir=${ST_BUILD_DIR:-build}
 
 debian_packages=(build-essential cmake ninja-build ccache pkg-config python3-venv
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libtomlplusplus-dev
-  libgtest-dev zlib1g-dev libicu-dev libsimdjson-dev libssl-dev libxxhash-dev)
+  libgtest-dev zlib1g-dev libicu-dev libsimdjson-dev libssl-dev libxxhash-dev
+  libgloo-dev)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 #include "sft/sft_run.h"
 
+#include "distributed/join.h"
 #include "lora/lora_recipe.h"
 #include "lora/lora_training.h"
 #include "sft/sft_loss.h"
@@ -21,8 +22,8 @@ train::RunOutcome run_sft(const Recipe& recipe, const train::LaunchOptions& laun
     hooks.name = "sft (LoRA)";
     lora::use_lora(hooks, *lora_recipe);
   }
-  train::SingleProcess group;
-  return train::run_training(recipe, config, hooks, launch, group);
+  const auto group = distributed::process_group_for(config, "sft");
+  return train::run_training(recipe, config, hooks, launch, *group);
 }
 
 }  // namespace st::sft

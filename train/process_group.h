@@ -1,13 +1,16 @@
 // The processes a run trains across: where a multi-process run reduces the
 // step's normalizer, its gradients (before the norm and clipping), its
-// metrics and its finite flag. Today one process (SingleProcess, where every
-// reduction is the identity); the multi-process issue adds a c10d-backed
-// group behind the same calls, and nothing else in the step changes.
+// metrics and its finite flag, agrees on stopping, and orders the work only
+// one process does (rank 0 prepares the shared caches and writes the run
+// dir; the others wait). SingleProcess is one process, where every
+// reduction is the identity; distributed/c10d_group.h is the c10d-backed
+// group of a torchrun or srun launch.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace st::train {
@@ -17,12 +20,27 @@ class ProcessGroup {
   virtual ~ProcessGroup() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  /// "1 process", or how many, over which backend, launched by what.
+  virtual std::string description() const = 0;
   /// Sums each tensor over the processes, in place.
   virtual void all_reduce_sum(const std::vector<at::Tensor>& tensors) = 0;
   /// The sum of `values` (element-wise) over the processes.
   virtual std::vector<double> sum_values(std::vector<double> values) = 0;
   /// True when `value` is true on every process.
   virtual bool all_true(bool value) = 0;
+  /// Every process's `text`, by rank.
+  virtual std::vector<std::string> all_gather_strings(const std::string& text) = 0;
+  /// Returns when every process has called it.
+  virtual void barrier() = 0;
+  /// Marks `what` done on this process (rank 0's shared setup) ...
+  virtual void announce(const std::string& what) = 0;
+  /// ... and waits, however long it takes, until rank 0 announced `what`;
+  /// throws st::Error with its message if a process reported a failure.
+  virtual void wait_for_rank0(const std::string& what) = 0;
+  /// Leaves this process's failure for the others to name (best effort).
+  virtual void report_failure(const std::string& message) = 0;
+  /// "rank R: message" of a process that reported a failure, or "".
+  virtual std::string peer_failure() = 0;
 };
 
 /// One process: rank 0 of 1; reductions return their input.
@@ -30,9 +48,16 @@ class SingleProcess : public ProcessGroup {
  public:
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
+  std::string description() const override { return "1 process"; }
   void all_reduce_sum(const std::vector<at::Tensor>&) override {}
   std::vector<double> sum_values(std::vector<double> values) override { return values; }
   bool all_true(bool value) override { return value; }
+  std::vector<std::string> all_gather_strings(const std::string& text) override { return {text}; }
+  void barrier() override {}
+  void announce(const std::string&) override {}
+  void wait_for_rank0(const std::string&) override {}
+  void report_failure(const std::string&) override {}
+  std::string peer_failure() override { return ""; }
 };
 
 }  // namespace st::train

@@ -91,8 +91,9 @@ struct Evaluation {
   double loss = std::nan("");
   std::map<std::string, double> metrics;
 };
+// Each process evaluates every world_size-th batch; the sums are added up.
 Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets::BatchOptions& options,
-                    int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id) {
+                    int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id, ProcessGroup& group) {
   at::NoGradGuard no_grad;
   const auto plan = datasets::plan_epoch(split.lengths, split.members, options, 0);
   const size_t used = max_batches > 0 ? std::min(plan.size(), static_cast<size_t>(max_batches)) : plan.size();
@@ -106,7 +107,8 @@ Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets:
   double sum = 0;
   int64_t count = 0;
   std::map<std::string, double> metric_sums;
-  for (size_t b = 0; b < used; ++b) {
+  const size_t processes = static_cast<size_t>(group.world_size());
+  for (size_t b = static_cast<size_t>(group.rank()); b < used; b += processes) {
     const datasets::Batch batch = datasets::materialize(plan[b], split.view, options, pad_id);
     const int64_t items = hooks.items(batch);
     if (items == 0) continue;
@@ -114,6 +116,16 @@ Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets:
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
     count += items;
+  }
+  if (processes > 1) {
+    agree_metric_names(group, metric_sums);
+    std::vector<double> sums{sum, static_cast<double>(count)};
+    for (const auto& [name, value] : metric_sums) sums.push_back(value);
+    sums = group.sum_values(sums);
+    sum = sums[0];
+    count = static_cast<int64_t>(sums[1]);
+    size_t k = 2;
+    for (auto& [name, value] : metric_sums) value = sums[k++];
   }
   Evaluation result;
   if (count == 0) return result;
@@ -183,11 +195,16 @@ void write_plot(const std::string& run_dir, const std::vector<nlohmann::json>& r
 class TrainingRun {
  public:
   TrainingRun(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks, ProcessGroup& group)
-      : recipe_(recipe), config_(config), hooks_(hooks), group_(group), run_dir_(config.output_dir) {}
+      : recipe_(recipe), config_(config), hooks_(hooks), group_(group), run_dir_(config.output_dir),
+        lead_(group.rank() == 0) {}
 
   // False when a stop was asked for during setup (which then writes
   // nothing); the stages in between are the points where it is noticed.
   bool setup(const LaunchOptions& launch) {
+    // Rank 0 sets up first: it builds what the processes share (the token
+    // caches, DPO's precomputed reference) and opens the run dir; the others
+    // then find all of it in place and reuse it.
+    if (!lead_) group_.wait_for_rank0("setup");
     find_checkpoint(launch);
     if (config_.threads > 0) at::set_num_threads(static_cast<int>(config_.threads));
     device_ = pick_device(config_.device);
@@ -198,21 +215,30 @@ class TrainingRun {
     if (StopRequest::signal()) return false;
     setup_plan();
     if (StopRequest::signal()) return false;
-    open_run_dir(launch);
+    if (lead_) {
+      open_run_dir(launch);
+      group_.announce("setup");
+    }
     return true;
   }
 
   bool finished() const { return position_.step >= total_steps_; }
+  /// The signal that stopped the run on some process (every process stops
+  /// at the same step), or 0.
+  int stop_signal() const { return stop_signal_; }
 
   void train() {
     const auto start = Clock::now();
-    while (position_.step < total_steps_ && !StopRequest::signal()) {
+    while (position_.step < total_steps_) {
+      // One process stops at once; several agree after each step (step()).
+      if (group_.world_size() == 1) stop_signal_ = StopRequest::signal();
+      if (stop_signal_) break;
       step(start);
       const bool more = position_.step < total_steps_;
       if (config_.eval_every > 0 && position_.step % config_.eval_every == 0 && more) evaluate_now();
       if (config_.checkpoint_every > 0 && position_.step % config_.checkpoint_every == 0 && more) checkpoint();
     }
-    progress_->line_break();
+    line_break();
   }
 
   RunOutcome cleanup() {
@@ -220,22 +246,29 @@ class TrainingRun {
     // step already (its record is in metrics.jsonl).
     if (steps_this_run_ > 0 || last_checkpoint_step_ != position_.step) evaluate_now();
     checkpoint();
-    const std::string final_dir = write_final_dir();
-    if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
-    std::printf("final model: %s\n", final_dir.c_str());
+    std::string final_dir = (fs::path(run_dir_) / "final").string();
+    if (lead_) {
+      final_dir = write_final_dir();
+      if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
+      std::printf("final model: %s\n", final_dir.c_str());
+    }
+    // No process ends before rank 0 has written the final dir: a failure
+    // there fails every process.
+    group_.barrier();
     return {final_dir, 0};
   }
 
   // After SIGINT/SIGTERM: what a resume needs (the checkpoint at this
   // step), the metrics (flushed per line already) and the plot.
   RunOutcome stop(int signal) {
-    progress_->line_break();
+    line_break();
     if (position_.step == 0) {
       std::printf("stopped by %s before the first optimizer step: nothing to resume\n",
                   StopRequest::signal_name(signal));
     } else {
       checkpoint();
-      if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
+      if (config_.plot && lead_) write_plot(run_dir_, metrics_->records(), hooks_);
+      group_.barrier();
       std::printf("stopped by %s at step %lld of %lld; continue with --resume\n", StopRequest::signal_name(signal),
                   static_cast<long long>(position_.step), static_cast<long long>(total_steps_));
     }
@@ -243,6 +276,10 @@ class TrainingRun {
   }
 
  private:
+  void line_break() {
+    if (progress_) progress_->line_break();
+  }
+
   // The checkpoint to resume from and the settings it must share with this
   // recipe; every refusal happens before anything is written.
   void find_checkpoint(const LaunchOptions& launch) {
@@ -282,6 +319,12 @@ class TrainingRun {
            "not continue it exactly. Changed:", changes, "\nNothing was written. --resume may change only "
            "training.max_steps, training.epochs and the keys that change no result (sft --help).");
     }
+    // A global step is grad_accumulation micro-batches on each process.
+    const int64_t processes = state.value("processes", int64_t(1));
+    if (processes != group_.world_size())
+      fail("--resume: ", checkpoint_, " was written by a run of ", processes, " process", processes == 1 ? "" : "es",
+           "; resume it with as many (this run has ", group_.world_size(), "), so that each optimizer step takes "
+           "the same rows. Nothing was written.");
     auto same = [](const fs::path& a, const fs::path& b) {
       std::error_code ec;  // a path that does not exist is no other one
       return fs::equivalent(a, b, ec);
@@ -403,7 +446,11 @@ class TrainingRun {
     plan_ = datasets::plan_epoch(train_->lengths, train_->members, batching_, static_cast<uint64_t>(position_.epoch));
     if (plan_.empty()) fail("no training batches: the training split is empty");
     micro_per_epoch_ = static_cast<int64_t>(plan_.size());
-    const int64_t steps_per_epoch = (micro_per_epoch_ + config_.grad_accumulation - 1) / config_.grad_accumulation;
+    // One optimizer step takes grad_accumulation micro-batches on every
+    // process: the rows one process would take with grad_accumulation x
+    // processes, in the same order.
+    accumulation_ = config_.grad_accumulation * group_.world_size();
+    const int64_t steps_per_epoch = (micro_per_epoch_ + accumulation_ - 1) / accumulation_;
     total_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * steps_per_epoch;
     if (total_steps_ < position_.step)
       fail("--resume: ", checkpoint_, " is at step ", position_.step, " but this recipe trains ", total_steps_,
@@ -417,10 +464,11 @@ class TrainingRun {
             ? config_.warmup_steps
             : static_cast<int64_t>(std::ceil(config_.warmup_ratio * static_cast<double>(total_steps_)));
     schedule_ = Schedule{config_.schedule, warmup, total_steps_, config_.min_lr_ratio};
-    std::printf("%lld optimizer steps (%lld per epoch: %lld micro-batches of %lld rows, accumulation %lld)\n",
+    std::printf("%lld optimizer steps (%lld per epoch: %lld micro-batches of %lld rows, accumulation %lld%s)\n",
                 static_cast<long long>(total_steps_), static_cast<long long>(steps_per_epoch),
                 static_cast<long long>(micro_per_epoch_), static_cast<long long>(config_.micro_batch_rows),
-                static_cast<long long>(config_.grad_accumulation));
+                static_cast<long long>(config_.grad_accumulation),
+                group_.world_size() > 1 ? cat(" x ", group_.world_size(), " processes").c_str() : "");
   }
 
   // Everything checked: the run dir, its resolved recipe and its logs.
@@ -453,12 +501,16 @@ class TrainingRun {
     }
     const auto step_start = Clock::now();
     const int64_t first = position_.micro_batch;
-    const int64_t last = std::min(micro_per_epoch_, first + config_.grad_accumulation);
+    const int64_t last = std::min(micro_per_epoch_, first + accumulation_);
+    // This process's share of the step: every world_size-th micro-batch
+    // (an epoch's last step may leave a process none).
     std::vector<datasets::Batch> batches;
+    std::vector<int64_t> indices;  // in the step, as one process would count them
     std::map<std::string, double> input_counts;
     int64_t items = 0;
     size_t tokens = 0;
-    for (int64_t m = first; m < last; ++m) {
+    for (int64_t m = first + group_.rank(); m < last; m += group_.world_size()) {
+      indices.push_back(m - first);
       batches.push_back(datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_));
       items += hooks_.items(batches.back());
       add_counts(hooks_, batches.back(), input_counts);
@@ -466,8 +518,10 @@ class TrainingRun {
     }
     const double lr = config_.optimizer.lr * schedule_.factor(position_.step);
     // Randomness inside the forward (LoRA's dropout) draws from a generator
-    // seeded by the step, so a resumed run repeats it exactly.
-    at::manual_seed(static_cast<uint64_t>(config_.data.seed) * 1000003u + static_cast<uint64_t>(position_.step));
+    // seeded by the step and the micro-batch, so a resumed run repeats it
+    // exactly, and a micro-batch draws the same on any process.
+    const uint64_t step_seed =
+        (static_cast<uint64_t>(config_.data.seed) * 1000003u + static_cast<uint64_t>(position_.step)) * 65537u;
     model_->set_training(true);
     StepInput input;
     input.micro_batches = static_cast<int64_t>(batches.size());
@@ -475,6 +529,7 @@ class TrainingRun {
     input.counts = std::move(input_counts);
     input.lm_head_weight = model_->lm_head_weight_name();
     input.loss = [&](int64_t i, const StepScale& scale) {
+      at::manual_seed(step_seed + static_cast<uint64_t>(indices[static_cast<size_t>(i)]));
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
     };
     int64_t widest = 0;
@@ -494,6 +549,14 @@ class TrainingRun {
     }
     position_.micro_batch = last;
     ++position_.step;
+    // The step's totals over the processes, and whether a process was asked
+    // to stop: all of them stop after the same step.
+    const int signal = StopRequest::signal();
+    const std::vector<double> totals = group_.sum_values(
+        {static_cast<double>(tokens), static_cast<double>(items), signal ? 1.0 : 0.0, static_cast<double>(signal)});
+    tokens = static_cast<size_t>(totals[0]);
+    items = static_cast<int64_t>(totals[1]);
+    if (totals[2] > 0) stop_signal_ = signal ? signal : static_cast<int>(totals[3] / totals[2]);
 
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
     tokens_seen_ += static_cast<double>(tokens);
@@ -505,15 +568,16 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
+    ++steps_this_run_;
+    if (!lead_) return;
     metrics_->write(record);
-    if (dump_) {
+    if (dump_) {  // rank 0's micro-batches (all of them in a one-process run)
       nlohmann::json micro = nlohmann::json::array();
       for (const auto& b : batches) micro.push_back(batch_json(b));
       *dump_ << nlohmann::json{{"step", position_.step}, {"micro_batches", micro}}.dump() << "\n";
       dump_->flush();
     }
-    ++steps_this_run_;
-    progress_->step(position_.step, position_.epoch, result.loss, lr, tokens_seen_ / elapsed,
+    if (progress_) progress_->step(position_.step, position_.epoch, result.loss, lr, tokens_seen_ / elapsed,
                     elapsed / static_cast<double>(steps_this_run_));
   }
 
@@ -523,7 +587,8 @@ class TrainingRun {
     const int64_t step = position_.step;
     const Evaluation evaluation = guard_allocation(
         cat("the evaluation at step ", step), "Lower training.micro_batch_rows or data.max_length.",
-        [&] { return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_); });
+        [&] { return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_, group_); });
+    if (!lead_) return;
     const double loss = evaluation.loss;
     nlohmann::json record{{"step", step}, {"eval_loss", loss}};
     if (hooks_.perplexity) record["eval_ppl"] = std::exp(loss);
@@ -532,7 +597,7 @@ class TrainingRun {
       record["samples"] =
           eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
     metrics_->write(record);
-    progress_->line_break();
+    line_break();
     std::string extra;
     char number[32];
     if (hooks_.perplexity) {
@@ -553,16 +618,21 @@ class TrainingRun {
 
   // The checkpoint of this step, unless it exists already (the one resumed
   // from, or one just written before a stop or the end).
+  // Rank 0 writes it: every process holds the same weights and optimizer
+  // state (the others' next collective waits for it).
   void checkpoint() {
     if (position_.step == last_checkpoint_step_) return;
+    last_checkpoint_step_ = position_.step;
+    if (!lead_) return;
     std::function<void(const std::string&)> write_adapter;
     if (hooks_.save_adapter) write_adapter = [&](const std::string& dir) { hooks_.save_adapter(*model_, dir); };
     const std::string dir = save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir,
                                             config_.keep_last,
-                                            {{"recipe_digest", digest_}, {"recipe_settings", settings_}},
+                                            {{"recipe_digest", digest_},
+                                             {"recipe_settings", settings_},
+                                             {"processes", group_.world_size()}},
                                             write_adapter);
-    last_checkpoint_step_ = position_.step;
-    progress_->line_break();
+    line_break();
     std::printf("checkpoint: %s\n", dir.c_str());
   }
 
@@ -628,6 +698,9 @@ class TrainingRun {
   const RecipeHooks& hooks_;
   ProcessGroup& group_;
   const std::string run_dir_;
+  const bool lead_;  // rank 0: the one process that writes the run dir and logs
+  int stop_signal_ = 0;
+  int64_t accumulation_ = 1;  // micro-batches per optimizer step over all processes
   std::string checkpoint_, settings_, digest_;
   int64_t last_checkpoint_step_ = -1;  // the step of the newest checkpoint this run wrote or resumed from
   at::Device device_ = at::kCPU;
@@ -654,17 +727,24 @@ class TrainingRun {
 RunOutcome run_training(const Recipe& recipe, const RunConfig& config, const RecipeHooks& hooks,
                         const LaunchOptions& launch, ProcessGroup& group) {
   StopRequest stop_request;
-  TrainingRun run(recipe, config, hooks, group);
-  if (!run.setup(launch)) {
-    const int signal = StopRequest::signal();
-    std::printf("stopped by %s during setup: nothing was written to %s\n", StopRequest::signal_name(signal),
-                config.output_dir.c_str());
-    return {"", signal};
+  try {
+    TrainingRun run(recipe, config, hooks, group);
+    if (!run.setup(launch)) {
+      const int signal = StopRequest::signal();
+      std::printf("stopped by %s during setup: nothing was written to %s\n", StopRequest::signal_name(signal),
+                  config.output_dir.c_str());
+      group.report_failure(cat("stopped by ", StopRequest::signal_name(signal), " during setup"));
+      return {"", signal};
+    }
+    run.train();
+    // A signal after the last step changes nothing: the run finishes.
+    if (const int signal = run.stop_signal(); signal && !run.finished()) return run.stop(signal);
+    return run.cleanup();
+  } catch (const std::exception& e) {
+    // The other processes name this one in their error (c10d_group.h).
+    group.report_failure(e.what());
+    throw;
   }
-  run.train();
-  // A signal after the last step changes nothing: the run finishes.
-  if (const int signal = StopRequest::signal(); signal && !run.finished()) return run.stop(signal);
-  return run.cleanup();
 }
 
 }  // namespace st::train

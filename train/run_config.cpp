@@ -78,6 +78,17 @@ RecipeSchema training_schema() {
        .help = "write every step's token batches to batches.jsonl (for parity tests)"},
       {.key = "logging.plot", .type = K::kBool, .default_value = true,
        .help = "draw the loss and lr curves into training.svg"},
+      // Read only when started as several processes (torchrun, srun); the
+      // global step equals one process's with grad_accumulation x processes.
+      {.key = "distributed.mode", .type = K::kString, .default_value = std::string("ddp"),
+       .choices = {"ddp", "fsdp"},
+       .help = "ddp: every process holds the whole model, gradients all-reduced; fsdp: sharded (not yet)"},
+      {.key = "distributed.backend", .type = K::kString, .default_value = std::string("auto"),
+       .choices = {"auto", "gloo", "nccl"}, .help = "c10d backend; auto: nccl on CUDA, gloo on the CPU"},
+      {.key = "distributed.bucket_mb", .type = K::kInt, .default_value = int64_t(25), .min = 1, .max = 4096,
+       .help = "gradients are all-reduced in buckets of about this many MB"},
+      {.key = "distributed.timeout_s", .type = K::kInt, .default_value = int64_t(600), .min = 1,
+       .help = "rendezvous and collectives: a process missing this long stops the others"},
   };
   return training;
 }
@@ -116,6 +127,10 @@ RunConfig run_config(const Recipe& recipe) {
   c.sample_max_new_tokens = recipe.get_int("logging.sample_max_new_tokens");
   c.dump_batches = recipe.get_bool("logging.dump_batches");
   c.plot = recipe.get_bool("logging.plot");
+  c.distributed.mode = recipe.get_string("distributed.mode");
+  c.distributed.backend = recipe.get_string("distributed.backend");
+  c.distributed.bucket_mb = recipe.get_int("distributed.bucket_mb");
+  c.distributed.timeout_s = recipe.get_int("distributed.timeout_s");
   if (c.output_dir.empty())
     fail("training.output_dir (", recipe.where("training.output_dir"), ") must be set: where the run is written");
   return c;

@@ -19,8 +19,17 @@ namespace st::train {
 /// The shared training keys (without the data keys).
 RecipeSchema training_schema();
 
+/// [distributed]: how the processes of a torchrun/srun launch train together.
+struct DistributedConfig {
+  std::string mode;     // ddp or fsdp
+  std::string backend;  // auto, gloo or nccl
+  int64_t bucket_mb{};
+  int64_t timeout_s{};
+};
+
 struct RunConfig {
   datasets::DataConfig data;
+  DistributedConfig distributed;
   std::string dtype;  // of the model: float32 or bfloat16
   std::string device;
   bool activation_checkpointing{};

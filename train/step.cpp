@@ -3,9 +3,19 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace st::train {
+
+void agree_metric_names(ProcessGroup& group, std::map<std::string, double>& metric_sums) {
+  if (group.world_size() == 1) return;
+  std::string names;
+  for (const auto& [name, value] : metric_sums) names += name + '\n';
+  for (const std::string& theirs : group.all_gather_strings(names))
+    for (size_t at = 0, end; (end = theirs.find('\n', at)) != std::string::npos; at = end + 1)
+      metric_sums.emplace(theirs.substr(at, end - at), 0.0);
+}
 
 StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput& input, double lr,
                           double max_grad_norm) {
@@ -34,7 +44,9 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   }
 
   // Everything that crosses processes: the loss and metric sums, the
-  // gradients (before their norm), the finite flag.
+  // gradients (before their norm), the finite flag. A process whose
+  // micro-batches held no items has no metrics: the names are agreed first.
+  agree_metric_names(group, metric_sums);
   std::vector<double> sums{sum};
   for (const auto& [name, value] : metric_sums) sums.push_back(value);
   sums = group.sum_values(sums);

@@ -78,6 +78,11 @@ struct StepResult {
   std::map<std::string, double> metrics;  // metric sums / items
 };
 
+/// Adds, at 0, the metric names other processes report and this one lacks
+/// (a process whose micro-batches held no items reports none), so that
+/// every process sums the same list.
+void agree_metric_names(ProcessGroup& group, std::map<std::string, double>& metric_sums);
+
 /// Backward over every micro-batch, the gradients reduced over `group`,
 /// clipping to max_grad_norm (0: none), and the AdamW update at `lr`, unless
 /// the loss or the gradient is not finite on some process. Gradients are

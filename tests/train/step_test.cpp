@@ -129,6 +129,15 @@ class MirroredProcesses : public train::ProcessGroup {
     return values;
   }
   bool all_true(bool value) override { return value && others_finite_; }
+  std::string description() const override { return "mirrored processes"; }
+  std::vector<std::string> all_gather_strings(const std::string& text) override {
+    return std::vector<std::string>(static_cast<size_t>(copies_), text);
+  }
+  void barrier() override {}
+  void announce(const std::string&) override {}
+  void wait_for_rank0(const std::string&) override {}
+  void report_failure(const std::string&) override {}
+  std::string peer_failure() override { return ""; }
 
  private:
   int copies_;

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Two processes equal one (issue 18's global step): a run on 2 processes
+with grad_accumulation G (c10d over Gloo on this CPU, launched by torchrun,
+or as srun launches with --srun) against one process with grad_accumulation
+2G on the same data: the per-step losses, gradient norms, the recipe's
+metrics (against each one's largest value over the run) and the eval
+losses within 1e-5 relative, and the final weights
+(or adapter) within 1e-5 relative per tensor (fp32: the two differ only in
+the order the gradients are summed). Rank 0 alone writes the run dir.
+
+  ddp_test.py SALAMANDRA_TUNE WORK_DIR [--command sft|dpo] [--srun] [section.key=value ...]
+"""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
+sys.path.insert(0, HERE)
+from launch import srun_like, torchrun  # noqa: E402
+from sft_fixture import make_model_and_data, make_pairs, must, run, write_recipe  # noqa: E402
+
+ST, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+COMMAND, SRUN, OVERRIDES = "sft", False, []
+rest = sys.argv[3:]
+while rest:
+    word = rest.pop(0)
+    if word == "--command":
+        COMMAND = rest.pop(0)
+    elif word == "--srun":
+        SRUN = True
+    else:
+        OVERRIDES.append(word)
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+TOLERANCE = 1e-5
+failures = []
+
+model, data = make_model_and_data(ST, WORK)
+if COMMAND == "dpo":
+    data = make_pairs(data, os.path.join(WORK, "pairs.jsonl"))
+G, STEPS = 2, 8
+recipe = write_recipe(os.path.join(WORK, "recipe.toml"), model, data, WORK, "float32", {
+    "training": {"max_steps": STEPS, "micro_batch_rows": 2},
+    "schedule": {"warmup_steps": 2},
+    "checkpointing": {"every_steps": 4},
+    "logging": {"eval_every_steps": 4, "plot": True},
+})
+
+one = os.path.join(WORK, "one")
+must(run(ST, COMMAND, recipe, f"training.output_dir={one}", f"training.grad_accumulation={2 * G}", *OVERRIDES),
+     "one process")
+two = os.path.join(WORK, "two")
+args = [COMMAND, recipe, f"training.output_dir={two}", f"training.grad_accumulation={G}", *OVERRIDES]
+if SRUN:
+    processes = srun_like(ST, 2, args)
+    outputs = [p.communicate(timeout=900) for p in processes]
+    for rank, (p, (out, err)) in enumerate(zip(processes, outputs)):
+        if p.returncode != 0:
+            sys.exit(f"rank {rank} (srun-style) exited {p.returncode}:\n{out[-2000:]}\n{err[-3000:]}")
+    log = outputs[0][0]
+else:
+    log = must(torchrun(ST, 2, args, timeout=900), "two processes (torchrun)").stdout
+if "2 processes (gloo" not in log:
+    failures.append(f"the 2-process run does not say it ran on 2 processes over gloo:\n{log[-1500:]}")
+
+
+def records(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def relative(a, b):
+    return abs(a - b) / max(abs(a), abs(b), 1e-30)
+
+
+# Losses compare per step; every other metric against its largest size over
+# the run: DPO's mean logits and reward margins cross zero, where a per-step
+# relative difference would measure their cancellation, not a disagreement.
+PER_STEP = ("loss", "eval_loss", "eval_ppl", "lr", "grad_norm")
+worst = {}
+got, want = records(two), records(one)
+scale = {}
+for w in want:
+    for key, value in w.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            scale[key] = max(scale.get(key, 0.0), abs(value))
+if len(got) != len(want):
+    failures.append(f"{len(got)} records from 2 processes, {len(want)} from one")
+for g, w in zip(got, want):
+    if g.get("step") != w.get("step") or set(g) != set(w):
+        failures.append(f"record keys differ at step {w.get('step')}: {sorted(set(g) ^ set(w))}")
+        continue
+    for key, value in w.items():
+        if key in ("elapsed_s", "tokens_per_s", "samples") or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, bool) or key in ("step", "epoch", "tokens", "trained_tokens", "pairs"):
+            if g[key] != value:
+                failures.append(f"step {w['step']}: {key} {g[key]} on 2 processes, {value} on one")
+            continue
+        difference = relative(g[key], value) if key in PER_STEP else abs(g[key] - value) / max(scale.get(key, 0.0), 1e-30)
+        worst[key] = max(worst.get(key, 0.0), difference)
+for key, value in worst.items():
+    if value > TOLERANCE:
+        failures.append(f"{key}: relative difference {value:.3g} > {TOLERANCE}")
+
+final = "adapter_model.safetensors" if os.path.exists(os.path.join(one, "final", "adapter_model.safetensors")) \
+    else "model.safetensors"
+a, b = load_file(os.path.join(two, "final", final)), load_file(os.path.join(one, "final", final))
+if set(a) != set(b):
+    failures.append(f"final tensors differ: {sorted(set(a) ^ set(b))[:5]}")
+worst_weight = 0.0
+for name in b:
+    if name in a:
+        scale = max(float(np.abs(b[name]).max()), 1e-30)
+        worst_weight = max(worst_weight, float(np.abs(a[name].astype(np.float64) - b[name]).max()) / scale)
+if worst_weight > TOLERANCE:
+    failures.append(f"final weights: relative difference {worst_weight:.3g} > {TOLERANCE}")
+for item in ("training.svg", "recipe.toml", os.path.join("final", "README.md")):
+    if not os.path.exists(os.path.join(two, item)):
+        failures.append(f"the 2-process run dir lacks {item}")
+
+print(json.dumps({"command": COMMAND, "launcher": "srun" if SRUN else "torchrun", "overrides": OVERRIDES,
+                  "steps": len(want), "worst_relative": worst, "final_weights_worst_relative": worst_weight,
+                  "tolerance": TOLERANCE}, indent=1))
+if failures:
+    sys.exit("FAIL:\n" + "\n".join(failures))
+print("ok: 2 processes equal one")
