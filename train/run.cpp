@@ -568,6 +568,7 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
+    if (group_.world_size() > 1) record["all_reduce_s"] = result.all_reduce_s;  // rank 0's
     ++steps_this_run_;
     if (!lead_) return;
     metrics_->write(record);

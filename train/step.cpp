@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,7 +54,11 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   result.loss = items > 0 ? sums[0] / items : 0.0;
   size_t k = 1;
   for (const auto& [name, value] : metric_sums) result.metrics[name] = items > 0 ? sums[k++] / items : 0.0;
-  if (group.world_size() > 1) group.all_reduce_sum(optimizer.gradients());
+  if (group.world_size() > 1) {
+    const auto start = std::chrono::steady_clock::now();
+    group.all_reduce_sum(optimizer.gradients());
+    result.all_reduce_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   result.grad_norm = optimizer.gradient_norm();
   result.finite = group.all_true(std::isfinite(result.loss) && std::isfinite(result.grad_norm));
   if (result.finite) {

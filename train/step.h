@@ -76,6 +76,7 @@ struct StepResult {
   double grad_norm = 0;  // global L2 norm before clipping
   bool finite = true;    // false: nothing was applied
   std::map<std::string, double> metrics;  // metric sums / items
+  double all_reduce_s = 0;  // seconds in the gradients' all-reduce (several processes)
 };
 
 /// Adds, at 0, the metric names other processes report and this one lacks

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): one optimizer step on 2 processes (c10d over
+Gloo, launched by torchrun, 1 thread each) against 1 process (2 threads) on
+the same global batch, on this machine's 2-core CPU: step time, and the
+share of it the gradients' all-reduce takes (rank 0's all_reduce_s in
+metrics.jsonl). The all-reduce runs after the last micro-batch's backward,
+in buckets of distributed.bucket_mb (not yet overlapped with the backward
+pass). On 2 cores the processes only split the compute that 2 threads
+split; the scaling figure is for the GPU.
+
+Model: as bench_sft.py's (Salamandra architecture, hidden 256, 4 layers,
+the real 256k vocabulary: 135M parameters, 540 MB of fp32 gradients, most
+of them the embedding's and LM head's). Data: the first --samples chats of
+shared/data/gsm8k_chat. fp32, max_length 512, micro-batches of 2 padded
+rows; the global step is 4 micro-batches (1 process: grad_accumulation 4;
+2 processes: 2 each).
+
+Usage: benchmarks/bench_ddp.py [--work DIR] [--steps N] [--warmup N] [--samples N] [--data DIR]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+from bench_fixture import make_model, write_chats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ST = os.path.join(ROOT, "build", "salamandra-tune")
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+GLOBAL_MICRO_BATCHES = 4
+
+
+def recipe(path, model, data, work, out, accumulation, threads, steps, bucket_mb):
+    with open(path, "w") as f:
+        f.write(f"""[model]
+path = "{model}"
+dtype = "float32"
+device = "cpu"
+[data]
+train = ["{data}"]
+max_length = 512
+packing = false
+cache_dir = "{os.path.join(work, 'cache')}"
+[training]
+output_dir = "{out}"
+max_steps = {steps}
+micro_batch_rows = 2
+grad_accumulation = {accumulation}
+threads = {threads}
+[optimizer]
+lr = 1e-4
+[schedule]
+kind = "constant"
+[logging]
+plot = false
+[distributed]
+bucket_mb = {bucket_mb}
+""")
+    return path
+
+
+def step_figures(run_dir, warmup):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if '"loss"' in line]
+    elapsed = [r["elapsed_s"] for r in records]
+    steps = [b - a for a, b in zip(elapsed, elapsed[1:])][warmup:]
+    out = {"step_s": statistics.median(steps), "steps_s": steps, "loss": [r["loss"] for r in records]}
+    if "all_reduce_s" in records[0]:
+        reduce = [r["all_reduce_s"] for r in records][warmup + 1:]
+        out["all_reduce_s"] = statistics.median(reduce)
+        out["all_reduce_share"] = out["all_reduce_s"] / out["step_s"]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "ddp"))
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--bucket-mb", type=int, default=25)
+    parser.add_argument("--data", default=os.environ.get("ST_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    a = parser.parse_args()
+    a.work = os.path.abspath(a.work)
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    with open(os.path.join(a.data, "gsm8k_chat", "chat_train.jsonl"), encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()][: a.samples]
+    data = os.path.join(a.work, "chats.jsonl")
+    write_chats(records, data)
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 256000,
+              "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+              "max_position_embeddings": 8192, "tie_word_embeddings": False}
+    model = make_model(ST, a.work, records, config)
+
+    one_dir, two_dir = os.path.join(a.work, "one"), os.path.join(a.work, "two")
+    one = recipe(os.path.join(a.work, "one.toml"), model, data, a.work, one_dir, GLOBAL_MICRO_BATCHES, 2, a.steps,
+                 a.bucket_mb)
+    two = recipe(os.path.join(a.work, "two.toml"), model, data, a.work, two_dir, GLOBAL_MICRO_BATCHES // 2, 1,
+                 a.steps, a.bucket_mb)
+    subprocess.run([ST, "sft", one], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=dict(os.environ, OMP_NUM_THREADS="2"))
+    subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", "29533", "--no-python", ST, "sft", two],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    o, t = step_figures(one_dir, a.warmup), step_figures(two_dir, a.warmup)
+    gradient_bytes = 4 * sum(
+        v for v in [config["vocab_size"] * config["hidden_size"] * 2,
+                    config["num_hidden_layers"] * (
+                        config["hidden_size"] * config["hidden_size"] * 2
+                        + 2 * config["hidden_size"] * config["hidden_size"] * config["num_key_value_heads"]
+                        // config["num_attention_heads"]
+                        + 3 * config["hidden_size"] * config["intermediate_size"] + 2 * config["hidden_size"]),
+                    config["hidden_size"]])
+    report = {"machine": {"cpus": os.cpu_count()},
+              "settings": {"config": config, "dtype": "float32", "global_micro_batches": GLOBAL_MICRO_BATCHES,
+                           "micro_batch_rows": 2, "max_length": 512, "steps": a.steps, "warmup_excluded": a.warmup,
+                           "bucket_mb": a.bucket_mb, "gradient_mb": gradient_bytes / 2**20,
+                           "overlap": "none: the all-reduce follows the last backward"},
+              "one_process_2_threads": o, "two_processes_gloo_1_thread": t,
+              "step_time_ratio": t["step_s"] / o["step_s"],
+              "max_loss_relative_difference": max(abs(x - y) / abs(y) for x, y in zip(t["loss"], o["loss"]))}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
