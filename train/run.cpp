@@ -381,8 +381,10 @@ class TrainingRun {
       std::printf("eval data: none (data.eval and data.eval_ratio are empty)\n");
     }
     train_.emplace(open_split(train_dir, train_members, hooks_));
+    // Batches are planned per optimizer step (batching.h): the step of all
+    // processes, so that they plan what one process would.
     batching_ = datasets::batch_options(config_.data, static_cast<uint32_t>(config_.micro_batch_rows),
-                                        static_cast<uint32_t>(config_.grad_accumulation));
+                                        static_cast<uint32_t>(config_.grad_accumulation * group_.world_size()));
     if (train_->row_tokens > 0) batching_.row_tokens = train_->row_tokens;
     if (eval_ && eval_->row_tokens > batching_.row_tokens) batching_.row_tokens = eval_->row_tokens;
     pad_id_ = std::max(0, encoder_->tokenizer.pad_id());
