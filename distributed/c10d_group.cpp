@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 #include <utility>
@@ -46,6 +47,38 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnv& env, std::chrono::mi
   return c10::make_intrusive<c10d::PrefixStore>(cat("salamandra-tune/", attempt ? attempt : "0"), store);
 }
 
+class C10dGroup;
+
+// Tensors summed over the processes in buckets of about bucket_bytes:
+// consecutive tensors of one dtype and device, taken from the last (whose
+// gradients backward makes first; the late ones, made final after
+// backward, go last). A bucket is sent once all its tensors
+// are ready, and only after every bucket before it, so that every process
+// issues the same collectives in the same order. A tensor of a bucket's
+// size or more goes alone and is summed in place; smaller ones are copied
+// into one buffer per bucket and copied back at finish().
+class BucketSync : public train::GradientSync {
+ public:
+  BucketSync(C10dGroup& group, std::vector<at::Tensor> tensors, int64_t bucket_bytes, const std::vector<size_t>& late);
+  void ready(size_t i) override;
+  size_t finish() override;
+
+ private:
+  struct Bucket {
+    std::vector<size_t> members;
+    size_t waiting = 0;  // members not ready yet
+    at::Tensor flat;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  void send_ready_buckets();
+
+  C10dGroup& group_;
+  std::vector<at::Tensor> tensors_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;
+  size_t next_ = 0;  // the first bucket not sent
+};
+
 class C10dGroup : public train::ProcessGroup {
  public:
   C10dGroup(const LaunchEnv& env, const GroupOptions& options)
@@ -77,56 +110,13 @@ class C10dGroup : public train::ProcessGroup {
     return cat(env_.world_size, " processes (", options_.backend, ", launched by ", env_.launcher, ")");
   }
 
-  // In buckets of about bucket_bytes: tensors of one dtype and device are
-  // flattened into one buffer per bucket, every bucket's all-reduce is
-  // started, then each is waited for and copied back. A tensor of a bucket's
-  // size or more goes alone, in place.
   void all_reduce_sum(const std::vector<at::Tensor>& tensors) override {
-    struct Bucket {
-      std::vector<at::Tensor> members;
-      at::Tensor flat;
-      c10::intrusive_ptr<c10d::Work> work;
-    };
-    std::vector<Bucket> buckets;
-    Bucket open;
-    int64_t open_bytes = 0;
-    auto start = [&](Bucket& b) {
-      if (b.members.empty()) return;
-      if (b.members.size() == 1 && b.members[0].is_contiguous()) {
-        b.flat = b.members[0];
-      } else {
-        std::vector<at::Tensor> flats;
-        for (const at::Tensor& t : b.members) flats.push_back(t.reshape({-1}));
-        b.flat = at::cat(flats);
-      }
-      std::vector<at::Tensor> one{b.flat};
-      b.work = backend_->allreduce(one);
-      buckets.push_back(std::move(b));
-      b = Bucket();
-    };
-    for (const at::Tensor& t : tensors) {
-      if (!open.members.empty() && (open.members[0].scalar_type() != t.scalar_type() ||
-                                    open.members[0].device() != t.device())) {
-        start(open);
-        open_bytes = 0;
-      }
-      open.members.push_back(t);
-      open_bytes += static_cast<int64_t>(t.nbytes());
-      if (open_bytes >= options_.bucket_bytes) {
-        start(open);
-        open_bytes = 0;
-      }
-    }
-    start(open);
-    for (Bucket& b : buckets) {
-      wait(b.work, "the gradients' all-reduce");
-      if (b.flat.data_ptr() == b.members[0].data_ptr() && b.members.size() == 1) continue;
-      int64_t at = 0;
-      for (const at::Tensor& t : b.members) {
-        t.copy_(b.flat.narrow(0, at, t.numel()).view(t.sizes()));
-        at += t.numel();
-      }
-    }
+    BucketSync(*this, tensors, options_.bucket_bytes, {}).finish();
+  }
+
+  std::unique_ptr<train::GradientSync> start_gradient_sync(std::vector<at::Tensor> accumulators,
+                                                           const std::vector<size_t>& late) override {
+    return std::make_unique<BucketSync>(*this, std::move(accumulators), options_.bucket_bytes, late);
   }
 
   std::vector<double> sum_values(std::vector<double> values) override {
@@ -201,10 +191,11 @@ class C10dGroup : public train::ProcessGroup {
     return "";
   }
 
- private:
-  void reduce(at::Tensor& t, const char* what) {
+ public:
+  // For BucketSync.
+  c10::intrusive_ptr<c10d::Work> start_all_reduce(at::Tensor& t) {
     std::vector<at::Tensor> one{t};
-    wait(backend_->allreduce(one), what);
+    return backend_->allreduce(one);
   }
 
   // A collective that fails (a peer died, or did not come within the
@@ -222,12 +213,87 @@ class C10dGroup : public train::ProcessGroup {
     }
   }
 
+ private:
+  void reduce(at::Tensor& t, const char* what) {
+    std::vector<at::Tensor> one{t};
+    wait(backend_->allreduce(one), what);
+  }
+
   LaunchEnv env_;
   GroupOptions options_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> backend_;
   at::Device device_ = at::kCPU;
 };
+
+
+BucketSync::BucketSync(C10dGroup& group, std::vector<at::Tensor> tensors, int64_t bucket_bytes,
+                       const std::vector<size_t>& late)
+    : group_(group), tensors_(std::move(tensors)), bucket_of_(tensors_.size()) {
+  // From the last tensor to the first, the late ones after all the others.
+  std::vector<size_t> order;
+  for (size_t k = tensors_.size(); k-- > 0;)
+    if (std::find(late.begin(), late.end(), k) == late.end()) order.push_back(k);
+  for (size_t k : late) order.push_back(k);
+  int64_t open_bytes = 0;
+  for (size_t k : order) {
+    const at::Tensor& t = tensors_[k];
+    const int64_t bytes = static_cast<int64_t>(t.nbytes());
+    const bool alone = bytes >= bucket_bytes || !t.is_contiguous();
+    bool fits = !buckets_.empty() && !alone && open_bytes + bytes <= bucket_bytes;
+    if (fits) {
+      const at::Tensor& first = tensors_[buckets_.back().members[0]];
+      fits = first.scalar_type() == t.scalar_type() && first.device() == t.device() &&
+             static_cast<int64_t>(first.nbytes()) < bucket_bytes;
+    }
+    if (!fits) {
+      buckets_.emplace_back();
+      open_bytes = 0;
+    }
+    buckets_.back().members.push_back(k);
+    ++buckets_.back().waiting;
+    bucket_of_[k] = buckets_.size() - 1;
+    open_bytes += bytes;
+  }
+}
+
+void BucketSync::ready(size_t i) {
+  Bucket& b = buckets_.at(bucket_of_.at(i));
+  ST_CHECK(b.waiting > 0 && bucket_of_[i] >= next_, "gradient ", i, " made ready twice");
+  --b.waiting;
+  send_ready_buckets();
+}
+
+void BucketSync::send_ready_buckets() {
+  while (next_ < buckets_.size() && buckets_[next_].waiting == 0) {
+    Bucket& b = buckets_[next_++];
+    if (b.members.size() == 1 && tensors_[b.members[0]].is_contiguous()) {
+      b.flat = tensors_[b.members[0]];
+    } else {
+      std::vector<at::Tensor> flats;
+      for (size_t k : b.members) flats.push_back(tensors_[k].reshape({-1}));
+      b.flat = at::cat(flats);
+    }
+    b.work = group_.start_all_reduce(b.flat);
+  }
+}
+
+size_t BucketSync::finish() {
+  const size_t sent_early = next_;
+  for (Bucket& b : buckets_) b.waiting = 0;
+  send_ready_buckets();
+  for (Bucket& b : buckets_) {
+    group_.wait(b.work, "the gradients' all-reduce");
+    if (b.flat.data_ptr() == tensors_[b.members[0]].data_ptr()) continue;  // summed in place
+    int64_t at = 0;
+    for (size_t k : b.members) {
+      const at::Tensor& t = tensors_[k];
+      t.copy_(b.flat.narrow(0, at, t.numel()).view(t.sizes()));
+      at += t.numel();
+    }
+  }
+  return sent_early;
+}
 
 }  // namespace
 

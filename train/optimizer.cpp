@@ -39,13 +39,22 @@ AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
 }
 
 void AdamW::accumulate_gradients() {
+  for (size_t i = 0; i < slots_.size(); ++i) accumulate_gradient(i);
+}
+
+void AdamW::accumulate_gradient(size_t i) {
   if (!masters_) return;  // autograd has added into .grad already
-  for (Slot& s : slots_) {
-    at::Tensor g = s.param.grad();
-    if (!g.defined()) continue;
-    s.grad.add_(g);  // widened as it is added: no fp32 temporary
-    s.param.mutable_grad() = at::Tensor();
-  }
+  Slot& s = slots_.at(i);
+  at::Tensor g = s.param.grad();
+  if (!g.defined()) return;
+  s.grad.add_(g);  // widened as it is added: no fp32 temporary
+  s.param.mutable_grad() = at::Tensor();
+}
+
+NamedTensors AdamW::parameters() const {
+  NamedTensors out;
+  for (const Slot& s : slots_) out.emplace_back(s.name, s.param);
+  return out;
 }
 
 at::Tensor AdamW::gradient(const Slot& s) const {

@@ -50,6 +50,11 @@ class AdamW {
   /// Adds every parameter's current .grad() into the accumulators and
   /// clears it; call after each micro-batch's backward.
   void accumulate_gradients();
+  /// accumulate_gradients for parameter i alone (in gradients()' order),
+  /// once autograd has added its last gradient: the gradient sync's hooks.
+  void accumulate_gradient(size_t i);
+  /// The model's tensors by name, in gradients()' order.
+  NamedTensors parameters() const;
   /// The accumulated gradient of every parameter (zeros for one without):
   /// what a process group reduces before the norm.
   std::vector<at::Tensor> gradients() const;

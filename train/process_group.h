@@ -10,10 +10,26 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace st::train {
+
+/// A sum of gradients over the processes that may start while the last
+/// backward still runs: distributed/c10d_group.h sends a bucket as soon as
+/// all its gradients are final; the default sends everything at finish().
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  /// Accumulator i holds its final gradient (from autograd's hooks, on the
+  /// thread that runs backward).
+  virtual void ready(size_t i) = 0;
+  /// Once every accumulator is final: sends what is not sent yet, waits,
+  /// and leaves each sum in its accumulator. Returns how many buckets had
+  /// been sent before (during backward).
+  virtual size_t finish() = 0;
+};
 
 class ProcessGroup {
  public:
@@ -24,6 +40,24 @@ class ProcessGroup {
   virtual std::string description() const = 0;
   /// Sums each tensor over the processes, in place.
   virtual void all_reduce_sum(const std::vector<at::Tensor>& tensors) = 0;
+  /// all_reduce_sum of `accumulators` as a GradientSync (the default
+  /// starts nothing before finish()). `late`: the indices made final only
+  /// at the end (their buckets go last).
+  virtual std::unique_ptr<GradientSync> start_gradient_sync(std::vector<at::Tensor> accumulators,
+                                                            const std::vector<size_t>& late) {
+    (void)late;
+    struct AtFinish : GradientSync {
+      AtFinish(ProcessGroup& g, std::vector<at::Tensor> t) : group(g), tensors(std::move(t)) {}
+      void ready(size_t) override {}
+      size_t finish() override {
+        group.all_reduce_sum(tensors);
+        return 0;
+      }
+      ProcessGroup& group;
+      std::vector<at::Tensor> tensors;
+    };
+    return std::make_unique<AtFinish>(*this, std::move(accumulators));
+  }
   /// The sum of `values` (element-wise) over the processes.
   virtual std::vector<double> sum_values(std::vector<double> values) = 0;
   /// True when `value` is true on every process.

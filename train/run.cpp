@@ -530,6 +530,7 @@ class TrainingRun {
     input.items = items;
     input.counts = std::move(input_counts);
     input.lm_head_weight = model_->lm_head_weight_name();
+    input.overlap = config_.distributed.overlap;
     input.loss = [&](int64_t i, const StepScale& scale) {
       at::manual_seed(step_seed + static_cast<uint64_t>(indices[static_cast<size_t>(i)]));
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
@@ -570,7 +571,10 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
-    if (group_.world_size() > 1) record["all_reduce_s"] = result.all_reduce_s;  // rank 0's
+    if (group_.world_size() > 1) {  // rank 0's
+      record["all_reduce_s"] = result.all_reduce_s;
+      record["buckets_in_backward"] = result.buckets_in_backward;
+    }
     ++steps_this_run_;
     if (!lead_) return;
     metrics_->write(record);

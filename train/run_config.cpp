@@ -87,6 +87,8 @@ RecipeSchema training_schema() {
        .choices = {"auto", "gloo", "nccl"}, .help = "c10d backend; auto: nccl on CUDA, gloo on the CPU"},
       {.key = "distributed.bucket_mb", .type = K::kInt, .default_value = int64_t(25), .min = 1, .max = 4096,
        .help = "gradients are all-reduced in buckets of about this many MB"},
+      {.key = "distributed.overlap", .type = K::kBool, .default_value = true,
+       .help = "send each gradient bucket during the last backward, as soon as it is final"},
       {.key = "distributed.timeout_s", .type = K::kInt, .default_value = int64_t(600), .min = 1,
        .help = "rendezvous and collectives: a process missing this long stops the others"},
   };
@@ -130,6 +132,7 @@ RunConfig run_config(const Recipe& recipe) {
   c.distributed.mode = recipe.get_string("distributed.mode");
   c.distributed.backend = recipe.get_string("distributed.backend");
   c.distributed.bucket_mb = recipe.get_int("distributed.bucket_mb");
+  c.distributed.overlap = recipe.get_bool("distributed.overlap");
   c.distributed.timeout_s = recipe.get_int("distributed.timeout_s");
   if (c.output_dir.empty())
     fail("training.output_dir (", recipe.where("training.output_dir"), ") must be set: where the run is written");

@@ -24,6 +24,7 @@ struct DistributedConfig {
   std::string mode;     // ddp or fsdp
   std::string backend;  // auto, gloo or nccl
   int64_t bucket_mb{};
+  bool overlap{};
   int64_t timeout_s{};
 };
 

@@ -4,8 +4,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "train/gradient_hooks.h"
 
 namespace st::train {
 
@@ -31,22 +35,46 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   scale.factor = items > 0 ? 1.0 / items : 0.0;
   if (!input.lm_head_weight.empty()) scale.lm_head_accumulator = optimizer.gradient_accumulator(input.lm_head_weight);
 
+  // Several processes sum the gradients: with overlap, each bucket is sent
+  // during the last micro-batch's backward as soon as its gradients are
+  // final (the LM head's, which its sink adds outside autograd, at the end).
+  const bool several = group.world_size() > 1;
+  std::unique_ptr<GradientSync> sync;
+  std::vector<size_t> late;
+  if (several) {
+    const NamedTensors parameters = optimizer.parameters();
+    for (size_t i = 0; i < parameters.size(); ++i)
+      if (parameters[i].first == input.lm_head_weight) late.push_back(i);
+    sync = group.start_gradient_sync(optimizer.gradients(), late);
+  }
   double sum = 0;
   std::map<std::string, double> metric_sums;
   for (int64_t i = 0; i < input.micro_batches; ++i) {
     const MicroBatchLoss loss = input.loss(i, scale);
     if (!loss.summed.defined()) continue;
-    // Divided, not multiplied by the factor: the same rounding as before the
-    // step owned the scale (resumed runs and the demo stay bit-identical).
-    (loss.summed / items).backward();
+    {
+      std::optional<GradientHooks> hooks;
+      if (several && input.overlap && i == input.micro_batches - 1)
+        hooks.emplace(optimizer, *sync, late);
+      // Divided, not multiplied by the factor: the same rounding as before the
+      // step owned the scale (resumed runs and the demo stay bit-identical).
+      (loss.summed / items).backward();
+    }
     optimizer.accumulate_gradients();
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
   }
+  // Every process sends the same buckets in the same order before any other
+  // collective (one whose last micro-batch had no items sends them all here).
+  if (several) {
+    const auto start = std::chrono::steady_clock::now();
+    result.buckets_in_backward = static_cast<int64_t>(sync->finish());
+    result.all_reduce_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
 
-  // Everything that crosses processes: the loss and metric sums, the
-  // gradients (before their norm), the finite flag. A process whose
-  // micro-batches held no items has no metrics: the names are agreed first.
+  // Everything else that crosses processes: the loss and metric sums, the
+  // finite flag. A process whose micro-batches held no items has no
+  // metrics: the names are agreed first.
   agree_metric_names(group, metric_sums);
   std::vector<double> sums{sum};
   for (const auto& [name, value] : metric_sums) sums.push_back(value);
@@ -54,11 +82,6 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   result.loss = items > 0 ? sums[0] / items : 0.0;
   size_t k = 1;
   for (const auto& [name, value] : metric_sums) result.metrics[name] = items > 0 ? sums[k++] / items : 0.0;
-  if (group.world_size() > 1) {
-    const auto start = std::chrono::steady_clock::now();
-    group.all_reduce_sum(optimizer.gradients());
-    result.all_reduce_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
   result.grad_norm = optimizer.gradient_norm();
   result.finite = group.all_true(std::isfinite(result.loss) && std::isfinite(result.grad_norm));
   if (result.finite) {

@@ -69,6 +69,8 @@ struct StepInput {
   std::string lm_head_weight;
   /// This process's other counts in the whole step (StepScale::totals).
   std::map<std::string, double> counts;
+  /// Several processes: send gradient buckets during the last backward.
+  bool overlap = true;
 };
 
 struct StepResult {
@@ -76,7 +78,8 @@ struct StepResult {
   double grad_norm = 0;  // global L2 norm before clipping
   bool finite = true;    // false: nothing was applied
   std::map<std::string, double> metrics;  // metric sums / items
-  double all_reduce_s = 0;  // seconds in the gradients' all-reduce (several processes)
+  double all_reduce_s = 0;       // seconds waiting for the gradients' all-reduce after backward (several processes)
+  int64_t buckets_in_backward = 0;  // gradient buckets sent during the last backward (overlap)
 };
 
 /// Adds, at 0, the metric names other processes report and this one lacks
