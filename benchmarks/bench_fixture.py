@@ -16,6 +16,24 @@ def write_chats(records, path):
             f.write(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n")
 
 
+# bench_sft.py's model: Salamandra architecture, small, with the real 256k
+# vocabulary, so that the embedding and LM head dominate as in the 2B model.
+SMALL_256K_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 256000,
+                     "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                     "max_position_embeddings": 8192, "tie_word_embeddings": False}
+
+
+def gsm8k_chats(data_dir, samples, work):
+    """The first `samples` chats of shared/data/gsm8k_chat, written to
+    WORK/chats.jsonl; returns (records, that path)."""
+    with open(os.path.join(data_dir, "gsm8k_chat", "chat_train.jsonl"), encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()][:samples]
+    path = os.path.join(work, "chats.jsonl")
+    write_chats(records, path)
+    return records, path
+
+
 def make_model(st, work, records, config, vocab_size=4000):
     """The model dir WORK/model for `config` (fp32, seed 1), with a tokenizer
     of `vocab_size` pieces trained on the records' texts."""

@@ -41,7 +41,7 @@ import sys
 import textwrap
 import time
 
-from bench_fixture import make_model, write_chats
+from bench_fixture import SMALL_256K_CONFIG, gsm8k_chats, make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ST = os.path.join(ROOT, "build", "salamandra-tune")
@@ -140,14 +140,8 @@ def main():
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
 
-    with open(os.path.join(a.data, "gsm8k_chat", "chat_train.jsonl"), encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()][: a.samples]
-    data_file = os.path.join(a.work, "chats.jsonl")
-    write_chats(records, data_file)
-    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 256000,
-              "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-              "max_position_embeddings": 8192, "tie_word_embeddings": False}
+    records, data_file = gsm8k_chats(a.data, a.samples, a.work)
+    config = SMALL_256K_CONFIG
     # The vocabulary stays the config's 256k (init --tokenizer would take the tokenizer's).
     model = make_model(ST, a.work, records, config)
 

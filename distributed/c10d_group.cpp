@@ -139,16 +139,18 @@ class C10dGroup : public train::ProcessGroup {
     int64_t longest = 0;
     for (double l : lengths) longest = std::max(longest, static_cast<int64_t>(l));
     at::Tensor bytes = at::zeros({env_.world_size, std::max<int64_t>(1, longest)}, at::kInt);
+    auto mine = bytes.accessor<int, 2>()[env_.rank];
     for (size_t i = 0; i < text.size(); ++i)
-      bytes[env_.rank][static_cast<int64_t>(i)] = static_cast<int>(static_cast<unsigned char>(text[i]));
+      mine[static_cast<int64_t>(i)] = static_cast<int>(static_cast<unsigned char>(text[i]));
     bytes = bytes.to(device_);
     reduce(bytes, "an exchange of names");
     bytes = bytes.cpu();
+    const auto all = bytes.accessor<int, 2>();
     std::vector<std::string> out;
     for (int r = 0; r < env_.world_size; ++r) {
       std::string s;
       for (int64_t i = 0; i < static_cast<int64_t>(lengths[static_cast<size_t>(r)]); ++i)
-        s.push_back(static_cast<char>(bytes[r][i].item<int>()));
+        s.push_back(static_cast<char>(all[r][i]));
       out.push_back(std::move(s));
     }
     return out;
@@ -160,7 +162,15 @@ class C10dGroup : public train::ProcessGroup {
 
   void wait_for_rank0(const std::string& what) override {
     const std::string key = cat("ready/", what);
-    while (!store_->check({key})) {
+    while (true) {
+      bool ready = false;
+      try {
+        ready = store_->check({key});
+      } catch (const std::exception& e) {
+        fail("rank ", env_.rank, ": the rendezvous store went away while waiting for rank 0's ", what,
+             " (rank 0 stopped?).\n  c10d: ", brief(e));
+      }
+      if (ready) return;
       if (const std::string failure = peer_failure(); !failure.empty())
         fail("rank ", env_.rank, " stops: ", failure);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -624,13 +624,15 @@ class TrainingRun {
   }
 
   // The checkpoint of this step, unless it exists already (the one resumed
-  // from, or one just written before a stop or the end).
-  // Rank 0 writes it: every process holds the same weights and optimizer
-  // state (the others' next collective waits for it).
+  // from, or one just written before a stop or the end). Rank 0 writes it:
+  // every process holds the same weights and optimizer state (the others'
+  // next collective waits for it).
   void checkpoint() {
     if (position_.step == last_checkpoint_step_) return;
-    last_checkpoint_step_ = position_.step;
-    if (!lead_) return;
+    if (!lead_) {
+      last_checkpoint_step_ = position_.step;
+      return;
+    }
     std::function<void(const std::string&)> write_adapter;
     if (hooks_.save_adapter) write_adapter = [&](const std::string& dir) { hooks_.save_adapter(*model_, dir); };
     const std::string dir = save_checkpoint(run_dir_, *model_, *optimizer_, position_, dtype_, config_.data.model_dir,
@@ -639,6 +641,7 @@ class TrainingRun {
                                              {"recipe_settings", settings_},
                                              {"processes", group_.world_size()}},
                                             write_adapter);
+    last_checkpoint_step_ = position_.step;
     line_break();
     std::printf("checkpoint: %s\n", dir.c_str());
   }
