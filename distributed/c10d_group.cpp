@@ -106,8 +106,10 @@ class C10dGroup : public train::ProcessGroup {
 
   int rank() const override { return env_.rank; }
   int world_size() const override { return env_.world_size; }
+  bool collective() const override { return true; }
   std::string description() const override {
-    return cat(env_.world_size, " processes (", options_.backend, ", launched by ", env_.launcher, ")");
+    return cat(env_.world_size, env_.world_size == 1 ? " process" : " processes", " (", options_.backend,
+               ", launched by ", env_.launcher, ")");
   }
 
   void all_reduce_sum(const std::vector<at::Tensor>& tensors) override {

@@ -12,8 +12,9 @@
 #   4. writes to $OUT (at most 8 files come back from the GPU machine):
 #      gpu_check.json (summary, with the GPU tests' counts),
 #      bench_kernels.json, bench_train_step.json, bench_hf_step.json,
-#      bench_lora_step.json and bench_hf_lora_step.json (7B LoRA SFT, ours and PEFT's), and
-#      logs.tgz with every step's output, the ctest junit and the gtest json.
+#      bench_lora_step.json and bench_hf_lora_step.json (7B LoRA SFT, ours and PEFT's),
+#      ddp_nccl.json (the same SFT run plain and as a 1-process NCCL job under
+#      torchrun: benchmarks/bench_ddp_nccl.py), and logs.tgz with every step's output, the ctest junit and the gtest json.
 #      The summary and the archive are written on every exit, also when the
 #      run is stopped (SIGTERM/SIGINT, e.g. the device's time limit).
 # Exit status: 0 when every step passed (GPU tests skipped on a machine
@@ -31,14 +32,15 @@
 #   BENCH_ARGS     more arguments for bench_kernels (e.g. "--iters 5 --only rms_norm,rotary")
 #   TRAIN_STEPS    timed steps of bench_train_step and bench_hf_step (default 6)
 #   GPU_CHECK_STEPS  the steps after the build, from: gpu_tests reference_tests
-#                  bench bench_train_step bench_hf_step bench_lora_step (default: all six)
+#                  bench bench_train_step bench_hf_step bench_lora_step ddp_nccl (default: all seven)
 #   BUILD_TARGETS  what to build (default: the tests and both C++ benchmarks;
 #                  gpu_tests needs every gpu-labelled test built)
 #
 # Fetch the packages on a dev machine (Debian bookworm, as the project's CI):
 #   mkdir -p build-debs && cd build-debs && apt-get download libsentencepiece-dev \
 #     libsentencepiece0 nlohmann-json3-dev libtomlplusplus-dev libtomlplusplus3 \
-#     libgtest-dev googletest zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3
+#     libgtest-dev googletest zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3 libgloo-dev \
+#     libxxhash-dev libxxhash0 libssl-dev
 # and carry that folder: build-debs/ is git-ignored (build-*), so name it in
 # the device call's carry list, e.g.
 #   run(command="scripts/gpu_check.sh", carry=["build-debs"], timeout_s=540)
@@ -118,7 +120,7 @@ configure() {
 
 build_targets() {
   # shellcheck disable=SC2086  # a list of targets
-  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test packed_forward_gpu_test kernel_reference_test lm_head_test bench_kernels bench_train_step}
+  cmake --build "$build" -j "$jobs" --target ${BUILD_TARGETS:-kernel_gpu_test packed_forward_gpu_test kernel_reference_test lm_head_test bench_kernels bench_train_step salamandra-tune}
 }
 
 # The test binaries need the carried shared libraries (sentencepiece, toml++).
@@ -151,7 +153,10 @@ bench_lora_step() {
     "$python" "$repo/benchmarks/bench_hf_step.py" "${lora_step_args[@]}" > "$out/bench_hf_lora_step.json"
 }
 
-all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step bench_lora_step"
+# Training across processes on the GPU: NCCL initialises and all-reduces in a 1-process job.
+ddp_nccl() { with_libs "$python" "$repo/benchmarks/bench_ddp_nccl.py" "$build/salamandra-tune" > "$out/ddp_nccl.json"; }
+
+all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step bench_lora_step ddp_nccl"
 read -ra steps <<< "${GPU_CHECK_STEPS:-$all_steps}"
 for name in "${steps[@]}"; do
   [[ " $all_steps " == *" $name "* ]] || { echo "gpu_check: unknown step '$name' (one of: $all_steps)" >&2; exit 2; }
@@ -227,11 +232,12 @@ summary = {
     "bench_hf_step": load(os.path.join(out, "bench_hf_step.json")),
     "bench_lora_step": load(os.path.join(out, "bench_lora_step.json")),
     "bench_hf_lora_step": load(os.path.join(out, "bench_hf_lora_step.json")),
+    "ddp_nccl": load(os.path.join(out, "ddp_nccl.json")),
 }
 json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("ok", "gpu", "torch", "steps", "gpu_tests", "kernel_reference_test",
                                           "lm_head_test", "bench_train_step", "bench_hf_step", "bench_lora_step",
-                                          "bench_hf_lora_step")}, indent=2))
+                                          "bench_hf_lora_step", "ddp_nccl")}, indent=2))
 for r in (bench or {}).get("results", []):
     if r["pass"] == "backward_in_chain" or r["fused_fraction_of_peak"] < 0.8:
         print(r["op"], r["pass"], r["dtype"], r["shape"], "fused_ms", r["fused_ms"], "of_peak", r["fused_fraction_of_peak"])

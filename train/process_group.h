@@ -38,6 +38,9 @@ class ProcessGroup {
   virtual int world_size() const = 0;
   /// "1 process", or how many, over which backend, launched by what.
   virtual std::string description() const = 0;
+  /// Whether gradients go through the group's collectives: several
+  /// processes, or a c10d job of one (torchrun --nproc-per-node 1).
+  virtual bool collective() const { return world_size() > 1; }
   /// Sums each tensor over the processes, in place.
   virtual void all_reduce_sum(const std::vector<at::Tensor>& tensors) = 0;
   /// all_reduce_sum of `accumulators` as a GradientSync (the default

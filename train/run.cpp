@@ -571,7 +571,7 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
-    if (group_.world_size() > 1) {  // rank 0's
+    if (group_.collective()) {  // rank 0's
       record["all_reduce_s"] = result.all_reduce_s;
       record["buckets_in_backward"] = result.buckets_in_backward;
     }

@@ -38,10 +38,10 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   // Several processes sum the gradients: with overlap, each bucket is sent
   // during the last micro-batch's backward as soon as its gradients are
   // final (the LM head's, which its sink adds outside autograd, at the end).
-  const bool several = group.world_size() > 1;
+  const bool collective = group.collective();
   std::unique_ptr<GradientSync> sync;
   std::vector<size_t> late;
-  if (several) {
+  if (collective) {
     const NamedTensors parameters = optimizer.parameters();
     for (size_t i = 0; i < parameters.size(); ++i)
       if (parameters[i].first == input.lm_head_weight) late.push_back(i);
@@ -54,7 +54,7 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
     if (!loss.summed.defined()) continue;
     {
       std::optional<GradientHooks> hooks;
-      if (several && input.overlap && i == input.micro_batches - 1)
+      if (collective && input.overlap && i == input.micro_batches - 1)
         hooks.emplace(optimizer, *sync, late);
       // Divided, not multiplied by the factor: the same rounding as before the
       // step owned the scale (resumed runs and the demo stay bit-identical).
@@ -66,7 +66,7 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   }
   // Every process sends the same buckets in the same order before any other
   // collective (one whose last micro-batch had no items sends them all here).
-  if (several) {
+  if (collective) {
     const auto start = std::chrono::steady_clock::now();
     result.buckets_in_backward = static_cast<int64_t>(sync->finish());
     result.all_reduce_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
