@@ -64,6 +64,8 @@ overlap = {"true" if overlap else "false"}
 
 
 def step_figures(run_dir, warmup):
+    """A run's median step time after `warmup` steps (from metrics.jsonl's
+    elapsed_s), its losses, and rank 0's all-reduce wait where logged."""
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if '"loss"' in line]
     elapsed = [r["elapsed_s"] for r in records]

@@ -18,9 +18,10 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
+
+from bench_ddp import step_figures
 
 
 def run(args, **kw):
@@ -28,17 +29,6 @@ def run(args, **kw):
     if result.returncode != 0:
         sys.exit(f"{args[:3]} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
     return result
-
-
-def figures(run_dir, warmup):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f if '"loss"' in line]
-    elapsed = [r["elapsed_s"] for r in records]
-    steps = [b - a for a, b in zip(elapsed, elapsed[1:])][warmup:]
-    out = {"step_s": statistics.median(steps), "steps_s": steps, "loss": [r["loss"] for r in records]}
-    if "all_reduce_s" in records[0]:
-        out["all_reduce_s"] = statistics.median(r["all_reduce_s"] for r in records[warmup + 1:])
-    return out
 
 
 def main():
@@ -94,7 +84,7 @@ plot = false
                 "--no-python"]
     log = run([*torchrun, st, "sft", recipe, f"training.output_dir={c10d}"], env=env).stdout
     backend = "nccl" if a.device == "cuda" else "gloo"
-    p, d = figures(plain, a.warmup), figures(c10d, a.warmup)
+    p, d = step_figures(plain, a.warmup), step_figures(c10d, a.warmup)
     report = {"device": a.device, "backend": backend, "config": config, "rows": a.rows, "max_length": 1024,
               "backend_line": [line for line in log.splitlines() if "process" in line and "launched by" in line],
               "plain": p, "one_process_c10d": d, "step_time_ratio": d["step_s"] / p["step_s"],
