@@ -121,6 +121,16 @@ class C10dGroup : public train::ProcessGroup {
     return std::make_unique<BucketSync>(*this, std::move(accumulators), options_.bucket_bytes, late);
   }
 
+  void all_gather(const at::Tensor& whole, const at::Tensor& shard) override {
+    at::Tensor output = whole, input = shard;
+    wait(backend_->_allgather_base(output, input), "the gather of a sharded weight");
+  }
+
+  void reduce_scatter_sum(const at::Tensor& shard, const at::Tensor& whole) override {
+    at::Tensor output = shard, input = whole;
+    wait(backend_->_reduce_scatter_base(output, input), "the reduce-scatter of a sharded gradient");
+  }
+
   std::vector<double> sum_values(std::vector<double> values) override {
     if (values.empty()) return values;
     at::Tensor t = at::tensor(values, at::TensorOptions().dtype(at::kDouble)).to(device_);

@@ -14,10 +14,6 @@ std::unique_ptr<train::ProcessGroup> process_group_for(const train::RunConfig& c
   const LaunchEnv env = read_launch_env();
   if (env.launcher.empty()) return std::make_unique<train::SingleProcess>();
   const train::DistributedConfig& d = config.distributed;
-  if (d.mode != "ddp")
-    fail(command, " was started as process ", env.rank, " of ", env.world_size, " (", env.launcher,
-         ") with distributed.mode = \"", d.mode, "\", which this version cannot run across processes (ddp can). ",
-         "Nothing was written; run distributed.mode = \"ddp\", or one process.");
   const bool cuda = config.device == "cuda" || (config.device == "auto" && at::hasCUDA());
   std::string backend = d.backend == "auto" ? (cuda ? "nccl" : "gloo") : d.backend;
   if (backend == "nccl" && !cuda)

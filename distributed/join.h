@@ -11,8 +11,8 @@
 
 namespace st::distributed {
 
-/// SingleProcess, or the c10d group of this launch. A mode this build does
-/// not run across processes is refused before anything is set up.
+/// SingleProcess, or the c10d group of this launch (ddp and fsdp alike:
+/// the mode decides how the run uses it, train/run.h).
 /// Ranks other than 0 send their stdout to /dev/null: rank 0 alone logs.
 std::unique_ptr<train::ProcessGroup> process_group_for(const train::RunConfig& config, const std::string& command);
 

@@ -164,17 +164,31 @@ at::Tensor LlamaModel::hidden_states(const at::Tensor& input_ids, const ForwardO
     mask.mask = (key.unsqueeze(0) <= (query + past).unsqueeze(1)).view({1, 1, steps, past + steps});
   }
 
-  at::Tensor hidden = at::embedding(embed_tokens_, input_ids);
   const bool recompute = recompute_ && at::GradMode::is_enabled() && !cache;
+  if (residency_) {
+    ST_CHECK(recompute || !at::GradMode::is_enabled(),
+             "a model whose weights are let go between uses computes gradients only with recomputation");
+    residency_->acquire(LayerResidency::kOutside);
+  }
+  at::Tensor hidden = at::embedding(embed_tokens_, input_ids);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    hidden = recompute ? recomputed_decoder_layer(config_, layers_[i], hidden, rotary, mask)
-                       : decoder_layer_forward(config_, layers_[i], hidden, rotary, mask,
-                                               cache ? &cache->layers[i] : nullptr);
+    const auto index = static_cast<int64_t>(i);
+    if (recompute) {
+      // Acquires and releases the layer itself, in forward and again in backward.
+      hidden = recomputed_decoder_layer(config_, layers_[i], hidden, rotary, mask, {residency_, index});
+      continue;
+    }
+    if (residency_) residency_->acquire(index);
+    hidden = decoder_layer_forward(config_, layers_[i], hidden, rotary, mask, cache ? &cache->layers[i] : nullptr);
+    if (residency_) residency_->release(index);
   }
   // The fused kernel when opted in on CUDA, else exactly the reference rms_norm.
   return add_rms_norm(hidden, at::Tensor(), norm_, config_.rms_norm_eps).normed;
 }
 
-at::Tensor LlamaModel::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_weight()); }
+at::Tensor LlamaModel::logits(const at::Tensor& hidden) const {
+  if (residency_) residency_->acquire(LayerResidency::kOutside);
+  return at::linear(hidden, lm_head_weight());
+}
 
 }  // namespace st

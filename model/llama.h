@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/layer_residency.h"
 #include "model/layers.h"
 #include "model/projection.h"
 
@@ -100,6 +101,12 @@ class LlamaModel {
   void set_recompute_activations(bool enabled) { recompute_ = enabled; }
   bool recomputes_activations() const { return recompute_; }
 
+  /// Where the weights are between uses (layer_residency.h); null: always
+  /// in memory. With one set, a forward with gradients must recompute its
+  /// layers, since autograd would otherwise keep weights that are let go.
+  void set_residency(LayerResidency* residency) { residency_ = residency; }
+  LayerResidency* residency() const { return residency_; }
+
  private:
   ModelConfig config_;
   at::TensorOptions options_;
@@ -110,6 +117,7 @@ class LlamaModel {
   at::Tensor inverse_frequencies_;  // fp32 rotary frequencies, not a parameter
   bool recompute_ = false;
   bool base_trainable_ = true;
+  LayerResidency* residency_ = nullptr;
 };
 
 }  // namespace st

@@ -31,6 +31,7 @@ at::Generator generator_of(const at::Tensor& t) { return at::globalContext().def
 struct LayerCall {
   const ModelConfig* config;
   const DecoderLayer* layer;
+  LayerSlot slot;
   bool causal;
   // Carried so the recomputation takes the same (fused or ATen) rotary path.
   at::Tensor position_ids, inverse_frequencies;
@@ -52,10 +53,15 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
     // same random draws (LoRA's dropout masks), as torch.utils.checkpoint's
     // preserve_rng_state does.
     ctx->saved_data["rng_state"] = generator_of(hidden).get_state();
+    ctx->saved_data["residency"] = reinterpret_cast<int64_t>(call.slot.residency);
+    ctx->saved_data["index"] = call.slot.index;
     at::NoGradGuard no_grad;
-    return decoder_layer_forward(*call.config, *call.layer, hidden,
-                                 {cos, sin, call.position_ids, call.inverse_frequencies}, {call.causal, mask_tensor},
-                                 nullptr);
+    if (call.slot.residency) call.slot.residency->acquire(call.slot.index);
+    at::Tensor output = decoder_layer_forward(*call.config, *call.layer, hidden,
+                                              {cos, sin, call.position_ids, call.inverse_frequencies},
+                                              {call.causal, mask_tensor}, nullptr);
+    if (call.slot.residency) call.slot.residency->release(call.slot.index);
+    return output;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -65,6 +71,9 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
     const AttentionMask mask{ctx->saved_data["causal"].toBool(), saved[3]};
     at::Tensor hidden = saved[0].detach().requires_grad_(saved[0].requires_grad());
     const std::vector<at::Tensor> tensors = layer_tensors(*layer);
+    auto* residency = reinterpret_cast<LayerResidency*>(ctx->saved_data["residency"].toInt());
+    const int64_t index = ctx->saved_data["index"].toInt();
+    if (residency) residency->acquire(index);
     at::Tensor output;
     {
       at::Generator generator = generator_of(hidden);
@@ -86,6 +95,10 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
                                       : torch::autograd::grad({output}, wrt, {grad_outputs[0]},
                                                               /*retain_graph=*/false, /*create_graph=*/false,
                                                               /*allow_unused=*/true);
+    // The gradients are tensors of their own: the weights can go before
+    // autograd accumulates them.
+    output = at::Tensor();
+    if (residency) residency->release(index);
     // One slot per forward argument: hidden, cos, sin, mask, call, then each parameter.
     variable_list result(5 + tensors.size());
     for (size_t i = 0; i < grads.size(); ++i)
@@ -98,11 +111,11 @@ class RecomputedLayer : public torch::autograd::Function<RecomputedLayer> {
 
 at::Tensor recomputed_decoder_layer(const ModelConfig& config, const DecoderLayer& layer,
                                     const at::Tensor& hidden, const RotaryTables& rotary,
-                                    const AttentionMask& mask) {
+                                    const AttentionMask& mask, LayerSlot slot) {
   const std::vector<at::Tensor> parameters = layer_tensors(layer);
   return RecomputedLayer::apply(
       hidden, rotary.cos, rotary.sin, std::optional<at::Tensor>(mask.mask),
-      LayerCall{&config, &layer, mask.causal, rotary.position_ids, rotary.inverse_frequencies},
+      LayerCall{&config, &layer, slot, mask.causal, rotary.position_ids, rotary.inverse_frequencies},
       at::TensorList(parameters));
 }
 

@@ -9,14 +9,22 @@
 #include <ATen/core/Tensor.h>
 
 #include "model/config.h"
+#include "model/layer_residency.h"
 #include "model/layers.h"
 
 namespace st {
+
+/// Where the layer's weights are between uses: acquired around the forward
+/// and again around the recomputation (null residency: always in memory).
+struct LayerSlot {
+  LayerResidency* residency = nullptr;
+  int64_t index = 0;
+};
 
 /// decoder_layer_forward with recomputation in backward. Gradients reach the
 /// input and every tensor of the layer that requires grad.
 at::Tensor recomputed_decoder_layer(const ModelConfig& config, const DecoderLayer& layer,
                                     const at::Tensor& hidden, const RotaryTables& rotary,
-                                    const AttentionMask& mask);
+                                    const AttentionMask& mask, LayerSlot slot = {});
 
 }  // namespace st

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -106,14 +107,35 @@ TrainingPosition TrainingPosition::from_json(const nlohmann::json& j, const std:
   return p;
 }
 
+std::string StateShard::file_name() const {
+  if (count == 1) return kStateFile;
+  char name[96];
+  std::snprintf(name, sizeof name, "training_state.rank-%05d-of-%05d.safetensors", rank, count);
+  return name;
+}
+
+std::string stage_checkpoint_dir(const std::string& run_dir, int64_t step) {
+  const fs::path tmp_dir = staging_path((fs::path(run_dir) / cat("checkpoint-", step)).string());
+  std::error_code ec;
+  fs::remove_all(tmp_dir, ec);
+  fs::create_directories(tmp_dir);
+  return tmp_dir.string();
+}
+
+void write_state_shard(const std::string& staged_dir, const AdamW& optimizer, const StateShard& shard) {
+  // (write_tensors writes under a temporary name: a file that exists is whole.)
+  write_tensors((fs::path(staged_dir) / shard.file_name()).string(), optimizer.state());
+}
+
 std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
                             const TrainingPosition& position, at::ScalarType weights_dtype,
                             const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra,
-                            const std::function<void(const std::string& dir)>& write_adapter) {
+                            const std::function<void(const std::string& dir)>& write_adapter,
+                            const StateShard& shard) {
   const fs::path final_dir = fs::path(run_dir) / cat("checkpoint-", position.step);
   const fs::path tmp_dir = staging_path(final_dir.string());
   std::error_code ec;
-  fs::remove_all(tmp_dir, ec);
+  if (shard.count == 1) fs::remove_all(tmp_dir, ec);  // else staged, with the other processes' state in it
   if (write_adapter) {
     write_adapter(tmp_dir.string());
   } else {
@@ -125,8 +147,13 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   }
   copy_model_dir_files(tokenizer_dir, tmp_dir.string());
   // Optimizer state: fp32 (or bf16 without masters) CPU copies.
-  write_tensors((tmp_dir / kStateFile).string(), optimizer.state());
+  write_state_shard(tmp_dir.string(), optimizer, shard);
+  for (int r = 0; r < shard.count; ++r) {
+    const fs::path part = tmp_dir / StateShard{r, shard.count}.file_name();
+    if (!fs::exists(part)) fail(part.string(), ": process ", r, " did not write its part of the training state");
+  }
   nlohmann::json state = extra;
+  state["state_shards"] = shard.count;
   state["position"] = position.to_json();
   state["optimizer_steps"] = optimizer.steps();
   write_file_atomic((tmp_dir / kPositionFile).string(), state.dump(2) + "\n");
@@ -157,9 +184,16 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   return {TrainingPosition::from_json(state["position"], position_path), std::move(state)};
 }
 
-TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer) {
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer,
+                                     const StateShard& shard) {
   const TrainerState state = read_trainer_state(checkpoint_dir);
-  const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / kStateFile).string());
+  const int64_t shards = state.fields.value("state_shards", int64_t(1));
+  if (shards != shard.count)
+    fail(checkpoint_dir, ": its training state is in ", shards, " part", shards == 1 ? "" : "s",
+         " (distributed.mode = \"", shards == 1 ? "ddp\" or one process" : "fsdp\"", "), but this run needs ",
+         shard.count, shard.count == 1 ? " (it is not fully sharded)" : " (one per process, fully sharded)",
+         "; resume with the mode and process count that wrote it");
+  const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / shard.file_name()).string());
   optimizer.load_state(tensors, state.fields.value("optimizer_steps", state.position.step));
   return state.position;
 }

@@ -31,15 +31,33 @@ struct TrainingPosition {
   static TrainingPosition from_json(const nlohmann::json& j, const std::string& source);
 };
 
+/// Which part of the optimizer state a process holds: all of it (count 1:
+/// training_state.safetensors), or, in a fully sharded run, its shard
+/// (training_state.rank-<r>-of-<count>.safetensors, one file per process).
+struct StateShard {
+  int rank = 0;
+  int count = 1;
+  std::string file_name() const;
+};
+
+/// The empty dir a checkpoint of `step` is staged in before its rename
+/// (rank 0 makes it; the other processes of a sharded run then write their
+/// state into it with write_state_shard before rank 0's save_checkpoint).
+std::string stage_checkpoint_dir(const std::string& run_dir, int64_t step);
+void write_state_shard(const std::string& staged_dir, const AdamW& optimizer, const StateShard& shard);
+
 /// Writes run_dir/checkpoint-<step> (weights in `weights_dtype`), then
-/// deletes all but the newest `keep_last` checkpoints (0 keeps all).
+/// deletes all but the newest `keep_last` checkpoints (0 keeps all). With
+/// shard.count > 1 the staged dir holds the other processes' state files
+/// already: this adds rank 0's, checks that all are there and renames.
 /// `extra` is stored in trainer_state.json (e.g. the recipe digest).
 /// With `write_adapter` (adapter training) the checkpoint holds what it
 /// writes instead of the HF weights: the adapter, never the frozen base.
 std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model, const AdamW& optimizer,
                             const TrainingPosition& position, at::ScalarType weights_dtype,
                             const std::string& tokenizer_dir, int64_t keep_last, const nlohmann::json& extra,
-                            const std::function<void(const std::string& dir)>& write_adapter = {});
+                            const std::function<void(const std::string& dir)>& write_adapter = {},
+                            const StateShard& shard = {});
 
 /// The newest complete checkpoint dir in run_dir, or "" if none.
 std::string latest_checkpoint(const std::string& run_dir);
@@ -55,7 +73,8 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir);
 
 /// Restores the optimizer from a checkpoint dir and returns its position;
 /// st::Error names the file for anything missing or corrupt.
-TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer);
+TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer,
+                                     const StateShard& shard = {});
 
 /// Restores the model's adapter tensors (role kAdapter) from a checkpoint
 /// dir: every one must be there with its shape, and nothing else. A model

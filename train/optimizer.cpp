@@ -10,9 +10,16 @@
 
 namespace st::train {
 
+bool AdamW::decays(const std::string& name, int64_t dim) {
+  // transformers' Trainer decays all but biases and norms: the matrices,
+  // and DoRA's magnitude vector (1-D, but not a norm by its name).
+  return dim >= 2 || name.ends_with("lora_magnitude_vector");
+}
+
 AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
-             const NamedTensors& initial_masters)
+             const NamedTensors& initial_masters, const std::vector<bool>& decay)
     : options_(options), masters_(master_weights) {
+  ST_CHECK(decay.empty() || decay.size() == parameters.size(), "one decay flag per parameter");
   std::map<std::string, at::Tensor> initial(initial_masters.begin(), initial_masters.end());
   for (auto& [name, param] : parameters) {
     Slot slot;
@@ -31,9 +38,7 @@ AdamW::AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
     if (master_weights) slot.grad = at::zeros_like(slot.master);
     slot.exp_avg = at::zeros_like(slot.master);
     slot.exp_avg_sq = at::zeros_like(slot.master);
-    // transformers' Trainer decays all but biases and norms: the matrices,
-    // and DoRA's magnitude vector (1-D, but not a norm by its name).
-    slot.decay = param.dim() >= 2 || name.ends_with("lora_magnitude_vector");
+    slot.decay = decay.empty() ? decays(name, param.dim()) : decay[slots_.size()];
     slots_.push_back(std::move(slot));
   }
 }

@@ -44,8 +44,14 @@ class AdamW {
   /// from where the model's own were rounded on loading -- an fp32 source
   /// trained in bf16 keeps its fp32 weights as masters, as transformers'
   /// mixed precision does; a parameter not named there starts from itself.
+  /// decay (one per parameter): whether each decays, where the tensors
+  /// are not the weights' own shapes (fully sharded shards); empty: by
+  /// decays().
   AdamW(NamedTensors parameters, AdamWOptions options, bool master_weights,
-        const NamedTensors& initial_masters = {});
+        const NamedTensors& initial_masters = {}, const std::vector<bool>& decay = {});
+
+  /// Whether weight decay applies to the weight `name` of `dim` dimensions.
+  static bool decays(const std::string& name, int64_t dim);
 
   /// Adds every parameter's current .grad() into the accumulators and
   /// clears it; call after each micro-batch's backward.

@@ -61,6 +61,13 @@ class ProcessGroup {
     };
     return std::make_unique<AtFinish>(*this, std::move(accumulators));
   }
+  /// Fills the contiguous 1-D `whole` with every process's `shard` in rank
+  /// order (whole has world_size x shard's elements): fully sharded
+  /// training's gather of a weight.
+  virtual void all_gather(const at::Tensor& whole, const at::Tensor& shard) = 0;
+  /// Sets `shard` to the sum over the processes of their `whole`'s
+  /// rank-th slice (of shard's length): a gradient's reduce-scatter.
+  virtual void reduce_scatter_sum(const at::Tensor& shard, const at::Tensor& whole) = 0;
   /// The sum of `values` (element-wise) over the processes.
   virtual std::vector<double> sum_values(std::vector<double> values) = 0;
   /// True when `value` is true on every process.
@@ -87,6 +94,8 @@ class SingleProcess : public ProcessGroup {
   int world_size() const override { return 1; }
   std::string description() const override { return "1 process"; }
   void all_reduce_sum(const std::vector<at::Tensor>&) override {}
+  void all_gather(const at::Tensor& whole, const at::Tensor& shard) override { whole.copy_(shard); }
+  void reduce_scatter_sum(const at::Tensor& shard, const at::Tensor& whole) override { shard.copy_(whole); }
   std::vector<double> sum_values(std::vector<double> values) override { return values; }
   bool all_true(bool value) override { return value; }
   std::vector<std::string> all_gather_strings(const std::string& text) override { return {text}; }

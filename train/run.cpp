@@ -31,6 +31,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics_log.h"
 #include "train/plot.h"
+#include "train/sharded_model.h"
 
 namespace fs = std::filesystem;
 
@@ -92,8 +93,13 @@ struct Evaluation {
   std::map<std::string, double> metrics;
 };
 // Each process evaluates every world_size-th batch; the sums are added up.
+// Fully sharded (`sharded`), every process runs as many forwards, each
+// gathering the layers with the others: a process short of a batch (or
+// with one without items) runs the split's first batch with items instead,
+// and counts nothing of it.
 Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets::BatchOptions& options,
-                    int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id, ProcessGroup& group) {
+                    int64_t max_batches, const RecipeHooks& hooks, int32_t pad_id, ProcessGroup& group,
+                    bool sharded) {
   at::NoGradGuard no_grad;
   const auto plan = datasets::plan_epoch(split.lengths, split.members, options, 0);
   const size_t used = max_batches > 0 ? std::min(plan.size(), static_cast<size_t>(max_batches)) : plan.size();
@@ -108,10 +114,21 @@ Evaluation evaluate(const LlamaModel& model, const Split& split, const datasets:
   int64_t count = 0;
   std::map<std::string, double> metric_sums;
   const size_t processes = static_cast<size_t>(group.world_size());
-  for (size_t b = static_cast<size_t>(group.rank()); b < used; b += processes) {
-    const datasets::Batch batch = datasets::materialize(plan[b], split.view, options, pad_id);
-    const int64_t items = hooks.items(batch);
-    if (items == 0) continue;
+  std::optional<datasets::Batch> stand_in;
+  if (sharded)
+    for (size_t b = 0; b < used && !stand_in; ++b) {
+      datasets::Batch batch = datasets::materialize(plan[b], split.view, options, pad_id);
+      if (hooks.items(batch) > 0) stand_in = std::move(batch);
+    }
+  const size_t slots = stand_in ? (used + processes - 1) / processes : 0;
+  for (size_t k = 0, b = static_cast<size_t>(group.rank()); b < used || k < slots; ++k, b += processes) {
+    const datasets::Batch batch =
+        b < used ? datasets::materialize(plan[b], split.view, options, pad_id) : datasets::Batch{};
+    const int64_t items = b < used ? hooks.items(batch) : 0;
+    if (items == 0) {
+      if (stand_in) hooks.loss(model, *stand_in, scale);  // the gathers only
+      continue;
+    }
     const MicroBatchLoss loss = hooks.loss(model, batch, scale);
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
@@ -247,6 +264,7 @@ class TrainingRun {
     if (steps_this_run_ > 0 || last_checkpoint_step_ != position_.step) evaluate_now();
     checkpoint();
     std::string final_dir = (fs::path(run_dir_) / "final").string();
+    if (sharded_) sharded_->gather_all();  // every process, for rank 0 to write
     if (lead_) {
       final_dir = write_final_dir();
       if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
@@ -423,9 +441,24 @@ class TrainingRun {
     NamedTensors initial_masters;
     if (masters && checkpoint_.empty() && !weights_stored_as(config_.data.model_dir, dtype_))
       initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
-    optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
+    StateShard shard;
+    if (config_.distributed.mode == "fsdp" && group_.world_size() > 1) {
+      sharded_.emplace(*model_, group_);
+      shard = {group_.rank(), group_.world_size()};
+      std::printf("fully sharded (fsdp): each process holds %lld of the model's %lld elements\n",
+                  static_cast<long long>(sharded_->shard_elements()),
+                  static_cast<long long>(sharded_->whole_elements()));
+      NamedTensors shards_of_masters;
+      for (const auto& [name, whole] : initial_masters)
+        for (const auto& [trainable, tensor] : sharded_->trainable_shards())
+          if (trainable == name) shards_of_masters.emplace_back(name, sharded_->shard_of(name, whole));
+      optimizer_.emplace(sharded_->trainable_shards(), config_.optimizer, masters, shards_of_masters,
+                         sharded_->trainable_decay());
+    } else {
+      optimizer_.emplace(model_->trainable_parameters(), config_.optimizer, masters, initial_masters);
+    }
     if (checkpoint_.empty()) return;
-    position_ = load_training_state(checkpoint_, *optimizer_);
+    position_ = load_training_state(checkpoint_, *optimizer_, shard);
     std::printf("resuming from %s at step %lld\n", checkpoint_.c_str(), static_cast<long long>(position_.step));
   }
 
@@ -508,15 +541,37 @@ class TrainingRun {
     // (an epoch's last step may leave a process none).
     std::vector<datasets::Batch> batches;
     std::vector<int64_t> indices;  // in the step, as one process would count them
+    std::vector<bool> filler;
     std::map<std::string, double> input_counts;
     int64_t items = 0;
     size_t tokens = 0;
-    for (int64_t m = first + group_.rank(); m < last; m += group_.world_size()) {
+    // Fully sharded, every process runs as many micro-batches (each one's
+    // forward and backward gather and scatter with the others): one short of
+    // a micro-batch, or holding one without items, runs the step's first
+    // micro-batch with items as a filler (weighted 0).
+    std::optional<std::pair<int64_t, datasets::Batch>> stand_in;
+    if (sharded_)
+      for (int64_t m = first; m < last && !stand_in; ++m) {
+        datasets::Batch b = datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_);
+        if (hooks_.items(b) > 0) stand_in.emplace(m - first, std::move(b));
+      }
+    const int64_t processes = group_.world_size();
+    const int64_t slots = stand_in ? (last - first + processes - 1) / processes : 0;
+    for (int64_t k = 0, m = first + group_.rank(); m < last || k < slots; ++k, m += processes) {
+      datasets::Batch batch;
+      if (m < last) batch = datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_);
+      if (stand_in && (m >= last || hooks_.items(batch) == 0)) {
+        indices.push_back(stand_in->first);
+        batches.push_back(stand_in->second);
+        filler.push_back(true);
+        continue;
+      }
       indices.push_back(m - first);
-      batches.push_back(datasets::materialize(plan_[static_cast<size_t>(m)], train_->view, batching_, pad_id_));
-      items += hooks_.items(batches.back());
-      add_counts(hooks_, batches.back(), input_counts);
-      tokens += batches.back().real_tokens();
+      items += hooks_.items(batch);
+      add_counts(hooks_, batch, input_counts);
+      tokens += batch.real_tokens();
+      batches.push_back(std::move(batch));
+      filler.push_back(false);
     }
     const double lr = config_.optimizer.lr * schedule_.factor(position_.step);
     // Randomness inside the forward (LoRA's dropout) draws from a generator
@@ -529,8 +584,12 @@ class TrainingRun {
     input.micro_batches = static_cast<int64_t>(batches.size());
     input.items = items;
     input.counts = std::move(input_counts);
-    input.lm_head_weight = model_->lm_head_weight_name();
+    // Fully sharded, the LM head's gradient goes through autograd into its
+    // whole tensor (the sink would need a whole accumulator of its own).
+    input.lm_head_weight = sharded_ ? "" : model_->lm_head_weight_name();
     input.overlap = config_.distributed.overlap;
+    input.sharded = sharded_ ? &*sharded_ : nullptr;
+    input.filler = std::move(filler);
     input.loss = [&](int64_t i, const StepScale& scale) {
       at::manual_seed(step_seed + static_cast<uint64_t>(indices[static_cast<size_t>(i)]));
       return hooks_.loss(*model_, batches[static_cast<size_t>(i)], scale);
@@ -571,7 +630,7 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
-    if (group_.collective()) {  // rank 0's
+    if (group_.collective() && !sharded_) {  // rank 0's
       record["all_reduce_s"] = result.all_reduce_s;
       record["buckets_in_backward"] = result.buckets_in_backward;
     }
@@ -580,7 +639,8 @@ class TrainingRun {
     metrics_->write(record);
     if (dump_) {  // rank 0's micro-batches (all of them in a one-process run)
       nlohmann::json micro = nlohmann::json::array();
-      for (const auto& b : batches) micro.push_back(batch_json(b));
+      for (size_t i = 0; i < batches.size(); ++i)
+        if (input.filler.empty() || !input.filler[i]) micro.push_back(batch_json(batches[i]));
       *dump_ << nlohmann::json{{"step", position_.step}, {"micro_batches", micro}}.dump() << "\n";
       dump_->flush();
     }
@@ -594,15 +654,22 @@ class TrainingRun {
     const int64_t step = position_.step;
     const Evaluation evaluation = guard_allocation(
         cat("the evaluation at step ", step), "Lower training.micro_batch_rows or data.max_length.",
-        [&] { return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_, group_); });
+        [&] {
+          return evaluate(*model_, *eval_, batching_, config_.eval_max_batches, hooks_, pad_id_, group_,
+                          sharded_.has_value());
+        });
+    // Fully sharded, every process generates (each token's forward gathers
+    // the layers with the others); the same greedy replies, rank 0 records them.
+    nlohmann::json samples;
+    if (!config_.sample_prompts.empty() && (lead_ || sharded_))
+      samples = eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
+    if (sharded_) sharded_->release_all();
     if (!lead_) return;
     const double loss = evaluation.loss;
     nlohmann::json record{{"step", step}, {"eval_loss", loss}};
     if (hooks_.perplexity) record["eval_ppl"] = std::exp(loss);
     for (const auto& [name, value] : evaluation.metrics) record["eval_" + name] = value;
-    if (!config_.sample_prompts.empty())
-      record["samples"] =
-          eval::sample_replies(*model_, *encoder_, config_.sample_prompts, config_.sample_max_new_tokens);
+    if (!config_.sample_prompts.empty()) record["samples"] = std::move(samples);
     metrics_->write(record);
     line_break();
     std::string extra;
@@ -627,9 +694,23 @@ class TrainingRun {
   // from, or one just written before a stop or the end). Rank 0 writes it:
   // every process holds the same weights and optimizer state (the others'
   // next collective waits for it).
+  // Fully sharded, every process gathers the weights with the others and
+  // writes its own part of the optimizer state into the dir rank 0 staged;
+  // rank 0 writes the rest after a barrier and renames it.
   void checkpoint() {
     if (position_.step == last_checkpoint_step_) return;
+    StateShard shard;
+    if (sharded_) {
+      shard = {group_.rank(), group_.world_size()};
+      // The staged dir's name is rank 0's (it carries its process id).
+      const std::string staged = group_.all_gather_strings(lead_ ? stage_checkpoint_dir(run_dir_, position_.step)
+                                                                 : std::string())[0];
+      if (!lead_) write_state_shard(staged, *optimizer_, shard);
+      sharded_->gather_all();
+      group_.barrier();
+    }
     if (!lead_) {
+      if (sharded_) sharded_->release_all();
       last_checkpoint_step_ = position_.step;
       return;
     }
@@ -639,8 +720,10 @@ class TrainingRun {
                                             config_.keep_last,
                                             {{"recipe_digest", digest_},
                                              {"recipe_settings", settings_},
-                                             {"processes", group_.world_size()}},
-                                            write_adapter);
+                                             {"processes", group_.world_size()},
+                                             {"distributed_mode", sharded_ ? "fsdp" : "ddp"}},
+                                            write_adapter, shard);
+    if (sharded_) sharded_->release_all();
     last_checkpoint_step_ = position_.step;
     line_break();
     std::printf("checkpoint: %s\n", dir.c_str());
@@ -720,6 +803,7 @@ class TrainingRun {
   datasets::BatchOptions batching_;
   int32_t pad_id_ = 0;
   std::unique_ptr<LlamaModel> model_;
+  std::optional<ShardedModel> sharded_;  // fsdp: the model's shards (after model_: goes first)
   std::optional<AdamW> optimizer_;
   TrainingPosition position_;
   std::vector<datasets::BatchLayout> plan_;

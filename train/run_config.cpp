@@ -82,7 +82,8 @@ RecipeSchema training_schema() {
       // global step equals one process's with grad_accumulation x processes.
       {.key = "distributed.mode", .type = K::kString, .default_value = std::string("ddp"),
        .choices = {"ddp", "fsdp"},
-       .help = "ddp: every process holds the whole model, gradients all-reduced; fsdp: sharded (not yet)"},
+       .help = "ddp: every process holds the whole model, gradients all-reduced; fsdp: weights, gradients and optimizer "
+                "state sharded across the processes, layers gathered for compute"},
       {.key = "distributed.backend", .type = K::kString, .default_value = std::string("auto"),
        .choices = {"auto", "gloo", "nccl"}, .help = "c10d backend; auto: nccl on CUDA, gloo on the CPU"},
       {.key = "distributed.bucket_mb", .type = K::kInt, .default_value = int64_t(25), .min = 1, .max = 4096,

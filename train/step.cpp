@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "train/gradient_hooks.h"
 
 namespace st::train {
@@ -38,7 +39,7 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   // Several processes sum the gradients: with overlap, each bucket is sent
   // during the last micro-batch's backward as soon as its gradients are
   // final (the LM head's, which its sink adds outside autograd, at the end).
-  const bool collective = group.collective();
+  const bool collective = group.collective() && !input.sharded;
   std::unique_ptr<GradientSync> sync;
   std::vector<size_t> late;
   if (collective) {
@@ -51,6 +52,17 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   std::map<std::string, double> metric_sums;
   for (int64_t i = 0; i < input.micro_batches; ++i) {
     const MicroBatchLoss loss = input.loss(i, scale);
+    if (!input.filler.empty() && input.filler[static_cast<size_t>(i)]) {
+      // The same forward and backward as a real micro-batch, adding nothing.
+      ST_CHECK(loss.summed.defined(), "a filler micro-batch without items");
+      (loss.summed * 0.0).backward();
+      if (input.sharded) input.sharded->reduce_outside_gradients();
+      optimizer.accumulate_gradients();
+      continue;
+    }
+    // Under fsdp a micro-batch without a forward would leave this process
+    // a gather short: such micro-batches are replaced by fillers.
+    ST_CHECK(loss.summed.defined() || !input.sharded, "a fully sharded micro-batch without items");
     if (!loss.summed.defined()) continue;
     {
       std::optional<GradientHooks> hooks;
@@ -60,6 +72,7 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
       // step owned the scale (resumed runs and the demo stay bit-identical).
       (loss.summed / items).backward();
     }
+    if (input.sharded) input.sharded->reduce_outside_gradients();
     optimizer.accumulate_gradients();
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
@@ -83,6 +96,10 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   size_t k = 1;
   for (const auto& [name, value] : metric_sums) result.metrics[name] = items > 0 ? sums[k++] / items : 0.0;
   result.grad_norm = optimizer.gradient_norm();
+  if (input.sharded) {
+    // The norm of the shards' norms: each process holds a disjoint part.
+    result.grad_norm = std::sqrt(group.sum_values({result.grad_norm * result.grad_norm})[0]);
+  }
   result.finite = group.all_true(std::isfinite(result.loss) && std::isfinite(result.grad_norm));
   if (result.finite) {
     // As torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when below 1.
@@ -93,6 +110,8 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
     optimizer.step(lr);
   }
   optimizer.zero_gradients();
+  // The whole weights (the outside ones, kept through the step) are stale.
+  if (input.sharded) input.sharded->release_all();
   return result;
 }
 

@@ -16,10 +16,12 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "model/lm_head.h"
 #include "train/optimizer.h"
 #include "train/process_group.h"
+#include "train/sharded_model.h"
 
 namespace st::train {
 
@@ -71,6 +73,15 @@ struct StepInput {
   std::map<std::string, double> counts;
   /// Several processes: send gradient buckets during the last backward.
   bool overlap = true;
+  /// Fully sharded training (sharded_model.h): gradients arrive
+  /// reduce-scattered into the optimizer's shards, and the norm is summed
+  /// over the processes' shards. Null: ddp or one process.
+  ShardedModel* sharded = nullptr;
+  /// Per micro-batch (empty: none): one this process runs only so that it
+  /// gathers and scatters as often as the others (under fsdp every process
+  /// runs as many micro-batches, each with a forward and a backward); its
+  /// loss is weighted 0 and counted nowhere.
+  std::vector<bool> filler;
 };
 
 struct StepResult {

@@ -8,6 +8,12 @@ losses within 1e-5 relative, and the final weights
 (or adapter) within 1e-5 relative per tensor (fp32: the two differ only in
 the order the gradients are summed). Rank 0 alone writes the run dir.
 
+With distributed.mode=fsdp (fully sharded) also: each checkpoint holds one
+optimizer-state file per process; its HF weights load in transformers and
+equal the one-process checkpoint's; and a 2-process run resumed from it
+(in a new dir) repeats the uninterrupted run's later losses and final
+weights bit for bit.
+
   ddp_test.py SALAMANDRA_TUNE WORK_DIR [--command sft|dpo] [--srun] [section.key=value ...]
 """
 import json
@@ -132,7 +138,43 @@ for item in ("training.svg", "recipe.toml", os.path.join("final", "README.md")):
     if not os.path.exists(os.path.join(two, item)):
         failures.append(f"the 2-process run dir lacks {item}")
 
-print(json.dumps({"command": COMMAND, "launcher": "srun" if SRUN else "torchrun", "overrides": OVERRIDES,
+report = {}
+if "distributed.mode=fsdp" in OVERRIDES:
+    if "fully sharded (fsdp)" not in log:
+        failures.append(f"the fsdp run does not say it sharded the model:\n{log[-1500:]}")
+    checkpoint = os.path.join(two, "checkpoint-4")
+    parts = sorted(f for f in os.listdir(checkpoint) if f.startswith("training_state."))
+    if parts != [f"training_state.rank-{r:05d}-of-00002.safetensors" for r in range(2)]:
+        failures.append(f"the fsdp checkpoint's optimizer state is not one file per process: {parts}")
+    adapter = os.path.exists(os.path.join(checkpoint, "adapter_model.safetensors"))
+    if not adapter:
+        import torch
+        from transformers import AutoModelForCausalLM
+        loaded = AutoModelForCausalLM.from_pretrained(checkpoint, torch_dtype=torch.float32)
+        single = load_file(os.path.join(one, "checkpoint-4", "model.safetensors"))
+        state = {k: v.numpy() for k, v in loaded.state_dict().items()}
+        worst_loaded = max(float(np.abs(state[name] - want).max()) / max(float(np.abs(want).max()), 1e-30)
+                           for name, want in single.items())
+        report["transformers_checkpoint_vs_one_process"] = worst_loaded
+        if worst_loaded > TOLERANCE:
+            failures.append(f"the fsdp checkpoint loaded by transformers differs from the 1-process one by "
+                            f"{worst_loaded:.3g} > {TOLERANCE}")
+    resumed = os.path.join(WORK, "resumed")
+    args = [COMMAND, recipe, f"training.output_dir={resumed}", f"training.grad_accumulation={G}", "--resume",
+            checkpoint, *OVERRIDES]
+    must(torchrun(ST, 2, args, timeout=900), "two processes resumed from the fsdp checkpoint")
+    later = [r for r in records(two) if r["step"] > 4 and "loss" in r]
+    again = [r for r in records(resumed) if "loss" in r]
+    if [r["loss"] for r in later] != [r["loss"] for r in again]:
+        failures.append(f"the resumed fsdp run's losses {[r['loss'] for r in again]} are not the uninterrupted "
+                        f"run's {[r['loss'] for r in later]}")
+    final = "adapter_model.safetensors" if adapter else "model.safetensors"
+    a, b = load_file(os.path.join(resumed, "final", final)), load_file(os.path.join(two, "final", final))
+    if set(a) != set(b) or any(not np.array_equal(a[k], b[k]) for k in b):
+        failures.append("the resumed fsdp run's final weights are not the uninterrupted run's")
+    report["resumed_steps_equal"] = len(again)
+
+print(json.dumps({**report, "command": COMMAND, "launcher": "srun" if SRUN else "torchrun", "overrides": OVERRIDES,
                   "steps": STEPS, "worst_relative": worst, "tolerance": TOLERANCE}, indent=1))
 if failures:
     sys.exit("FAIL:\n" + "\n".join(failures))

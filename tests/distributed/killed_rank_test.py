@@ -5,8 +5,8 @@ SIGKILL mid-run; rank 0 must exit non-zero within distributed.timeout_s,
 saying a collective failed. Resuming on 2 processes (torchrun) from the
 last checkpoint then continues the loss sequence of an uninterrupted
 2-process run bit for bit, with the same final weights. Also refused,
-before anything is written: distributed.mode = "fsdp" on 2 processes (not
-run across processes yet), and resuming that run's checkpoint on 1 process.
+before anything is written: resuming that run's (ddp) checkpoint with
+distributed.mode = "fsdp", and resuming it on 1 process.
 
   killed_rank_test.py SALAMANDRA_TUNE WORK_DIR
 """
@@ -90,13 +90,15 @@ else:
         failures.append("the resumed run's final weights differ from the uninterrupted run's")
     report["resumed_steps_equal"] = len(reference)
 
-# Refused: fsdp on 2 processes, and a 2-process checkpoint resumed by one.
-fsdp = os.path.join(WORK, "fsdp")
-result = torchrun(ST, 2, ["sft", recipe, f"training.output_dir={fsdp}", "distributed.mode=fsdp"], timeout=300)
-if result.returncode == 0 or "distributed.mode = \"fsdp\"" not in result.stdout + result.stderr:
-    failures.append(f"fsdp on 2 processes was not refused with a message:\n{result.stderr[-1500:]}")
-if os.path.exists(fsdp):
-    failures.append("the refused fsdp run wrote its output dir")
+# Refused: a ddp checkpoint resumed fully sharded (its optimizer state is
+# whole, not in one part per process), and a 2-process checkpoint resumed by one.
+before = sorted(os.listdir(whole))
+sharded = torchrun(ST, 2, ["sft", recipe, f"training.output_dir={whole}", "--resume", "training.max_steps=20",
+                           "distributed.mode=fsdp"], timeout=300)
+if sharded.returncode == 0 or "distributed.mode" not in sharded.stdout + sharded.stderr:
+    failures.append(f"a ddp checkpoint resumed under fsdp was not refused with a message:\n{sharded.stderr[-1500:]}")
+if sorted(os.listdir(whole)) != before:
+    failures.append("the refused fsdp resume changed the run dir")
 one = run(ST, "sft", recipe, f"training.output_dir={whole}", "--resume", "training.max_steps=20")
 if one.returncode == 0 or "resume it with as many" not in one.stderr:
     failures.append(f"a 2-process checkpoint resumed on 1 process was not refused:\n{one.stderr[-1500:]}")

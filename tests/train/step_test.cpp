@@ -128,6 +128,12 @@ class MirroredProcesses : public train::ProcessGroup {
     for (double& v : values) v *= copies_;
     return values;
   }
+  void all_gather(const at::Tensor& whole, const at::Tensor& shard) override {
+    for (int r = 0; r < copies_; ++r) whole.narrow(0, r * shard.numel(), shard.numel()).copy_(shard);
+  }
+  void reduce_scatter_sum(const at::Tensor& shard, const at::Tensor& whole) override {
+    shard.copy_(whole.narrow(0, 0, shard.numel())).mul_(copies_);
+  }
   bool all_true(bool value) override { return value && others_finite_; }
   std::string description() const override { return "mirrored processes"; }
   std::vector<std::string> all_gather_strings(const std::string& text) override {
