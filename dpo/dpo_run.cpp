@@ -28,13 +28,17 @@ void set_up_reference(std::unique_ptr<Reference>& reference, LlamaModel& model, 
   // Under LoRA the initial policy is the base with the adapters off: the
   // policy itself serves, and no second copy of the weights exists.
   const bool adapters_off = adapter_run && options.reference.empty();
-  auto separate_model = [&] { return model_reference(load_model(dir, model.options()), chunk); };
+  // (A precomputing reference runs where the model is now; a live one
+  // where training computes.)
+  auto separate_model = [&](const at::Device& device) {
+    return model_reference(load_model(dir, model.options().device(device)), chunk);
+  };
   if (!options.precompute_reference) {
     if (adapters_off) {
       reference = adapters_off_reference(model, chunk);
       std::printf("reference: the base model with the adapters switched off\n");
     } else {
-      reference = separate_model();
+      reference = separate_model(data.device);
       std::printf("reference: %s (frozen%s)\n", dir.c_str(), options.reference.empty() ? ", the initial policy" : "");
     }
     return;
@@ -44,7 +48,7 @@ void set_up_reference(std::unique_ptr<Reference>& reference, LlamaModel& model, 
     if (adapters_off) return adapters_off_reference(model, chunk);
     // A fresh full fine-tuning run's policy is still the initial one.
     if (options.reference.empty() && !data.resumed) return frozen_policy_reference(model, chunk);
-    return separate_model();
+    return separate_model(model.options().device());
   };
   const at::ScalarType dtype = model.options().dtype().toScalarType();
   const at::Device device = model.options().device();

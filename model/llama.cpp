@@ -80,6 +80,13 @@ void LlamaModel::require_grads() {
   for (const ParameterInfo& p : parameters()) p.tensor.requires_grad_(p.trainable);
 }
 
+void LlamaModel::move_to(const at::Device& device) {
+  at::NoGradGuard no_grad;
+  for (const ParameterInfo& p : parameters())
+    if (p.tensor.device() != device) p.tensor.set_data(p.tensor.to(device));
+  options_ = options_.device(device);
+}
+
 void LlamaModel::set_adapters_enabled(bool enabled) {
   for (DecoderLayer& layer : layers_)
     for (const auto& [name, projection] : layer.projections()) (*projection)->set_adapters_enabled(enabled);

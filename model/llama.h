@@ -105,6 +105,9 @@ class LlamaModel {
   /// in memory. With one set, a forward with gradients must recompute its
   /// layers, since autograd would otherwise keep weights that are let go.
   void set_residency(LayerResidency* residency) { residency_ = residency; }
+  /// Moves every tensor (each keeps its identity: projections and
+  /// autograd hooks still refer to it) and the model's options to `device`.
+  void move_to(const at::Device& device);
   LayerResidency* residency() const { return residency_; }
 
  private:

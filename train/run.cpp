@@ -411,7 +411,10 @@ class TrainingRun {
   // The model (from the checkpoint when resuming), the recipe's adaptation
   // of it, what trains, the optimizer and the position.
   void setup_model() {
-    const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(device_);
+    // Fully sharded, the whole model is loaded into host memory and only
+    // each process's shards go to the device.
+    const bool fsdp = config_.distributed.mode == "fsdp" && group_.world_size() > 1;
+    const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(fsdp ? at::Device(at::kCPU) : device_);
     // An adapter run's checkpoints hold the adapter only: the base always
     // comes from model.path.
     const bool adapter_run = static_cast<bool>(hooks_.save_adapter);
@@ -424,7 +427,8 @@ class TrainingRun {
       else load_adapter_state(checkpoint_, *model_);
     }
     if (hooks_.before_training)
-      hooks_.before_training(*model_, {&train_->cache, eval_ ? &eval_->cache : nullptr, !checkpoint_.empty()});
+      hooks_.before_training(*model_,
+                             {&train_->cache, eval_ ? &eval_->cache : nullptr, !checkpoint_.empty(), device_});
     model_->require_grads();
     // Masters only for what trains in low precision: fp32 adapters on a
     // bf16 base are updated in place, as fp32 models are.
@@ -442,8 +446,8 @@ class TrainingRun {
     if (masters && checkpoint_.empty() && !weights_stored_as(config_.data.model_dir, dtype_))
       initial_masters = load_model(config_.data.model_dir, at::TensorOptions().dtype(at::kFloat))->checkpoint_tensors();
     StateShard shard;
-    if (config_.distributed.mode == "fsdp" && group_.world_size() > 1) {
-      sharded_.emplace(*model_, group_);
+    if (fsdp) {
+      sharded_.emplace(*model_, group_, device_);
       shard = {group_.rank(), group_.world_size()};
       std::printf("fully sharded (fsdp): each process holds %lld of the model's %lld elements\n",
                   static_cast<long long>(sharded_->shard_elements()),

@@ -55,6 +55,10 @@ struct TrainingData {
   const datasets::TokenCache* train = nullptr;
   const datasets::TokenCache* eval = nullptr;
   bool resumed = false;  // the model holds a checkpoint's weights, not the initial ones
+  /// Where training computes. The model is there too, except under fsdp,
+  /// whose whole model is in host memory until it is sharded (after this
+  /// hook): a live reference model belongs here, not beside the model.
+  at::Device device = at::kCPU;
 };
 
 /// What a recipe puts into the run.

@@ -53,7 +53,8 @@ struct ShardGradientHook : torch::autograd::PostAccumulateGradHook {
   size_t index;
 };
 
-ShardedModel::ShardedModel(LlamaModel& model, ProcessGroup& group) : model_(model), group_(group) {
+ShardedModel::ShardedModel(LlamaModel& model, ProcessGroup& group, const at::Device& device)
+    : model_(model), group_(group) {
   const int n = group.world_size();
   at::NoGradGuard no_grad;
   for (const ParameterInfo& p : model.parameters()) {
@@ -66,11 +67,17 @@ ShardedModel::ShardedModel(LlamaModel& model, ProcessGroup& group) : model_(mode
     e.per = (e.numel + n - 1) / n;
     e.layer = p.layer;
     e.trainable = p.trainable;
-    e.shard = slice_of(p.tensor, e.numel, e.per, group.rank());
+    e.shard = slice_of(p.tensor, e.numel, e.per, group.rank()).to(device);
     by_layer_[e.layer].push_back(entries_.size());
     entries_.push_back(std::move(e));
   }
-  for (Entry& e : entries_) free_storage(e.whole);
+  // The whole tensors move to the device empty: what they held is in the
+  // shards now. Then the buffers follow.
+  for (Entry& e : entries_) {
+    if (e.whole.device() != device) e.whole.set_data(at::empty(e.whole.sizes(), e.whole.options().device(device)));
+    free_storage(e.whole);
+  }
+  model.move_to(device);
   for (const auto& [layer, members] : by_layer_) whole_[layer] = false;
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Entry& e = entries_[i];
@@ -168,7 +175,7 @@ at::Tensor ShardedModel::shard_of(const std::string& name, const at::Tensor& who
   for (const Entry& e : entries_)
     if (e.name == name) {
       ST_CHECK(whole.numel() == e.numel, "the whole ", name, " has ", whole.numel(), " elements, not ", e.numel);
-      return slice_of(whole, e.numel, e.per, group_.rank());
+      return slice_of(whole, e.numel, e.per, group_.rank()).to(e.shard.device());
     }
   fail("the sharded model has no tensor \"", name, "\"");
 }

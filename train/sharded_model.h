@@ -33,9 +33,11 @@ namespace st::train {
 
 class ShardedModel : public LayerResidency {
  public:
-  /// Shards `model`'s tensors across `group` and lets the whole tensors go;
-  /// the model then gathers through this object. Turns on recomputation.
-  ShardedModel(LlamaModel& model, ProcessGroup& group);
+  /// Shards `model`'s tensors across `group` onto `device` and lets the
+  /// whole tensors go; the model (which may have been loaded into host
+  /// memory) then computes on `device`, gathering through this object.
+  /// Turns on recomputation.
+  ShardedModel(LlamaModel& model, ProcessGroup& group, const at::Device& device);
   /// Unhooks the model, whose tensors stay empty (no collectives here: it
   /// may run while unwinding after a failure).
   ~ShardedModel() override;
