@@ -4,9 +4,14 @@ Gloo, launched by torchrun, 1 thread each) against 1 process (2 threads) on
 the same global batch, on this machine's 2-core CPU: step time, and the
 share of it the gradients' all-reduce takes (rank 0's all_reduce_s in
 metrics.jsonl). The all-reduce runs after the last micro-batch's backward,
-in buckets of distributed.bucket_mb (not yet overlapped with the backward
-pass). On 2 cores the processes only split the compute that 2 threads
-split; the scaling figure is for the GPU.
+in buckets of distributed.bucket_mb, without and with overlap (buckets sent
+during the last backward). Then the same step fully sharded
+(distributed.mode = "fsdp": each layer gathered for its forward and its
+recomputation, gradients reduce-scattered): its step time, and each run's
+resident memory after a step (rank 0's rss_mb in metrics.jsonl), where the
+sharded weights, gradients and AdamW state show. On 2 cores the processes
+only split the compute that 2 threads split; the scaling figure is for the
+GPU.
 
 Model: as bench_sft.py's (Salamandra architecture, hidden 256, 4 layers,
 the real 256k vocabulary: 135M parameters, 540 MB of fp32 gradients, most
@@ -33,7 +38,7 @@ TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 GLOBAL_MICRO_BATCHES = 4
 
 
-def recipe(path, model, data, work, out, accumulation, threads, steps, bucket_mb, overlap=True):
+def recipe(path, model, data, work, out, accumulation, threads, steps, bucket_mb, overlap=True, mode="ddp"):
     with open(path, "w") as f:
         f.write(f"""[model]
 path = "{model}"
@@ -59,6 +64,7 @@ plot = false
 [distributed]
 bucket_mb = {bucket_mb}
 overlap = {"true" if overlap else "false"}
+mode = "{mode}"
 """)
     return path
 
@@ -70,7 +76,8 @@ def step_figures(run_dir, warmup):
         records = [json.loads(line) for line in f if '"loss"' in line]
     elapsed = [r["elapsed_s"] for r in records]
     steps = [b - a for a, b in zip(elapsed, elapsed[1:])][warmup:]
-    out = {"step_s": statistics.median(steps), "steps_s": steps, "loss": [r["loss"] for r in records]}
+    out = {"step_s": statistics.median(steps), "steps_s": steps, "loss": [r["loss"] for r in records],
+           "rss_mb": statistics.median(r["rss_mb"] for r in records[warmup:])}
     if "all_reduce_s" in records[0]:
         reduce = [r["all_reduce_s"] for r in records][warmup + 1:]
         out["all_reduce_s"] = statistics.median(reduce)
@@ -100,11 +107,10 @@ def main():
     subprocess.run([ST, "sft", one], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env=dict(os.environ, OMP_NUM_THREADS="2"))
     two = {}
-    for overlap in (False, True):
-        name = "overlap" if overlap else "no_overlap"
+    for name, overlap, mode in (("no_overlap", False, "ddp"), ("overlap", True, "ddp"), ("fsdp", True, "fsdp")):
         out = os.path.join(a.work, name)
         path = recipe(os.path.join(a.work, f"{name}.toml"), model, data, a.work, out, GLOBAL_MICRO_BATCHES // 2, 1,
-                      a.steps, a.bucket_mb, overlap)
+                      a.steps, a.bucket_mb, overlap, mode)
         subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--master-port", "29533", "--no-python", ST, "sft", path],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -127,6 +133,7 @@ def main():
               "one_process_2_threads": o,
               "two_processes_gloo_1_thread": two,
               "step_time_ratio": {k: t["step_s"] / o["step_s"] for k, t in two.items()},
+              "rss_ratio": {k: t["rss_mb"] / o["rss_mb"] for k, t in two.items()},
               "max_loss_relative_difference": max(abs(x - y) / abs(y) for t in two.values()
                                                   for x, y in zip(t["loss"], o["loss"]))}
     print(json.dumps(report, indent=2))

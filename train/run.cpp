@@ -20,6 +20,7 @@
 #include "common/atomic_file.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/resident_memory.h"
 #include "common/stop_request.h"
 #include "datasets/prepare.h"
 #include "datasets/sample_encoder.h"
@@ -634,6 +635,8 @@ class TrainingRun {
                           {"elapsed_s", elapsed},        {"skipped", !result.finite},
                           {"nonfinite_steps", position_.nonfinite_steps}};
     for (const auto& [name, value] : result.metrics) record[name] = value;
+    if (const int64_t resident = resident_memory_bytes(); resident >= 0)  // rank 0's
+      record["rss_mb"] = static_cast<double>(resident) / (1 << 20);
     if (group_.collective() && !sharded_) {  // rank 0's
       record["all_reduce_s"] = result.all_reduce_s;
       record["buckets_in_backward"] = result.buckets_in_backward;
@@ -772,7 +775,8 @@ class TrainingRun {
       for (auto it = metrics_->records().rbegin(); it != metrics_->records().rend(); ++it)
         if (it->contains(key)) {
           for (const auto& [name, value] : it->items())
-            if (value.is_number() && name != "elapsed_s" && name != "tokens_per_s") record.final_metrics[name] = value;
+            if (value.is_number() && name != "elapsed_s" && name != "tokens_per_s" && name != "rss_mb")
+              record.final_metrics[name] = value;
           break;
         }
     record.tool = tool_name();

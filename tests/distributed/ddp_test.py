@@ -90,6 +90,7 @@ def relative(a, b):
 PER_STEP = ("loss", "eval_loss", "eval_ppl", "lr", "grad_norm")
 COUNTS = ("step", "epoch", "tokens", "trained_tokens", "pairs")
 RANK0_ONLY = {"all_reduce_s", "buckets_in_backward"}  # a multi-process run's timings
+MEASURED = ("elapsed_s", "tokens_per_s", "rss_mb")  # of the machine, not of the computation
 
 
 def differences(other, base):
@@ -108,7 +109,7 @@ def differences(other, base):
             failures.append(f"record keys differ at step {w.get('step')}: {sorted(set(g) ^ set(w))}")
             continue
         for key, value in w.items():
-            if key in ("elapsed_s", "tokens_per_s", "samples", *RANK0_ONLY) or not isinstance(value, (int, float)):
+            if key in ("samples", *MEASURED, *RANK0_ONLY) or not isinstance(value, (int, float)):
                 continue
             if isinstance(value, bool) or key in COUNTS:
                 if g[key] != value:
