@@ -4,8 +4,12 @@ ddp_nccl step): the same SFT run as one plain process and as a 1-process
 c10d job under torchrun (NCCL on CUDA: it must initialise and all-reduce
 every step), in one run: step time of each (medians after --warmup steps),
 the all-reduce's wait, and whether the losses agree (a sum over one process
-changes nothing: they should be equal). With --device cpu it runs over Gloo
-(the dry run on a machine without a GPU).
+changes nothing: they should be equal). Then the same 1-process job fully
+sharded (distributed.mode = "fsdp": one shard, but every layer gathered,
+every gradient reduce-scattered through NCCL, recomputation on, the LM
+head's gradient through autograd): its step time and how far its losses
+are from the plain run's (bf16 roundings differ). With --device cpu it runs
+over Gloo (the dry run on a machine without a GPU).
 
 Model: Salamandra architecture, hidden 2048, 16 layers, 16 heads (8 KV), FFN
 5440, the tokenizer's 1500-piece vocabulary: 0.8 B parameters, bf16 with fp32
@@ -83,13 +87,19 @@ plot = false
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1", "--master-port", "29541",
                 "--no-python"]
     log = run([*torchrun, st, "sft", recipe, f"training.output_dir={c10d}"], env=env).stdout
+    fsdp = os.path.join(a.work, "fsdp")
+    fsdp_log = run([*torchrun, st, "sft", recipe, f"training.output_dir={fsdp}", "distributed.mode=fsdp"],
+                   env=env).stdout
     backend = "nccl" if a.device == "cuda" else "gloo"
-    p, d = step_figures(plain, a.warmup), step_figures(c10d, a.warmup)
+    p, d, s = step_figures(plain, a.warmup), step_figures(c10d, a.warmup), step_figures(fsdp, a.warmup)
     report = {"device": a.device, "backend": backend, "config": config, "rows": a.rows, "max_length": 1024,
               "backend_line": [line for line in log.splitlines() if "process" in line and "launched by" in line],
               "plain": p, "one_process_c10d": d, "step_time_ratio": d["step_s"] / p["step_s"],
               "losses_equal": p["loss"] == d["loss"],
-              "max_loss_relative_difference": max(abs(x - y) / abs(y) for x, y in zip(d["loss"], p["loss"]))}
+              "max_loss_relative_difference": max(abs(x - y) / abs(y) for x, y in zip(d["loss"], p["loss"])),
+              "fsdp_line": [line for line in fsdp_log.splitlines() if "fully sharded" in line],
+              "one_process_fsdp": s, "fsdp_step_time_ratio": s["step_s"] / p["step_s"],
+              "fsdp_max_loss_relative_difference": max(abs(x - y) / abs(y) for x, y in zip(s["loss"], p["loss"]))}
     print(json.dumps(report, indent=2))
 
 

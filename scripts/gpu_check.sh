@@ -13,8 +13,8 @@
 #      gpu_check.json (summary, with the GPU tests' counts),
 #      bench_kernels.json, bench_train_step.json, bench_hf_step.json,
 #      bench_lora_step.json and bench_hf_lora_step.json (7B LoRA SFT, ours and PEFT's),
-#      ddp_nccl.json (the same SFT run plain and as a 1-process NCCL job under
-#      torchrun: benchmarks/bench_ddp_nccl.py), and logs.tgz with every step's output, the ctest junit and the gtest json.
+#      ddp_nccl.json (the same SFT run plain, as a 1-process NCCL job under
+#      torchrun, and as one fully sharded: benchmarks/bench_ddp_nccl.py), and logs.tgz with every step's output, the ctest junit and the gtest json.
 #      The summary and the archive are written on every exit, also when the
 #      run is stopped (SIGTERM/SIGINT, e.g. the device's time limit).
 # Exit status: 0 when every step passed (GPU tests skipped on a machine
@@ -153,7 +153,8 @@ bench_lora_step() {
     "$python" "$repo/benchmarks/bench_hf_step.py" "${lora_step_args[@]}" > "$out/bench_hf_lora_step.json"
 }
 
-# Training across processes on the GPU: NCCL initialises and all-reduces in a 1-process job.
+# Training across processes on the GPU: NCCL initialises and all-reduces in a
+# 1-process job, and gathers and reduce-scatters in a fully sharded one.
 ddp_nccl() { with_libs "$python" "$repo/benchmarks/bench_ddp_nccl.py" "$build/salamandra-tune" > "$out/ddp_nccl.json"; }
 
 all_steps="gpu_tests reference_tests bench bench_train_step bench_hf_step bench_lora_step ddp_nccl"

@@ -413,8 +413,9 @@ class TrainingRun {
   // of it, what trains, the optimizer and the position.
   void setup_model() {
     // Fully sharded, the whole model is loaded into host memory and only
-    // each process's shards go to the device.
-    const bool fsdp = config_.distributed.mode == "fsdp" && group_.world_size() > 1;
+    // each process's shards go to the device. (A c10d job of one process
+    // shards too, into one shard: the GPU check runs the path that way.)
+    const bool fsdp = config_.distributed.mode == "fsdp" && group_.collective();
     const at::TensorOptions options = at::TensorOptions().dtype(dtype_).device(fsdp ? at::Device(at::kCPU) : device_);
     // An adapter run's checkpoints hold the adapter only: the base always
     // comes from model.path.
