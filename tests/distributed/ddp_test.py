@@ -3,7 +3,8 @@
 with grad_accumulation G (c10d over Gloo on this CPU, launched by torchrun,
 or as srun launches with --srun) against one process with grad_accumulation
 2G on the same data: the per-step losses, gradient norms, the recipe's
-metrics (against each one's largest value over the run) and the eval
+metrics (against each one's largest value over the run; DPO's rewards
+against beta x the log-probs', whose differences they are) and the eval
 losses within 1e-5 relative, and the final weights
 (or adapter) within 1e-5 relative per tensor (fp32: the two differ only in
 the order the gradients are summed). Rank 0 alone writes the run dir.
@@ -93,6 +94,21 @@ RANK0_ONLY = {"all_reduce_s", "buckets_in_backward"}  # a multi-process run's ti
 MEASURED = ("elapsed_s", "tokens_per_s", "rss_mb")  # of the machine, not of the computation
 
 
+BETA = next((float(o.split("=", 1)[1]) for o in OVERRIDES if o.startswith("dpo.beta=")), 0.1)  # dpo.beta's default
+
+
+def reward_scale(key, scale):
+    """DPO's rewards are beta x (policy - reference) summed log-probs: their
+    rounding is that of the log-probs they are differences of, so they are
+    measured against beta x the log-probs' largest size (with LoRA, whose
+    adapters start at zero, the rewards are a small difference of large
+    log-probs, and their own size would measure the cancellation)."""
+    if "rewards/" not in key or key.endswith("accuracies"):
+        return 0.0
+    prefix = "eval_" if key.startswith("eval_") else ""
+    return BETA * max(scale.get(prefix + "logps/chosen", 0.0), scale.get(prefix + "logps/rejected", 0.0))
+
+
 def differences(other, base):
     """The worst relative difference per metric (and "final weights", per
     tensor against its largest value) of run `other` from run `base`."""
@@ -115,7 +131,8 @@ def differences(other, base):
                 if g[key] != value:
                     failures.append(f"step {w['step']}: {key} {g[key]} in {other}, {value} in {base}")
                 continue
-            difference = relative(g[key], value) if key in PER_STEP else abs(g[key] - value) / max(scale[key], 1e-30)
+            difference = relative(g[key], value) if key in PER_STEP else \
+                abs(g[key] - value) / max(scale[key], reward_scale(key, scale), 1e-30)
             worst[key] = max(worst.get(key, 0.0), difference)
     final = "adapter_model.safetensors" if os.path.exists(os.path.join(base, "final", "adapter_model.safetensors")) \
         else "model.safetensors"
