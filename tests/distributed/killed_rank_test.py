@@ -5,10 +5,11 @@ SIGKILL mid-run; rank 0 must exit non-zero within distributed.timeout_s,
 saying a collective failed. Resuming on 2 processes (torchrun) from the
 last checkpoint then continues the loss sequence of an uninterrupted
 2-process run bit for bit, with the same final weights. Also refused,
-before anything is written: resuming that run's (ddp) checkpoint with
-distributed.mode = "fsdp", and resuming it on 1 process.
+before anything is written: resuming that run's checkpoint in the other
+distributed.mode (ddp's optimizer state is whole, fsdp's in a part per
+process), and resuming it on 1 process.
 
-  killed_rank_test.py SALAMANDRA_TUNE WORK_DIR
+  killed_rank_test.py SALAMANDRA_TUNE WORK_DIR [ddp|fsdp]
 """
 import json
 import os
@@ -24,6 +25,8 @@ from launch import srun_like, torchrun  # noqa: E402
 from sft_fixture import first_difference, losses, make_model_and_data, run, weights, write_recipe  # noqa: E402
 
 ST, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+MODE = sys.argv[3] if len(sys.argv) > 3 else "ddp"
+OTHER_MODE = "ddp" if MODE == "fsdp" else "fsdp"
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 TIMEOUT_S = 20
@@ -36,7 +39,7 @@ recipe = write_recipe(os.path.join(WORK, "recipe.toml"), model, data, WORK, "flo
     "training": {"max_steps": STEPS, "grad_accumulation": 1},
     "schedule": {"warmup_steps": 2},
     "checkpointing": {"every_steps": 3, "keep_last": 0},
-    "distributed": {"timeout_s": TIMEOUT_S},
+    "distributed": {"timeout_s": TIMEOUT_S, "mode": MODE},
 })
 
 whole = os.path.join(WORK, "whole")
@@ -90,15 +93,17 @@ else:
         failures.append("the resumed run's final weights differ from the uninterrupted run's")
     report["resumed_steps_equal"] = len(reference)
 
-# Refused: a ddp checkpoint resumed fully sharded (its optimizer state is
-# whole, not in one part per process), and a 2-process checkpoint resumed by one.
+# Refused: the checkpoint resumed in the other mode (its optimizer state is
+# whole under ddp, in one part per process under fsdp), and a 2-process
+# checkpoint resumed by one.
 before = sorted(os.listdir(whole))
-sharded = torchrun(ST, 2, ["sft", recipe, f"training.output_dir={whole}", "--resume", "training.max_steps=20",
-                           "distributed.mode=fsdp"], timeout=300)
-if sharded.returncode == 0 or "distributed.mode" not in sharded.stdout + sharded.stderr:
-    failures.append(f"a ddp checkpoint resumed under fsdp was not refused with a message:\n{sharded.stderr[-1500:]}")
+other = torchrun(ST, 2, ["sft", recipe, f"training.output_dir={whole}", "--resume", "training.max_steps=20",
+                         f"distributed.mode={OTHER_MODE}"], timeout=300)
+if other.returncode == 0 or "distributed.mode" not in other.stdout + other.stderr:
+    failures.append(f"a {MODE} checkpoint resumed under {OTHER_MODE} was not refused with a message:\n"
+                    f"{other.stderr[-1500:]}")
 if sorted(os.listdir(whole)) != before:
-    failures.append("the refused fsdp resume changed the run dir")
+    failures.append(f"the refused {OTHER_MODE} resume changed the run dir")
 one = run(ST, "sft", recipe, f"training.output_dir={whole}", "--resume", "training.max_steps=20")
 if one.returncode == 0 or "resume it with as many" not in one.stderr:
     failures.append(f"a 2-process checkpoint resumed on 1 process was not refused:\n{one.stderr[-1500:]}")
