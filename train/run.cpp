@@ -265,7 +265,7 @@ class TrainingRun {
     if (steps_this_run_ > 0 || last_checkpoint_step_ != position_.step) evaluate_now();
     checkpoint();
     std::string final_dir = (fs::path(run_dir_) / "final").string();
-    if (sharded_) sharded_->gather_all();  // every process, for rank 0 to write
+    if (sharded_) sharded_->gather_all_to_host(lead_);  // every process takes part; rank 0 writes
     if (lead_) {
       final_dir = write_final_dir();
       if (config_.plot) write_plot(run_dir_, metrics_->records(), hooks_);
@@ -714,7 +714,7 @@ class TrainingRun {
       const std::string staged = group_.all_gather_strings(lead_ ? stage_checkpoint_dir(run_dir_, position_.step)
                                                                  : std::string())[0];
       if (!lead_) write_state_shard(staged, *optimizer_, shard);
-      sharded_->gather_all();
+      sharded_->gather_all_to_host(lead_);
       group_.barrier();
     }
     if (!lead_) {

@@ -54,7 +54,7 @@ struct ShardGradientHook : torch::autograd::PostAccumulateGradHook {
 };
 
 ShardedModel::ShardedModel(LlamaModel& model, ProcessGroup& group, const at::Device& device)
-    : model_(model), group_(group) {
+    : model_(model), group_(group), device_(device) {
   const int n = group.world_size();
   at::NoGradGuard no_grad;
   for (const ParameterInfo& p : model.parameters()) {
@@ -96,6 +96,7 @@ ShardedModel::~ShardedModel() {
 
 void ShardedModel::gather(Entry& e) {
   at::NoGradGuard no_grad;
+  ST_CHECK(!on_host_, "a layer gathered while the model is in host memory for writing");
   allocate_storage(e.whole);
   const int64_t padded = e.per * group_.world_size();
   at::Tensor flat = e.whole.detach().view({-1});
@@ -123,11 +124,26 @@ void ShardedModel::release(int64_t layer) {
   it->second = false;
 }
 
-void ShardedModel::gather_all() {
-  for (const auto& [layer, members] : by_layer_) acquire(layer);
+void ShardedModel::gather_all_to_host(bool keep) {
+  release_all();
+  at::NoGradGuard no_grad;
+  for (Entry& e : entries_) {
+    at::Tensor gathered = at::empty({e.per * group_.world_size()}, e.shard.options());
+    group_.all_gather(gathered, e.shard);
+    if (keep) e.whole.set_data(gathered.narrow(0, 0, e.numel).view(e.whole.sizes()).to(at::kCPU, false, true));
+  }
+  on_host_ = keep;
 }
 
 void ShardedModel::release_all() {
+  if (on_host_) {
+    // Back to the device, empty, as the constructor left them.
+    for (Entry& e : entries_) {
+      e.whole.set_data(at::empty(e.whole.sizes(), e.whole.options().device(device_)));
+      free_storage(e.whole);
+    }
+    on_host_ = false;
+  }
   for (auto& [layer, whole] : whole_) {
     if (!whole) continue;
     for (size_t i : by_layer_[layer]) free_storage(entries_[i].whole);

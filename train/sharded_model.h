@@ -46,8 +46,12 @@ class ShardedModel : public LayerResidency {
 
   void acquire(int64_t layer) override;
   void release(int64_t layer) override;
-  /// Every tensor whole (to write a checkpoint), then let go again.
-  void gather_all();
+  /// Every tensor whole on the device (for generation and evaluation,
+  /// layer by layer: acquire), or in host memory for writing (every
+  /// process takes part, tensor by tensor, so the device holds one whole
+  /// tensor at a time; only with `keep` are they kept: rank 0's, which
+  /// writes). release_all() lets them go either way.
+  void gather_all_to_host(bool keep);
   void release_all();
 
   /// The trainable tensors' shards, named as the model's tensors: what the
@@ -86,6 +90,8 @@ class ShardedModel : public LayerResidency {
   std::vector<Entry> entries_;
   std::map<int64_t, std::vector<size_t>> by_layer_;
   std::map<int64_t, bool> whole_;  // by layer: gathered now
+  at::Device device_;
+  bool on_host_ = false;  // gather_all_to_host(keep = true) left the tensors in host memory
   std::vector<at::Tensor> hooked_;
 };
 
