@@ -46,12 +46,13 @@ class ShardedModel : public LayerResidency {
 
   void acquire(int64_t layer) override;
   void release(int64_t layer) override;
-  /// Every tensor whole on the device (for generation and evaluation,
-  /// layer by layer: acquire), or in host memory for writing (every
-  /// process takes part, tensor by tensor, so the device holds one whole
-  /// tensor at a time; only with `keep` are they kept: rank 0's, which
-  /// writes). release_all() lets them go either way.
+  /// Every tensor whole in host memory, to write a checkpoint: every
+  /// process takes part, tensor by tensor, so a device holds one whole
+  /// tensor at a time; only with `keep` (rank 0, which writes) are the
+  /// tensors kept. The model computes nothing until release_all().
   void gather_all_to_host(bool keep);
+  /// Lets every whole tensor go (those in host memory back to the device,
+  /// empty): after a step, an evaluation or a checkpoint.
   void release_all();
 
   /// The trainable tensors' shards, named as the model's tensors: what the
