@@ -108,7 +108,6 @@ class LlamaModel {
   /// Moves every tensor (each keeps its identity: projections and
   /// autograd hooks still refer to it) and the model's options to `device`.
   void move_to(const at::Device& device);
-  LayerResidency* residency() const { return residency_; }
 
  private:
   ModelConfig config_;
