@@ -108,7 +108,7 @@ TrainingPosition TrainingPosition::from_json(const nlohmann::json& j, const std:
 }
 
 std::string StateShard::file_name() const {
-  if (count == 1) return kStateFile;
+  if (count == 0) return kStateFile;
   char name[96];
   std::snprintf(name, sizeof name, "training_state.rank-%05d-of-%05d.safetensors", rank, count);
   return name;
@@ -135,7 +135,7 @@ std::string save_checkpoint(const std::string& run_dir, const LlamaModel& model,
   const fs::path final_dir = fs::path(run_dir) / cat("checkpoint-", position.step);
   const fs::path tmp_dir = staging_path(final_dir.string());
   std::error_code ec;
-  if (shard.count == 1) fs::remove_all(tmp_dir, ec);  // else staged, with the other processes' state in it
+  if (shard.count == 0) fs::remove_all(tmp_dir, ec);  // else staged, with the other processes' state in it
   if (write_adapter) {
     write_adapter(tmp_dir.string());
   } else {
@@ -187,11 +187,13 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
 TrainingPosition load_training_state(const std::string& checkpoint_dir, AdamW& optimizer,
                                      const StateShard& shard) {
   const TrainerState state = read_trainer_state(checkpoint_dir);
-  const int64_t shards = state.fields.value("state_shards", int64_t(1));
+  auto parts = [](int64_t count) {
+    return count == 0 ? std::string("whole (distributed.mode = \"ddp\" or one process)")
+                      : cat("in ", count, " fully sharded part", count == 1 ? "" : "s", " (distributed.mode = \"fsdp\")");
+  };
+  const int64_t shards = state.fields.value("state_shards", int64_t(0));
   if (shards != shard.count)
-    fail(checkpoint_dir, ": its training state is in ", shards, " part", shards == 1 ? "" : "s",
-         " (distributed.mode = \"", shards == 1 ? "ddp\" or one process" : "fsdp\"", "), but this run needs ",
-         shard.count, shard.count == 1 ? " (it is not fully sharded)" : " (one per process, fully sharded)",
+    fail(checkpoint_dir, ": its training state is ", parts(shards), ", but this run's is ", parts(shard.count),
          "; resume with the mode and process count that wrote it");
   const NamedTensors tensors = read_tensors((fs::path(checkpoint_dir) / shard.file_name()).string());
   optimizer.load_state(tensors, state.fields.value("optimizer_steps", state.position.step));

@@ -31,12 +31,13 @@ struct TrainingPosition {
   static TrainingPosition from_json(const nlohmann::json& j, const std::string& source);
 };
 
-/// Which part of the optimizer state a process holds: all of it (count 1:
-/// training_state.safetensors), or, in a fully sharded run, its shard
+/// Which part of the optimizer state a process holds: all of it (count 0:
+/// training_state.safetensors, tensors in their own shapes), or, in a
+/// fully sharded run of `count` processes (one included), its flat shard
 /// (training_state.rank-<r>-of-<count>.safetensors, one file per process).
 struct StateShard {
   int rank = 0;
-  int count = 1;
+  int count = 0;
   std::string file_name() const;
 };
 
@@ -48,7 +49,7 @@ void write_state_shard(const std::string& staged_dir, const AdamW& optimizer, co
 
 /// Writes run_dir/checkpoint-<step> (weights in `weights_dtype`), then
 /// deletes all but the newest `keep_last` checkpoints (0 keeps all). With
-/// shard.count > 1 the staged dir holds the other processes' state files
+/// a sharded state the staged dir holds the other processes' state files
 /// already: this adds rank 0's, checks that all are there and renames.
 /// `extra` is stored in trainer_state.json (e.g. the recipe digest).
 /// With `write_adapter` (adapter training) the checkpoint holds what it

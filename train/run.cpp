@@ -454,10 +454,9 @@ class TrainingRun {
       std::printf("fully sharded (fsdp): each process holds %lld of the model's %lld elements\n",
                   static_cast<long long>(sharded_->shard_elements()),
                   static_cast<long long>(sharded_->whole_elements()));
-      NamedTensors shards_of_masters;
+      NamedTensors shards_of_masters;  // AdamW takes those of its parameters
       for (const auto& [name, whole] : initial_masters)
-        for (const auto& [trainable, tensor] : sharded_->trainable_shards())
-          if (trainable == name) shards_of_masters.emplace_back(name, sharded_->shard_of(name, whole));
+        shards_of_masters.emplace_back(name, sharded_->shard_of(name, whole));
       optimizer_.emplace(sharded_->trainable_shards(), config_.optimizer, masters, shards_of_masters,
                          sharded_->trainable_decay());
     } else {
@@ -699,12 +698,11 @@ class TrainingRun {
   }
 
   // The checkpoint of this step, unless it exists already (the one resumed
-  // from, or one just written before a stop or the end). Rank 0 writes it:
-  // every process holds the same weights and optimizer state (the others'
-  // next collective waits for it).
-  // Fully sharded, every process gathers the weights with the others and
-  // writes its own part of the optimizer state into the dir rank 0 staged;
-  // rank 0 writes the rest after a barrier and renames it.
+  // from, or one just written before a stop or the end). Rank 0 writes it
+  // (the others' next collective waits for it): under ddp every process
+  // holds the same weights and optimizer state; fully sharded, every
+  // process gathers the weights with the others and writes its own part of
+  // the optimizer state into the dir rank 0 staged, before a barrier.
   void checkpoint() {
     if (position_.step == last_checkpoint_step_) return;
     StateShard shard;
@@ -728,8 +726,7 @@ class TrainingRun {
                                             config_.keep_last,
                                             {{"recipe_digest", digest_},
                                              {"recipe_settings", settings_},
-                                             {"processes", group_.world_size()},
-                                             {"distributed_mode", sharded_ ? "fsdp" : "ddp"}},
+                                             {"processes", group_.world_size()}},
                                             write_adapter, shard);
     if (sharded_) sharded_->release_all();
     last_checkpoint_step_ = position_.step;

@@ -52,16 +52,10 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
   std::map<std::string, double> metric_sums;
   for (int64_t i = 0; i < input.micro_batches; ++i) {
     const MicroBatchLoss loss = input.loss(i, scale);
-    if (!input.filler.empty() && input.filler[static_cast<size_t>(i)]) {
-      // The same forward and backward as a real micro-batch, adding nothing.
-      ST_CHECK(loss.summed.defined(), "a filler micro-batch without items");
-      (loss.summed * 0.0).backward();
-      if (input.sharded) input.sharded->reduce_outside_gradients();
-      optimizer.accumulate_gradients();
-      continue;
-    }
-    // Under fsdp a micro-batch without a forward would leave this process
-    // a gather short: such micro-batches are replaced by fillers.
+    // A filler runs the same forward and backward as a real micro-batch,
+    // adding nothing. Under fsdp a micro-batch without a forward would leave
+    // this process a gather short: such micro-batches are fillers instead.
+    const bool filler = !input.filler.empty() && input.filler[static_cast<size_t>(i)];
     ST_CHECK(loss.summed.defined() || !input.sharded, "a fully sharded micro-batch without items");
     if (!loss.summed.defined()) continue;
     {
@@ -70,10 +64,11 @@ StepResult optimizer_step(AdamW& optimizer, ProcessGroup& group, const StepInput
         hooks.emplace(optimizer, *sync, late);
       // Divided, not multiplied by the factor: the same rounding as before the
       // step owned the scale (resumed runs and the demo stay bit-identical).
-      (loss.summed / items).backward();
+      (filler ? loss.summed * 0.0 : loss.summed / items).backward();
     }
     if (input.sharded) input.sharded->reduce_outside_gradients();
     optimizer.accumulate_gradients();
+    if (filler) continue;
     sum += loss.summed.item<double>();
     for (const auto& [name, value] : loss.metric_sums) metric_sums[name] += value;
   }
