@@ -21,6 +21,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
 }
 
 AtomicFile::~AtomicFile() {
+  writeback_.reset();
   if (file_) {
     std::fclose(file_);
     std::remove(temp_path_.c_str());
@@ -31,15 +32,25 @@ void AtomicFile::write(const void* data, size_t size) {
   ST_CHECK(file_ != nullptr, "write after commit of ", path_);
   if (size && std::fwrite(data, 1, size, file_) != size)
     fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+  appended(size);
+}
+
+void AtomicFile::appended(uint64_t bytes) {
+  size_ += bytes;
+  if (size_ - writeback_from_ < kWritebackBytes) return;
+  if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+  if (!writeback_) writeback_ = std::make_unique<Writeback>(::fileno(file_));
+  writeback_->start(writeback_from_, size_ - writeback_from_);
+  writeback_from_ = size_;
 }
 
 bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
   ST_CHECK(file_ != nullptr, "write after commit of ", path_);
   if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
-  const off_t at = ::ftello(file_);
-  if (!kernel_copy(source_fd, offset, ::fileno(file_), static_cast<uint64_t>(at), size, temp_path_)) return false;
-  if (::fseeko(file_, at + static_cast<off_t>(size), SEEK_SET) != 0)
+  if (!kernel_copy(source_fd, offset, ::fileno(file_), size_, size, temp_path_)) return false;
+  if (::fseeko(file_, static_cast<off_t>(size_ + size), SEEK_SET) != 0)
     fail("cannot seek in ", temp_path_, ": ", std::strerror(errno));
+  appended(size);
   return true;
 }
 
@@ -56,9 +67,11 @@ bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offse
   return true;
 }
 
-void AtomicFile::commit() {
+void AtomicFile::commit(Durability durability) {
   ST_CHECK(file_ != nullptr, "double commit of ", path_);
-  bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  bool ok = std::fflush(file_) == 0;
+  writeback_.reset();  // before the descriptor closes
+  ok = ok && (durability == Durability::deferred || ::fsync(::fileno(file_)) == 0);
   ok = (std::fclose(file_) == 0) && ok;
   file_ = nullptr;
   if (!ok) {
@@ -69,6 +82,16 @@ void AtomicFile::commit() {
     std::remove(temp_path_.c_str());
     fail("cannot rename ", temp_path_, " to ", path_, ": ", std::strerror(errno));
   }
+}
+
+void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+  // fsync flushes the file's dirty pages whichever descriptor wrote them.
+  const bool ok = ::fsync(fd) == 0;
+  const int error = errno;
+  ::close(fd);
+  if (!ok) fail("cannot flush ", path, ": ", std::strerror(error));
 }
 
 void write_file_atomic(const std::string& path, std::string_view contents) {

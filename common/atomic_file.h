@@ -5,10 +5,19 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/writeback.h"
+
 namespace st {
+
+/// Whether commit() waits for the bytes to reach the disk. `deferred` is for
+/// files inside a staged dir that is published as a whole: its writer calls
+/// sync_file on each before the dir's rename, and may overlap that wait
+/// with other work (export reads its shards back meanwhile).
+enum class Durability { synced, deferred };
 
 /// A file being written under a temporary name; commit() makes it visible.
 /// Destroying it without commit() removes the temporary file.
@@ -25,15 +34,24 @@ class AtomicFile {
   /// Appends `size` bytes of `source_fd` from `offset`, copied by the kernel
   /// (kernel_copy); false, with nothing appended, where it cannot.
   bool append_copy(int source_fd, uint64_t offset, uint64_t size);
-  /// Flushes, fsyncs and renames the temporary file to the final path.
-  void commit();
+  /// Flushes, fsyncs (unless deferred) and renames the temporary file to
+  /// the final path.
+  void commit(Durability durability = Durability::synced);
 
   const std::string& path() const { return path_; }
 
  private:
+  /// `bytes` more were appended: every kWritebackBytes, their disk writes
+  /// are started (common/writeback.h), for commit's fsync to wait less.
+  void appended(uint64_t bytes);
+  static constexpr uint64_t kWritebackBytes = 64ull << 20;
+
   std::string path_;
   std::string temp_path_;
   std::FILE* file_ = nullptr;
+  uint64_t size_ = 0;            // bytes appended
+  uint64_t writeback_from_ = 0;  // where the bytes not yet handed to writeback_ start
+  std::unique_ptr<Writeback> writeback_;  // made at the first kWritebackBytes
 };
 
 /// Copies `bytes` from `from_fd` at `from_offset` to `to_fd` at `to_offset`
@@ -44,6 +62,10 @@ class AtomicFile {
 /// st::Error naming `to_path` for a failure after that.
 bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offset, uint64_t bytes,
                  const std::string& to_path);
+
+/// Waits until a written file's bytes are on disk (fsync); throws st::Error
+/// naming it on failure.
+void sync_file(const std::string& path);
 
 /// Writes a whole file atomically.
 void write_file_atomic(const std::string& path, std::string_view contents);

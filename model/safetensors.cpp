@@ -598,7 +598,7 @@ namespace {
 // data pointer or, when `source` is given, from source(indices[i]).
 void write_checked_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                         const std::map<std::string, std::string>& metadata, const TensorSource& source,
-                        const std::vector<size_t>& indices) {
+                        const std::vector<size_t>& indices, Durability durability) {
   const std::string header = build_header(tensors, metadata, path);
   unsigned char prefix[8];
   uint64_t n = header.size();
@@ -639,7 +639,7 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
     ST_CHECK(sink.written == tensors[i].nbytes, "tensor '", tensors[i].name, "': ", sink.written,
              " bytes written of ", tensors[i].nbytes);
   }
-  file.commit();
+  file.commit(durability);
 }
 
 }  // namespace
@@ -648,7 +648,7 @@ void write_file(const std::string& path, const std::vector<TensorToWrite>& tenso
                 const std::map<std::string, std::string>& metadata) {
   check_tensors_to_write(tensors, path);
   check_metadata_to_write(metadata, path);
-  write_checked_file(path, tensors, metadata, nullptr, {});
+  write_checked_file(path, tensors, metadata, nullptr, {}, Durability::synced);
 }
 
 std::vector<std::string> write_sharded(const std::string& dir,
@@ -662,7 +662,7 @@ std::vector<std::string> write_sharded(const std::string& dir,
                                        const std::vector<TensorToWrite>& tensors,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata,
-                                       const TensorSource& source) {
+                                       const TensorSource& source, Durability durability) {
   if (max_shard_bytes == 0) fail(dir, ": the maximum shard size must be positive");
   metadata["format"] = "pt";
   check_tensors_to_write(tensors, dir);
@@ -687,7 +687,7 @@ std::vector<std::string> write_sharded(const std::string& dir,
       weight_map[t->name] = names.back();
       total_size += t->nbytes;
     }
-    write_checked_file((root / names.back()).string(), shard, metadata, source, indices);
+    write_checked_file((root / names.back()).string(), shard, metadata, source, indices, durability);
   }
   if (sharded) {
     // Same layout as save_pretrained's index: sorted keys, 2-space indent.

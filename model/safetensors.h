@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/atomic_file.h"
+
 namespace st::safetensors {
 
 /// Element types, one per dtype name the reference library accepts.
@@ -188,12 +190,14 @@ using TensorSource = std::function<void(size_t index, TensorSink& sink)>;
 
 /// write_sharded with the tensors' bytes taken from `source` (their data
 /// pointers are ignored): the same files, with no more than one tensor's
-/// bytes in memory at a time.
+/// bytes in memory at a time. With Durability::deferred the files are not
+/// fsynced: the caller syncs them (sync_file) before publishing `dir`.
 std::vector<std::string> write_sharded(const std::string& dir,
                                        const std::vector<TensorToWrite>& tensors,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata,
-                                       const TensorSource& source);
+                                       const TensorSource& source,
+                                       Durability durability = Durability::synced);
 
 /// Reads a model.safetensors.index.json into tensor name -> shard file name.
 /// Validates the JSON shape (an object whose "weight_map" maps strings to
