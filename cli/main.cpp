@@ -3,6 +3,7 @@
 // main catches): 2 for usage mistakes, 1 for bad input and running out of
 // memory, 70 (EX_SOFTWARE) for an internal error, which is our bug.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -30,7 +31,7 @@ const Command kCommands[] = {
     {"make-tasks", st::cli::run_make_tasks, "write synthetic multilingual tasks (train/test JSONL, tokenizer corpus)"},
     {"eval-tasks", st::cli::run_eval_tasks, "exact-match accuracy of greedy answers on a task file"},
     {"sft", st::cli::run_sft, "supervised fine-tuning from a recipe, full or LoRA (resumable)"},
-    {"export", st::cli::run_export, "a model dir as one GGUF file for llama.cpp/Ollama (f32, f16, bf16, q8_0), checked"},
+    {"export", st::cli::run_export, "a model dir as a Hugging Face dir or one GGUF file for llama.cpp/Ollama, read back"},
     {"dpo", st::cli::run_dpo, "preference optimisation (DPO and relatives, SimPO, ORPO), full or LoRA (resumable)"},
     {"merge", st::cli::run_merge, "merge LoRA adapters into a base model's weights (self-checked)"},
 };
@@ -41,9 +42,7 @@ void print_usage(std::FILE* out) {
   std::fprintf(out, "\nsalamandra-tune <command> --help shows a command's options; --version the build.\n");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
   // Both streams line-buffered: with `> log 2>&1` every line reaches the
   // file whole and in the order it was printed (stdout is block-buffered
   // and stderr unbuffered by default, which splices them mid-line).
@@ -82,4 +81,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "salamandra-tune %s: error: %s\n", command->name, oom ? oom->c_str() : e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int code = run_command(argc, argv);
+  // Every command has closed its files and ended its threads by now. What
+  // is left are the static destructors, LibTorch's operator registry above
+  // all: 0.17 s of every command here, and 6% of a 2B model's export; the
+  // process's end frees that memory at once. The streams are flushed first.
+  std::fflush(nullptr);
+  std::_Exit(code);
 }
