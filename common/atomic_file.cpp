@@ -18,10 +18,11 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   file_ = std::fopen(temp_path_.c_str(), "wb");
   if (!file_)
     fail("cannot create ", temp_path_, ": ", std::strerror(errno));
+  writeback_ = std::make_unique<Writeback>(::fileno(file_));
 }
 
 AtomicFile::~AtomicFile() {
-  writeback_.reset();
+  writeback_->stop();
   if (file_) {
     std::fclose(file_);
     std::remove(temp_path_.c_str());
@@ -37,11 +38,9 @@ void AtomicFile::write(const void* data, size_t size) {
 
 void AtomicFile::appended(uint64_t bytes) {
   size_ += bytes;
-  if (size_ - writeback_from_ < kWritebackBytes) return;
-  if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
-  if (!writeback_) writeback_ = std::make_unique<Writeback>(::fileno(file_));
-  writeback_->start(writeback_from_, size_ - writeback_from_);
-  writeback_from_ = size_;
+  writeback_->appended(size_, [this] {
+    if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+  });
 }
 
 bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
@@ -70,7 +69,7 @@ bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offse
 void AtomicFile::commit(Durability durability) {
   ST_CHECK(file_ != nullptr, "double commit of ", path_);
   bool ok = std::fflush(file_) == 0;
-  writeback_.reset();  // before the descriptor closes
+  writeback_->stop();  // before the descriptor closes
   ok = ok && (durability == Durability::deferred || ::fsync(::fileno(file_)) == 0);
   ok = (std::fclose(file_) == 0) && ok;
   file_ = nullptr;

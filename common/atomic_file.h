@@ -41,17 +41,14 @@ class AtomicFile {
   const std::string& path() const { return path_; }
 
  private:
-  /// `bytes` more were appended: every kWritebackBytes, their disk writes
-  /// are started (common/writeback.h), for commit's fsync to wait less.
+  /// `bytes` more were appended.
   void appended(uint64_t bytes);
-  static constexpr uint64_t kWritebackBytes = 64ull << 20;
 
   std::string path_;
   std::string temp_path_;
   std::FILE* file_ = nullptr;
-  uint64_t size_ = 0;            // bytes appended
-  uint64_t writeback_from_ = 0;  // where the bytes not yet handed to writeback_ start
-  std::unique_ptr<Writeback> writeback_;  // made at the first kWritebackBytes
+  uint64_t size_ = 0;  // bytes appended
+  std::unique_ptr<Writeback> writeback_;  // starts their disk writes, for commit's fsync to wait less
 };
 
 /// Copies `bytes` from `from_fd` at `from_offset` to `to_fd` at `to_offset`

@@ -48,9 +48,22 @@ void populate_pages(const void* data, size_t bytes) {
   ::madvise(reinterpret_cast<void*>(lo), begin + bytes - lo, MADV_POPULATE_READ);
 }
 
+bool release_pages(const void* data, size_t bytes) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t lo = (begin + page - 1) / page * page;
+  const uintptr_t hi = (begin + bytes) / page * page;
+  return lo >= hi || ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0;
+}
+
 void MappedFile::populate(size_t offset, size_t bytes) const {
   if (offset >= size_) return;
   populate_pages(data_ + offset, std::min(bytes, size_ - offset));
+}
+
+void MappedFile::release(size_t offset, size_t bytes) const {
+  if (offset >= size_) return;
+  ST_CHECK(release_pages(data_ + offset, std::min(bytes, size_ - offset)), "madvise failed: ", std::strerror(errno));
 }
 
 }  // namespace st

@@ -14,6 +14,13 @@ namespace st {
 /// a fault per page. Advice only: kernels before 5.14 take the faults.
 void populate_pages(const void* data, size_t bytes);
 
+/// Drops the whole pages inside [data, data + bytes) of a file mapping from
+/// the process (madvise MADV_DONTNEED): a reader done with them holds no
+/// more of the file. The bytes stay readable (touching them re-reads the
+/// page cache); partial pages at the ends stay, for their neighbours.
+/// Returns false where madvise fails (errno says why).
+bool release_pages(const void* data, size_t bytes);
+
 class MappedFile {
  public:
   /// st::Error naming `path` when it cannot be opened or mapped.
@@ -26,6 +33,8 @@ class MappedFile {
   size_t size() const { return size_; }
   /// populate_pages over bytes [offset, offset + bytes) of the file.
   void populate(size_t offset, size_t bytes) const;
+  /// release_pages over bytes [offset, offset + bytes) of the file.
+  void release(size_t offset, size_t bytes) const;
 
  private:
   const uint8_t* data_ = nullptr;

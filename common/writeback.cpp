@@ -4,11 +4,14 @@
 
 namespace st {
 
-void Writeback::start(uint64_t offset, uint64_t bytes) {
+void Writeback::appended(uint64_t end, const std::function<void()>& flush) {
+  if (end < from_ + kChunkBytes) return;
+  flush();
+  if (!worker_) worker_ = std::make_unique<SerialWorker>();
   const int fd = fd_;
-  worker_.post([fd, offset, bytes] {
-    ::sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(bytes), SYNC_FILE_RANGE_WRITE);
-  });
+  const auto offset = static_cast<off64_t>(from_), bytes = static_cast<off64_t>(end - from_);
+  worker_->post([fd, offset, bytes] { ::sync_file_range(fd, offset, bytes, SYNC_FILE_RANGE_WRITE); });
+  from_ = end;
 }
 
 }  // namespace st

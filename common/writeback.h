@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include "common/serial_worker.h"
 
@@ -14,21 +16,28 @@ namespace st {
 
 class Writeback {
  public:
-  /// `fd` must stay open until this is destroyed.
+  /// How many appended bytes make one start of disk writes.
+  static constexpr uint64_t kChunkBytes = 64ull << 20;
+
+  /// `fd`: a descriptor of the file being written (any, open for writing).
   explicit Writeback(int fd) : fd_(fd) {}
-  /// Drops the ranges not yet started (fsync writes them anyway).
-  ~Writeback() = default;
   Writeback(const Writeback&) = delete;
   Writeback& operator=(const Writeback&) = delete;
 
-  /// Asks the kernel to start writing bytes [offset, offset + bytes) of the
-  /// file to disk (sync_file_range SYNC_FILE_RANGE_WRITE). Advisory: a
-  /// failure shows at the fsync, which checks every byte's write.
-  void start(uint64_t offset, uint64_t bytes);
+  /// The file's data now ends at `end`. Once kChunkBytes have come since the
+  /// last start, `flush` hands buffered bytes to the kernel and the disk
+  /// writes of those bytes are started (sync_file_range
+  /// SYNC_FILE_RANGE_WRITE) on a worker thread, made on first use. Advisory:
+  /// a failed write shows at the fsync, which checks every byte.
+  void appended(uint64_t end, const std::function<void()>& flush);
+  /// Drops the starts not yet made and ends the thread; call before the
+  /// descriptor closes (fsync writes the rest anyway).
+  void stop() { worker_.reset(); }
 
  private:
   int fd_;
-  SerialWorker worker_;
+  uint64_t from_ = 0;  // where the bytes not yet started begin
+  std::unique_ptr<SerialWorker> worker_;
 };
 
 }  // namespace st

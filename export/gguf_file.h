@@ -17,10 +17,13 @@
 #include <cstdint>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "common/writeback.h"
 
 namespace st::gguf {
 
@@ -83,14 +86,14 @@ class Writer {
   /// False, with nothing written, where the kernel cannot: write the bytes
   /// instead.
   bool copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t bytes);
-  /// Hands the bytes written so far to the file (a tensor's bytes can then
-  /// be read back from temp_path() before finish()).
-  void flush();
-  /// Flushes and renames the file into place. Throws if a tensor is missing.
+  /// Every tensor written: hands the bytes to the file and pads it to its
+  /// final size. It can then be read back from temp_path() before finish().
+  /// Throws if a tensor is missing.
+  void complete();
+  /// complete(), then fsyncs and renames the file into place.
   void finish();
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
-  /// The file being written: sized to its final size from the start, so it
-  /// can be mapped whole while the tensors come.
+  /// The file being written.
   const std::string& temp_path() const { return tmp_; }
   /// Where the tensors' data starts in the file (their offsets count from it).
   uint64_t data_start() const { return data_start_; }
@@ -106,9 +109,16 @@ class Writer {
   /// `bytes` of it written: on to the next tensor when it is complete.
   void end_part(uint64_t bytes);
 
+  /// Hands the bytes written so far to the file.
+  void flush();
+  /// The file's bytes up to `end` are written: Writeback may start their
+  /// disk writes.
+  void written_up_to(uint64_t end);
+
   uint64_t written_ = 0;  // of tensor next_
-  int copy_fd_ = -1;      // tmp_ opened for copy_file_range, on the first copy
-  bool finished_ = false;
+  int fd_ = -1;           // tmp_ again: for copy_file_range, writeback and fsync
+  std::unique_ptr<Writeback> writeback_;
+  bool completed_ = false, finished_ = false;
 };
 
 /// A GGUF file as read back: its metadata, its tensors with their offsets,

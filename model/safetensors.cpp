@@ -583,13 +583,7 @@ void File::release(const TensorInfo& tensor) const {
   ST_CHECK(map_ && begin >= base && tensor.nbytes <= map_size_ &&
                begin - base <= map_size_ - tensor.nbytes,
            "tensor '", tensor.name, "' does not belong to ", path_);
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  // Only pages wholly inside the span: the neighbours' bytes stay resident.
-  const uintptr_t lo = (begin + page - 1) / page * page;
-  const uintptr_t hi = (begin + tensor.nbytes) / page * page;
-  if (lo >= hi) return;
-  if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) != 0)
-    ST_CHECK(false, "madvise of ", path_, " failed: ", std::strerror(errno));
+  ST_CHECK(release_pages(tensor.data, tensor.nbytes), "madvise of ", path_, " failed: ", std::strerror(errno));
 }
 
 namespace {

@@ -1,7 +1,9 @@
 // GGUF files: what the writer writes reads back (metadata of every type,
 // shapes in both orders, aligned offsets), q8_0 follows ggml's reference
 // rounding, and damaged files are refused with the file and the problem named.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <algorithm>
@@ -143,6 +145,55 @@ TEST(GgufFile, AnUnfinishedWriterLeavesNothing) {
   }
   EXPECT_FALSE(fs::exists(path + ".tmp"));
   EXPECT_FALSE(fs::exists(path));
+}
+
+// Tensors past the writer's writeback threshold (64 MiB), written in parts
+// and copied by the kernel from another file at an offset of another page
+// phase: every byte where the header says, the file complete (padded to its
+// aligned end) and readable under its temporary name before finish(), and
+// only then under its own.
+TEST(GgufFile, LargeTensorsWrittenAndCopiedReadBackBeforeAndAfterFinish) {
+  const std::string path = temp_path("large.gguf"), source_path = temp_path("large.source");
+  std::vector<float> source(20 << 20);  // 80 MiB
+  for (size_t i = 0; i < source.size(); ++i) source[i] = static_cast<float>(i % 9973) - 17.5f;
+  {
+    std::ofstream out(source_path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(source.data()), static_cast<std::streamsize>(source.size() * 4));
+  }
+  const int fd = ::open(source_path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::vector<float> written = gguf_test::ramp(18 << 20);  // 72 MiB
+  {
+    gguf::Writer w(path, {}, {{"written", {18 << 10, 1024}, gguf::TensorType::kF32},
+                              {"odd", {3}, gguf::TensorType::kF32},
+                              {"copied", {(20 << 10) - 1, 1024}, gguf::TensorType::kF32}});
+    const auto* bytes = reinterpret_cast<const uint8_t*>(written.data());
+    for (size_t at = 0; at < written.size() * 4; at += 24 << 20)
+      w.write_tensor_part({bytes + at, std::min<size_t>(24 << 20, written.size() * 4 - at)});
+    w.write_tensor({bytes, 12});
+    // The copied tensor: all of the source but its first 1024 values, from
+    // byte 4096 - 12 on (a page phase no GGUF offset has), in two parts.
+    ASSERT_TRUE(w.copy_tensor_part(fd, 4096 - 12, 30 << 20));
+    ASSERT_TRUE(w.copy_tensor_part(fd, 4096 - 12 + (30 << 20), ((20 << 10) - 1) * 4096ull - (30 << 20)));
+    w.complete();
+    const gguf::File early = gguf::read(w.temp_path());
+    EXPECT_EQ(early.file_size % 32, 0u);
+    EXPECT_EQ(gguf::read_tensor(w.temp_path(), early, early.tensors[0]), gguf_test::bytes_of(written));
+    EXPECT_FALSE(fs::exists(path));
+    w.finish();
+  }
+  ::close(fd);
+  const gguf::File file = gguf::read(path);
+  EXPECT_EQ(fs::file_size(path), file.file_size);
+  EXPECT_EQ(gguf::read_tensor(path, file, file.tensors[0]), gguf_test::bytes_of(written));
+  EXPECT_EQ(gguf::read_tensor(path, file, file.tensors[1]),
+            gguf_test::bytes_of(std::vector<float>(written.begin(), written.begin() + 3)));
+  const std::vector<uint8_t> copied = gguf::read_tensor(path, file, file.tensors[2]);
+  const auto* source_bytes = reinterpret_cast<const uint8_t*>(source.data());
+  ASSERT_EQ(copied.size(), ((20 << 10) - 1) * 4096ull);
+  EXPECT_TRUE(std::equal(copied.begin(), copied.end(), source_bytes + 4096 - 12));
+  fs::remove(path);
+  fs::remove(source_path);
 }
 
 }  // namespace
