@@ -5,8 +5,8 @@ safetensors) on this machine's CPU, in one run:
   - GGUF bf16 and GGUF q8_0 (--format gguf), and a Hugging Face dir in bf16
     (--format hf), each with its read-back check;
   - against `cp` of the safetensors (the disk-bound floor), `cp` + fsync
-    (the floor of a durable writer: the HF dir's shards are fsynced before
-    their rename, as every dir we write is; the GGUF file is not) and, for
+    (the floor of a durable writer: the HF dir's shards and the GGUF file
+    are fsynced before their rename, as every file we write is) and, for
     the HF dir, transformers' from_pretrained + save_pretrained (bf16).
 Each is timed (wall) and sampled every 20 ms from /proc/PID/status: peak
 RSS, and peak RssAnon (memory of its own, above the file mappings: mapped
@@ -112,7 +112,7 @@ def main():
     commands = {
         "cp": ["cp", *shards, outputs["cp"]],
         # The floor of a durable writer: the copies flushed to disk (sync
-        # FILE is fsync), as the HF dir's shards are before their rename.
+        # FILE is fsync), as our outputs are before their rename.
         "cp_fsync": ["sh", "-c", 'cp "$@" "$0" && sync "$0"/*', outputs["cp"], *shards],
         "gguf_bf16": [ST, "export", "--model", base, "--out", outputs["gguf_bf16"], "--dtype", "bfloat16"],
         "gguf_q8_0": [ST, "export", "--model", base, "--out", outputs["gguf_q8_0"], "--dtype", "q8_0"],
@@ -148,8 +148,9 @@ def main():
               "source": {"preset": a.preset, "dtype": "bfloat16", "safetensors_bytes": sum(map(os.path.getsize, shards))},
               "runs": runs,
               "speed_vs_cp": {k: cp / runs[k]["wall_s"] for k in ("gguf_bf16", "gguf_q8_0", "hf_bf16")},
-              # The HF dir's shards are fsynced before their rename (GGUF's file is not).
-              "hf_speed_vs_cp_fsync": runs["cp_fsync"]["wall_s"] / runs["hf_bf16"]["wall_s"],
+              # Our outputs are fsynced before their rename; cp's are not.
+              "speed_vs_cp_fsync": {k: runs["cp_fsync"]["wall_s"] / runs[k]["wall_s"]
+                                    for k in ("gguf_bf16", "gguf_q8_0", "hf_bf16")},
               # The same with the process's start taken off ours.
               "speed_vs_cp_after_start": {k: cp / (runs[k]["wall_s"] - runs["process_start"]["wall_s"])
                                           for k in ("gguf_bf16", "gguf_q8_0", "hf_bf16")},
