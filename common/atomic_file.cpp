@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/writeback.h"
 
 namespace st {
 
@@ -83,14 +84,21 @@ void AtomicFile::commit(Durability durability) {
   }
 }
 
+void sync_fd(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) fail("cannot flush ", path, ": ", std::strerror(errno));
+}
+
 void sync_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
   // fsync flushes the file's dirty pages whichever descriptor wrote them.
-  const bool ok = ::fsync(fd) == 0;
-  const int error = errno;
+  try {
+    sync_fd(fd, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   ::close(fd);
-  if (!ok) fail("cannot flush ", path, ": ", std::strerror(error));
 }
 
 void write_file_atomic(const std::string& path, std::string_view contents) {

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/writeback.h"
-
 namespace st {
+
+class Writeback;  // common/writeback.h
 
 /// Whether commit() waits for the bytes to reach the disk. `deferred` is for
 /// files inside a staged dir that is published as a whole: its writer calls
@@ -63,6 +63,8 @@ bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offse
 /// Waits until a written file's bytes are on disk (fsync); throws st::Error
 /// naming it on failure.
 void sync_file(const std::string& path);
+/// The same for an open descriptor of `path`.
+void sync_fd(int fd, const std::string& path);
 
 /// Writes a whole file atomically.
 void write_file_atomic(const std::string& path, std::string_view contents);

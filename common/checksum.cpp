@@ -32,4 +32,10 @@ std::string Checksum::hex() const {
   return out;
 }
 
+std::string checksum_hex(const void* data, size_t bytes) {
+  Checksum checksum;
+  checksum.update(data, bytes);
+  return checksum.hex();
+}
+
 }  // namespace st

@@ -27,4 +27,7 @@ class Checksum {
   std::unique_ptr<State> state_;
 };
 
+/// The checksum of one piece of bytes, as hex().
+std::string checksum_hex(const void* data, size_t bytes);
+
 }  // namespace st

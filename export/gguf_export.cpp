@@ -153,9 +153,7 @@ void read_back(const Writer& writer, const std::vector<Checksum>& checksums, con
     const size_t at = static_cast<size_t>(back.data_start + t.offset);
     if (at + t.bytes() > mapped.size()) fail(out_path, ": tensor ", t.name, " ends past the file");
     mapped.populate(at, t.bytes());
-    Checksum sum;
-    sum.update(mapped.data() + at, t.bytes());
-    if (sum.hex() != checksums[i].hex()) fail(out_path, ": tensor ", t.name, " reads back other bytes");
+    if (checksum_hex(mapped.data() + at, t.bytes()) != checksums[i].hex()) fail(out_path, ": tensor ", t.name, " reads back other bytes");
     mapped.release(at, t.bytes());
   });
 }
@@ -327,7 +325,7 @@ ExportReport export_gguf(const ExportOptions& options) {
     read_back(writer, checksums, options.out_path, threads);
     synced.get();
   }
-  writer.finish();
+  writer.finish();  // its own fsync finds nothing left to write
   report.tensors = static_cast<int64_t>(infos.size());
   report.modelfile = (fs::path(options.out_path).parent_path() / "Modelfile").string();
   write_file_atomic(report.modelfile, modelfile(fs::path(options.out_path).filename().string(), tokenizer_dir));

@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/writeback.h"
 
 namespace fs = std::filesystem;
 
@@ -371,9 +372,10 @@ void Writer::complete() {
   ST_CHECK(next_ == tensors_.size() && written_ == 0, next_, " of ", tensors_.size(), " tensors written");
   flush();
   // The padding after the last tensor.
-  if (fs::file_size(tmp_) < file_size_ && ::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0)
+  const uint64_t written = fs::file_size(tmp_);
+  ST_CHECK(written <= file_size_, tmp_, " holds ", written, " bytes, more than ", file_size_);
+  if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0)
     fail("cannot size ", tmp_, " to ", file_size_, " bytes: ", std::strerror(errno));
-  ST_CHECK(fs::file_size(tmp_) == file_size_, tmp_, " holds ", fs::file_size(tmp_), " bytes, not ", file_size_);
   out_.close();
   writeback_->stop();
   completed_ = true;
@@ -381,11 +383,10 @@ void Writer::complete() {
 
 void Writer::finish() {
   complete();
-  // Durable before it takes its name, as every file we write.
-  const bool synced = ::fsync(fd_) == 0;
-  const int error = errno;
+  // Durable before it takes its name, as every file we write (a failure
+  // leaves fd_ to the destructor).
+  sync_fd(fd_, tmp_);
   ::close(std::exchange(fd_, -1));
-  if (!synced) fail("cannot flush ", tmp_, ": ", std::strerror(error));
   fs::rename(tmp_, path_);
   finished_ = true;
 }

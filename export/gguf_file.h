@@ -23,7 +23,9 @@
 #include <variant>
 #include <vector>
 
-#include "common/writeback.h"
+namespace st {
+class Writeback;  // common/writeback.h
+}  // namespace st
 
 namespace st::gguf {
 

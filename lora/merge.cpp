@@ -30,12 +30,6 @@ namespace sf = safetensors;
 
 namespace {
 
-std::string bytes_checksum(const void* data, size_t bytes) {
-  Checksum checksum;
-  checksum.update(data, bytes);
-  return checksum.hex();
-}
-
 // Streams the merged weights into `dir`, row block by row block, each
 // rounded once to the output dtype; then reads every tensor back from the
 // written files against a checksum of the bytes handed to the writer, and
@@ -98,7 +92,7 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
   parallel_each(back.size(), at::get_num_threads(), [&](size_t i) {
     const auto& [file, info] = back[i];
     file->populate(*info, 0, info->nbytes);
-    if (bytes_checksum(info->data, info->nbytes) != checksums[index.at(info->name)].hex())
+    if (checksum_hex(info->data, info->nbytes) != checksums[index.at(info->name)].hex())
       fail(file->path(), ": tensor ", info->name, " reads back other bytes than were written");
     file->release(*info);
   });
