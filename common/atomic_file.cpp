@@ -47,22 +47,25 @@ void AtomicFile::appended(uint64_t bytes) {
 bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
   ST_CHECK(file_ != nullptr, "write after commit of ", path_);
   if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
-  if (!kernel_copy(source_fd, offset, ::fileno(file_), size_, size, temp_path_)) return false;
-  if (::fseeko(file_, static_cast<off_t>(size_ + size), SEEK_SET) != 0)
+  const uint64_t start = size_;
+  if (!kernel_copy(source_fd, offset, ::fileno(file_), start, size, temp_path_, Writeback::kChunkBytes,
+                   [&](uint64_t end) { appended(end - size_); }))
+    return false;
+  if (::fseeko(file_, static_cast<off_t>(start + size), SEEK_SET) != 0)
     fail("cannot seek in ", temp_path_, ": ", std::strerror(errno));
-  appended(size);
   return true;
 }
 
 bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offset, uint64_t bytes,
-                 const std::string& to_path) {
+                 const std::string& to_path, uint64_t piece_bytes, const std::function<void(uint64_t)>& copied) {
   loff_t from = static_cast<loff_t>(from_offset), to = static_cast<loff_t>(to_offset);
   for (uint64_t left = bytes; left > 0;) {
-    const ssize_t n = ::copy_file_range(from_fd, &from, to_fd, &to, left, 0);
+    const ssize_t n = ::copy_file_range(from_fd, &from, to_fd, &to, std::min(left, piece_bytes), 0);
     if (n < 0 && left == bytes && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
       return false;
     if (n <= 0) fail("cannot copy into ", to_path, ": ", n < 0 ? std::strerror(errno) : "the source ended early");
     left -= static_cast<uint64_t>(n);
+    if (copied) copied(static_cast<uint64_t>(to));
   }
   return true;
 }

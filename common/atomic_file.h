@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,9 +57,13 @@ class AtomicFile {
 /// copies; a write() of the same bytes from a mapping was up to several
 /// times slower here). False, with nothing copied, where the kernel cannot
 /// (another file system on an old kernel): the caller writes the bytes.
-/// st::Error naming `to_path` for a failure after that.
+/// st::Error naming `to_path` for a failure after that. The copy goes in
+/// pieces of at most `piece_bytes`; after each, `copied` gets the offset in
+/// `to_fd` the bytes now reach (for Writeback to start their disk writes
+/// within a large tensor rather than after it).
 bool kernel_copy(int from_fd, uint64_t from_offset, int to_fd, uint64_t to_offset, uint64_t bytes,
-                 const std::string& to_path);
+                 const std::string& to_path, uint64_t piece_bytes = UINT64_MAX,
+                 const std::function<void(uint64_t)>& copied = {});
 
 /// Waits until a written file's bytes are on disk (fsync); throws st::Error
 /// naming it on failure.

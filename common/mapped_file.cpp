@@ -13,16 +13,26 @@
 
 namespace st {
 
-MappedFile::MappedFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+namespace {
+
+size_t file_size(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int error = errno;
     ::close(fd);
     fail("cannot stat ", path, ": ", std::strerror(error));
   }
-  size_ = static_cast<size_t>(st.st_size);
+  return static_cast<size_t>(st.st_size);
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path) : MappedFile(path, SIZE_MAX) {}
+
+MappedFile::MappedFile(const std::string& path, size_t size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+  size_ = size == SIZE_MAX ? file_size(fd, path) : size;
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {

@@ -25,6 +25,10 @@ class MappedFile {
  public:
   /// st::Error naming `path` when it cannot be opened or mapped.
   explicit MappedFile(const std::string& path);
+  /// Maps `size` bytes of a file still being written, which will reach
+  /// that size: bytes past its current end must not be read (SIGBUS) until
+  /// they are written.
+  MappedFile(const std::string& path, size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

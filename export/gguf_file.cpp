@@ -355,7 +355,9 @@ bool Writer::copy_tensor_part(int source_fd, uint64_t source_offset, uint64_t by
   out_.flush();
   if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
   const uint64_t to = data_start_ + t.offset + written_;
-  if (!kernel_copy(source_fd, source_offset, fd_, to, bytes, tmp_)) return false;
+  if (!kernel_copy(source_fd, source_offset, fd_, to, bytes, tmp_, Writeback::kChunkBytes,
+                   [this](uint64_t end) { written_up_to(end); }))
+    return false;
   out_.seekp(static_cast<std::streamoff>(to + bytes));
   end_part(bytes);
   written_up_to(to + bytes);
@@ -377,12 +379,15 @@ void Writer::complete() {
   if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0)
     fail("cannot size ", tmp_, " to ", file_size_, " bytes: ", std::strerror(errno));
   out_.close();
-  writeback_->stop();
+  // The disk writes already started go on (a start blocks while the
+  // device's queue is full): the read-back overlaps them, and finish()'s
+  // fsync waits for them anyway.
   completed_ = true;
 }
 
 void Writer::finish() {
   complete();
+  writeback_->stop();
   // Durable before it takes its name, as every file we write (a failure
   // leaves fd_ to the destructor).
   sync_fd(fd_, tmp_);

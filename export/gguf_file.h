@@ -99,6 +99,11 @@ class Writer {
   const std::string& temp_path() const { return tmp_; }
   /// Where the tensors' data starts in the file (their offsets count from it).
   uint64_t data_start() const { return data_start_; }
+  /// The file's size once complete.
+  uint64_t file_size() const { return file_size_; }
+  /// Hands the bytes written so far to the file, where a reader of
+  /// temp_path() sees them (the tensors written so far can be read back).
+  void flush();
 
  private:
   std::string path_, tmp_;
@@ -111,8 +116,6 @@ class Writer {
   /// `bytes` of it written: on to the next tensor when it is complete.
   void end_part(uint64_t bytes);
 
-  /// Hands the bytes written so far to the file.
-  void flush();
   /// The file's bytes up to `end` are written: Writeback may start their
   /// disk writes.
   void written_up_to(uint64_t end);

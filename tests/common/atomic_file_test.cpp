@@ -3,6 +3,7 @@
 // kernel-copied pieces land at the right offsets, nothing is visible before
 // commit, an uncommitted file leaves nothing behind; a deferred commit
 // renames without fsync, and sync_file names a file it cannot flush.
+// kernel_copy in pieces says where each one ends.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -80,6 +81,39 @@ TEST(AtomicFile, PiecesWrittenAndCopiedPastTheWritebackThresholdLandInOrder) {
   EXPECT_TRUE(std::equal(expected.begin(), expected.end(), reinterpret_cast<const uint8_t*>(back.data())));
   for (const auto& entry : fs::directory_iterator(dir))
     EXPECT_TRUE(entry.path().filename() == "source" || entry.path().filename() == "out") << entry.path();
+}
+
+TEST(KernelCopy, InPiecesReportsWhereEachPieceEnds) {
+  const fs::path dir = fresh_dir();
+  const std::vector<uint8_t> source = pattern(10 * kMiB + 8, 5);
+  write_file_atomic((dir / "source").string(),
+                    std::string_view(reinterpret_cast<const char*>(source.data()), source.size()));
+  const int from = ::open((dir / "source").c_str(), O_RDONLY | O_CLOEXEC);
+  const int to = ::open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(from, 0);
+  ASSERT_GE(to, 0);
+  ASSERT_EQ(::pwrite(to, "head", 4, 0), 4);
+  // 10 MiB + 5 from offset 3, to offset 11, in pieces of at most 4 MiB.
+  std::vector<uint64_t> ends;
+  ASSERT_TRUE(kernel_copy(from, 3, to, 11, 10 * kMiB + 5, (dir / "out").string(), 4 * kMiB,
+                          [&](uint64_t end) { ends.push_back(end); }));
+  ::close(from);
+  ::close(to);
+  // The kernel may copy less than asked: each end lies past the one before
+  // and at most a piece further, and the last is where the bytes end.
+  ASSERT_FALSE(ends.empty());
+  uint64_t before = 11;
+  for (uint64_t end : ends) {
+    EXPECT_GT(end, before);
+    EXPECT_LE(end - before, 4 * kMiB);
+    before = end;
+  }
+  EXPECT_EQ(ends.back(), 11 + 10 * kMiB + 5);
+  EXPECT_GE(ends.size(), 3u);
+  const std::string back = read_file((dir / "out").string());
+  ASSERT_EQ(back.size(), 11 + 10 * kMiB + 5);
+  EXPECT_EQ(back.substr(0, 4), "head");
+  EXPECT_EQ(std::memcmp(back.data() + 11, source.data() + 3, 10 * kMiB + 5), 0);
 }
 
 TEST(AtomicFile, AnUncommittedFileWithWritesUnderWayLeavesNothing) {

@@ -79,7 +79,9 @@ def field(reader, name):
 def expected_tensors(model_dir, config):
     weights = load_file(os.path.join(model_dir, "model.safetensors"))
     heads, kv = config["num_attention_heads"], config["num_key_value_heads"]
-    out = {"token_embd.weight": weights["model.embed_tokens.weight"]}
+    # In export's order: the embedding and the head first (the largest;
+    # llama.cpp finds tensors by name, whatever their order).
+    out = {"token_embd.weight": weights["model.embed_tokens.weight"], "output.weight": weights["lm_head.weight"]}
     for l in range(config["num_hidden_layers"]):
         h, g = f"model.layers.{l}.", f"blk.{l}."
         out[g + "attn_norm.weight"] = weights[h + "input_layernorm.weight"]
@@ -92,7 +94,6 @@ def expected_tensors(model_dir, config):
         out[g + "ffn_up.weight"] = weights[h + "mlp.up_proj.weight"]
         out[g + "ffn_down.weight"] = weights[h + "mlp.down_proj.weight"]
     out["output_norm.weight"] = weights["model.norm.weight"]
-    out["output.weight"] = weights["lm_head.weight"]
     return {k: np.ascontiguousarray(v.astype(np.float32)) for k, v in out.items()}
 
 
