@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -32,9 +33,12 @@ AtomicFile::~AtomicFile() {
 
 void AtomicFile::write(const void* data, size_t size) {
   ST_CHECK(file_ != nullptr, "write after commit of ", path_);
-  if (size && std::fwrite(data, 1, size, file_) != size)
-    fail("cannot write ", temp_path_, ": ", std::strerror(errno));
-  appended(size);
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (size_t at = 0; at < size; at += kWritePieceBytes) {
+    const size_t piece = std::min(kWritePieceBytes, size - at);
+    if (std::fwrite(bytes + at, 1, piece, file_) != piece) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+    appended(piece);
+  }
 }
 
 void AtomicFile::appended(uint64_t bytes) {

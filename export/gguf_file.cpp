@@ -335,7 +335,7 @@ void Writer::end_part(uint64_t bytes) {
 void Writer::write_tensor_part(std::span<const uint8_t> bytes) {
   while (!bytes.empty()) {
     const TensorInfo& t = start_part();
-    const uint64_t take = std::min<uint64_t>(bytes.size(), t.bytes() - written_);
+    const uint64_t take = std::min<uint64_t>({bytes.size(), t.bytes() - written_, kWritePieceBytes});
     out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(take));
     if (!out_) fail("writing ", tmp_, " failed (disk full?) at tensor ", t.name);
     const uint64_t end = data_start_ + t.offset + written_ + take;
