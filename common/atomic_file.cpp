@@ -48,9 +48,13 @@ void AtomicFile::appended(uint64_t bytes) {
   });
 }
 
-bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
-  ST_CHECK(file_ != nullptr, "write after commit of ", path_);
+void AtomicFile::flush() {
+  ST_CHECK(file_ != nullptr, "flush after commit of ", path_);
   if (std::fflush(file_) != 0) fail("cannot write ", temp_path_, ": ", std::strerror(errno));
+}
+
+bool AtomicFile::append_copy(int source_fd, uint64_t offset, uint64_t size) {
+  flush();
   const uint64_t start = size_;
   if (!kernel_copy(source_fd, offset, ::fileno(file_), start, size, temp_path_, Writeback::kChunkBytes,
                    [&](uint64_t end) { appended(end - size_); }))

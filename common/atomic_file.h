@@ -15,11 +15,12 @@ namespace st {
 class Writeback;  // common/writeback.h
 
 /// The most bytes one write() hands the kernel. A larger write lets the
-/// page cache take folios as large as the write (up to 2 MB), and on this
-/// VM fresh pages of that order were slow to first touch (free 2 MB blocks
-/// are the ones a VM hands back to its host): 800 MB written to a new file
-/// after 4 s idle took 1.80 s in 4 MiB writes, 0.57 s in 1 MiB, 0.13 s in
-/// 256 KiB and 0.16 s in 64 KiB. (copy_file_range moves 64 KiB a step.)
+/// page cache take folios as large as the write (up to 2 MB), and on our
+/// 2-core VM such fresh pages were slow to first touch (our guess: free
+/// 2 MB blocks are what a VM's balloon hands back to its host): 800 MB
+/// written to a new file after a few seconds idle took 1.8 to 2.0 s in
+/// 4 MiB writes, 0.6 to 1.0 s in 1 MiB, 0.13 to 0.22 s in 256 KiB and
+/// 0.16 to 0.26 s in 64 KiB. (copy_file_range moves 64 KiB a step.)
 inline constexpr size_t kWritePieceBytes = 256 << 10;
 
 /// Whether commit() waits for the bytes to reach the disk. `deferred` is for
@@ -43,11 +44,18 @@ class AtomicFile {
   /// Appends `size` bytes of `source_fd` from `offset`, copied by the kernel
   /// (kernel_copy); false, with nothing appended, where it cannot.
   bool append_copy(int source_fd, uint64_t offset, uint64_t size);
+  /// Hands the bytes appended so far to the file, where a reader of
+  /// temp_path() sees them; throws st::Error naming the file on failure.
+  void flush();
   /// Flushes, fsyncs (unless deferred) and renames the temporary file to
   /// the final path.
   void commit(Durability durability = Durability::synced);
 
   const std::string& path() const { return path_; }
+  /// The name the file is written under until commit().
+  const std::string& temp_path() const { return temp_path_; }
+  /// Bytes appended so far.
+  uint64_t size() const { return size_; }
 
  private:
   /// `bytes` more were appended.

@@ -603,6 +603,8 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
   AtomicFile file(path);
   file.write(prefix, sizeof prefix);
   file.write(header);
+  uint64_t file_size = file.size();
+  for (const TensorToWrite& t : tensors) file_size += t.nbytes;
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (!source) {
       ST_CHECK(tensors[i].data != nullptr || tensors[i].nbytes == 0, "tensor '", tensors[i].name, "' has no data");
@@ -612,8 +614,10 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
     struct Sink : TensorSink {
       AtomicFile& file;
       const TensorToWrite& tensor;
+      const TensorPlace place;
       size_t written = 0;
-      Sink(AtomicFile& f, const TensorToWrite& t) : file(f), tensor(t) {}
+      Sink(AtomicFile& f, const TensorToWrite& t, uint64_t file_size)
+          : file(f), tensor(t), place{f.path(), f.temp_path(), f.size(), file_size} {}
       void check_room(uint64_t bytes) {
         ST_CHECK(written + bytes <= tensor.nbytes, "tensor '", tensor.name, "': more bytes than ", tensor.nbytes);
       }
@@ -628,7 +632,11 @@ void write_checked_file(const std::string& path, const std::vector<TensorToWrite
         written += bytes;
         return true;
       }
-    } sink(file, tensors[i]);
+      TensorPlace flush() override {
+        file.flush();
+        return place;
+      }
+    } sink(file, tensors[i], file_size);
     source(indices[i], sink);
     ST_CHECK(sink.written == tensors[i].nbytes, "tensor '", tensors[i].name, "': ", sink.written,
              " bytes written of ", tensors[i].nbytes);

@@ -169,6 +169,14 @@ std::vector<std::string> write_sharded(const std::string& dir,
                                        uint64_t max_shard_bytes,
                                        std::map<std::string, std::string> metadata = {});
 
+/// Where a tensor's bytes lie in a file being written.
+struct TensorPlace {
+  std::string path;        // the file's name once complete
+  std::string temp_path;   // its name until then
+  uint64_t offset = 0;     // of the tensor's first byte
+  uint64_t file_size = 0;  // the file's size once complete
+};
+
 /// Where a TensorSource puts a tensor's bytes: written in pieces of any
 /// size, or copied from a file by the kernel.
 class TensorSink {
@@ -178,6 +186,11 @@ class TensorSink {
   /// Copies `bytes` of `fd` from `offset` (kernel_copy); false, with nothing
   /// written, where the kernel cannot: write them instead.
   virtual bool copy(int fd, uint64_t offset, uint64_t bytes) = 0;
+  /// Hands the bytes written so far to the file and says where the
+  /// tensor's lie, so that they can be read back while the rest of the
+  /// file is written (from a mapping of temp_path at file_size: only the
+  /// bytes written so far may be read).
+  virtual TensorPlace flush() = 0;
 };
 
 /// Hands the bytes of tensor `index` (of the list given to write_sharded)

@@ -15,12 +15,15 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 
 namespace st::safetensors {
 namespace {
@@ -447,6 +450,42 @@ TEST(SafetensorsShard, KernelCopiedBytesGiveTheSameFiles) {
   EXPECT_GT(kernel_copies, 0);
   for (const std::string& name : names)
     EXPECT_EQ(read_file(copied + "/" + name), read_file(direct + "/" + name)) << name;
+}
+
+TEST(SafetensorsShard, AWrittenTensorReadsBackWhileTheFileIsWritten) {
+  // flush() after each tensor: its bytes, read from a mapping of the
+  // temporary file at its final size, are the ones written, at the offset
+  // the finished file's header gives them (merge's read-back).
+  std::vector<std::vector<unsigned char>> buffers;
+  const auto tensors = sized_tensors({40, 200, 40, 40, 40, 0}, buffers);
+  const std::string dir = test_dir() + "/streamed";
+  std::vector<TensorToWrite> shapes_only = tensors;
+  for (auto& t : shapes_only) t.data = nullptr;
+  std::map<std::string, std::unique_ptr<MappedFile>> mapped;  // by temporary name
+  std::map<std::string, std::pair<std::string, uint64_t>> places;  // tensor -> (file, offset)
+  std::map<std::string, uint64_t> sizes;  // file -> its size as the sink said it would be
+  const auto names = write_sharded(dir, shapes_only, 100, {}, [&](size_t i, TensorSink& sink) {
+    sink.write(buffers[i].data(), buffers[i].size());
+    const TensorPlace place = sink.flush();
+    EXPECT_NE(place.temp_path, place.path);
+    EXPECT_TRUE(std::filesystem::exists(place.temp_path));
+    auto& file = mapped[place.temp_path];
+    if (!file) file = std::make_unique<MappedFile>(place.temp_path, place.file_size);
+    ASSERT_LE(place.offset + buffers[i].size(), place.file_size);
+    EXPECT_EQ(0, std::memcmp(file->data() + place.offset, buffers[i].data(), buffers[i].size())) << tensors[i].name;
+    places[tensors[i].name] = {place.path, place.offset};
+    sizes[place.path] = place.file_size;
+  });
+  ASSERT_EQ(places.size(), tensors.size());
+  for (const std::string& name : names) {
+    if (name == kIndexFileName) continue;
+    const File file(dir + "/" + name);
+    EXPECT_EQ(std::filesystem::file_size(dir + "/" + name), sizes[dir + "/" + name]) << name;
+    for (const TensorInfo& info : file.tensors()) {
+      EXPECT_EQ(places[info.name].first, dir + "/" + name) << info.name;
+      EXPECT_EQ(places[info.name].second, file.file_offset(info)) << info.name;
+    }
+  }
 }
 
 TEST(SafetensorsShard, AStreamThatFallsShortIsAnError) {
