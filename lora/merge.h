@@ -9,8 +9,9 @@
 // block merged and converted alone and streamed into the output shards
 // (safetensors::write_sharded with a TensorSource), so one block is held at
 // a time, never a tensor's copy or the model's. Only the adapters (small)
-// are read whole. Every tensor is then read back from the written files
-// against a checksum of the bytes written (common/checksum.h).
+// are read whole. Every tensor is read back from the file being written,
+// while the next ones are written, against a checksum of the bytes handed
+// to the writer (common/checksum.h); then every file's header.
 //
 // Then merge checks itself, before the dir gets its name: it runs a probe
 // batch through the base with the adapters applied unmerged (LoraLinear's
