@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/progress.h"
 #include "common/error.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
@@ -23,6 +24,7 @@ void print_merged(size_t adapters, int64_t tensors) {
 void export_gguf_file(const std::string& model, const std::vector<lora::WeightedAdapter>& adapters,
                       const std::string& out, const std::string& dtype, bool force) {
   gguf::ExportOptions options{model, adapters, out, dtype, force};
+  options.progress = progress_printer("export", "MB", 1e6, 1);
   const gguf::ExportReport report = gguf::export_gguf(options);
   print_merged(adapters.size(), report.merged_tensors);
   for (const std::string& f : report.fallbacks) std::printf("q8_0 cannot hold %s: written as f16\n", f.c_str());
@@ -40,6 +42,7 @@ void export_hf_dir(const std::string& model, const std::vector<lora::WeightedAda
   options.dtype = written_dtype(dtype, " with --format hf (q8_0 is a GGUF type)");
   options.max_shard_bytes = shard_bytes(max_shard_mb);
   options.force = force;
+  options.progress = progress_printer("export", "MB", 1e6, 1);
   const hf::ExportReport report = hf::export_hf(options);
   const lora::MergeReport& m = report.merge;
   print_merged(adapters.size(), m.merged_tensors);

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/progress.h"
 
 namespace st::cli {
 
@@ -36,6 +37,7 @@ int run_merge(int argc, char** argv) {
   options.max_shard_bytes = shard_bytes(max_shard_mb);
   options.self_check = !no_check;
   options.adapters = weighted_adapters(adapters, weights);
+  options.progress = progress_printer("merge", "MB", 1e6, 1);
 
   const lora::MergeReport report = lora::merge_adapters(options);
   std::printf("merged %zu adapter%s into %lld of %lld tensors (%s), tokenizer files from %s\n", adapters.size(),

@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/data_report.h"
+#include "cli/progress.h"
 
 namespace st::cli {
 
@@ -36,7 +37,7 @@ int run_prepare(int argc, char** argv) {
   auto report_split = [&](const std::vector<std::string>& files, const std::string& split) {
     datasets::PrepareReport report;
     const std::string dir =
-        datasets::prepare_split(config, encoder, files, split, &report, progress_printer("encoding " + split));
+        datasets::prepare_split(config, encoder, files, split, &report, progress_printer("encoding " + split, "samples"));
     if (!report.reused && ::isatty(STDERR_FILENO)) std::fputc('\n', stderr);  // end the progress line
     const datasets::TokenCache cache = datasets::TokenCache::open(dir);
     const datasets::BatchOptions batching = datasets::batch_options(config, 1);

@@ -2,11 +2,7 @@
 
 #include "datasets/unrendered_fields.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
-#include <memory>
 
 namespace st::cli {
 
@@ -52,28 +48,6 @@ void print_split_report(std::FILE* out, const datasets::PrepareReport& r, const 
                  r.reused ? "reused" : cat("built in ", r.seconds, " s").c_str());
   for (const std::string& warning : datasets::unrendered_warnings(r.unrendered, r.split, template_origin))
     std::fprintf(stderr, "%s\n", warning.c_str());
-}
-
-datasets::PrepareProgress progress_printer(const std::string& what) {
-  const bool tty = ::isatty(STDERR_FILENO);
-  auto start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-  auto last = std::make_shared<double>(0.0);
-  return [=](size_t done, size_t total) {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - *start).count();
-    if (!tty && done != total && elapsed - *last < 5) return;
-    *last = elapsed;
-    const double rate = elapsed > 0 ? double(done) / elapsed : 0;
-    if (total == 0) {  // streaming: no total to count down from
-      std::fprintf(stderr, "%s%s: %zu samples, %.0f samples/s%s", tty ? "\r" : "", what.c_str(), done, rate,
-                   tty ? "   " : "\n");
-      std::fflush(stderr);
-      return;
-    }
-    const double eta = rate > 0 ? double(total - done) / rate : 0;
-    std::fprintf(stderr, "%s%s: %zu/%zu samples, %.0f samples/s, ETA %.0f s%s", tty ? "\r" : "", what.c_str(), done,
-                 total, rate, eta, tty && done != total ? "   " : "\n");
-    std::fflush(stderr);
-  };
 }
 
 }  // namespace st::cli

@@ -18,8 +18,4 @@ void print_split_report(std::FILE* out, const datasets::PrepareReport& report, c
 /// A histogram of sequence lengths in power-of-two buckets, as text lines.
 std::string length_histogram(const std::vector<uint32_t>& lengths);
 
-/// Progress of a long encode on stderr: "\r"-updated on a terminal, a line
-/// every few seconds otherwise.
-datasets::PrepareProgress progress_printer(const std::string& what);
-
 }  // namespace st::cli

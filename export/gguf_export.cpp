@@ -279,9 +279,13 @@ ExportReport export_gguf(const ExportOptions& options) {
     const IntraOpThreads one_thread(bulk == TensorType::kQ8_0 || !options.adapters.empty() ? threads : 1);
     // Each tensor is read back on `hasher` once written, after its source's
     // checksum there, while the next ones are written.
-    auto read_back_later = [&](size_t i) {
+    uint64_t written = 0, total = 0;
+    for (const TensorInfo& info : infos) total += info.bytes();
+    auto tensor_written = [&](size_t i) {
       writer.flush();
       hasher.post([&, i] { read_back_tensor(mapped, writer, i, checksums[i], options.out_path); });
+      written += infos[i].bytes();
+      if (options.progress) options.progress(written, total);
     };
     for (size_t i = 0; i < mapping.size(); ++i) {
       const TensorInfo& info = infos[i];
@@ -297,7 +301,7 @@ ExportReport export_gguf(const ExportOptions& options) {
                 writer.write_tensor_part({static_cast<const uint8_t*>(data), bytes});
               })) {
         report.bytes += info.bytes();
-        read_back_later(i);
+        tensor_written(i);
         continue;
       }
       for (const auto& [begin, end] : lora::row_blocks(rows, row_values * 4, heads ? rows / heads : 1)) {
@@ -330,7 +334,7 @@ ExportReport export_gguf(const ExportOptions& options) {
         report.bytes += bytes.size();
       }
       weights.release(*entries[i]);
-      read_back_later(i);
+      tensor_written(i);
     }
     hasher.finish();
   }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct ExportOptions {
   std::string out_path;
   std::string dtype = "bfloat16";  // float32, float16, bfloat16, q8_0
   bool force = false;              // replace an existing out_path
+  /// Called after each tensor with the bytes of tensor data written so far
+  /// and in all.
+  std::function<void(uint64_t written, uint64_t total)> progress;
 };
 
 struct ExportReport {

@@ -59,6 +59,7 @@ ExportReport export_hf(const ExportOptions& options) {
   merge.dtype = options.dtype;
   merge.max_shard_bytes = options.max_shard_bytes;
   merge.force = options.force;
+  merge.progress = options.progress;
   // Without adapters the bytes are the source's rounded once, and the read
   // back checks them; merge's logit check is for what adapters change.
   merge.self_check = !options.adapters.empty();

@@ -15,6 +15,7 @@
 #include <ATen/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct ExportOptions {
   at::ScalarType dtype = at::kBFloat16;
   uint64_t max_shard_bytes = 5ull << 30;  // transformers' default max_shard_size
   bool force = false;                     // replace an existing out_dir
+  std::function<void(uint64_t written, uint64_t total)> progress;  // as merge's
 };
 
 struct ExportReport {

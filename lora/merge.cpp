@@ -50,6 +50,8 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
   std::vector<std::unique_ptr<MappedFile>> mapped;
   std::string mapped_path;  // the temporary name of the last one
   SerialWorker hasher;  // hashes copied tensors, and reads back written ones, while the next are written
+  uint64_t written = 0, total = 0;
+  for (const sf::TensorToWrite& t : plan) total += t.nbytes;
   auto source = [&](size_t i, sf::TensorSink& sink) {
     const MergedWeights::Entry& e = entries[i];
     Checksum& checksum = checksums[i];
@@ -81,6 +83,8 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
         fail(path, ": tensor ", plan[i].name, " reads back other bytes than were written");
       file->release(at, bytes);
     });
+    written += plan[i].nbytes;
+    if (options.progress) options.progress(written, total);
   };
   const std::vector<std::string> names =
       sf::write_sharded(dir, plan, options.max_shard_bytes, {{"format", "pt"}}, source, Durability::deferred);

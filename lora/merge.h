@@ -28,6 +28,7 @@
 #include <ATen/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -47,6 +48,9 @@ struct MergeOptions {
   /// More files for the dir (name -> contents), written before it gets its
   /// name (export's model card).
   std::map<std::string, std::string> extra_files;
+  /// Called after each tensor with the bytes of weights written so far and
+  /// in all.
+  std::function<void(uint64_t written, uint64_t total)> progress;
 };
 
 struct MergeReport {

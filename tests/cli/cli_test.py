@@ -280,8 +280,9 @@ def lora_commands(binary, work, model, recipe):
                                       "--weight", "1", "--out", merged), 2, "one --weight per --adapter")
     expect("merge bad dtype", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged,
                                   "--dtype", "int8"), 2, "--dtype")
-    expect("merge", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged), 0,
-           "self-check: max |logit difference|", "ok", "merged model:")
+    merge = run(binary, "merge", "--base", model, "--adapter", final, "--out", merged)
+    expect("merge", merge, 0, "self-check: max |logit difference|", "ok", "merged model:")
+    expect_true("merge shows its progress to the end", ends_its_progress("merge", merge.stderr), merge.stderr)
     expect("merge refuses an existing dir", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged),
            1, "exists", "--force")
     expect("merge --force", run(binary, "merge", "--base", model, "--adapter", final, "--out", merged, "--force",
@@ -341,8 +342,9 @@ def dpo_commands(binary, work, model, recipe):
                                                                                 "adapter_model.safetensors")))
     expect("export bad dtype", run(binary, "export", "--model", model, "--out", f"{work}/m.gguf", "--dtype", "q4"),
            2, "--dtype")
-    expect("export", run(binary, "export", "--model", model, "--out", f"{work}/export/m.gguf", "--dtype", "q8_0"),
-           0, "verified", "Modelfile")
+    exported = run(binary, "export", "--model", model, "--out", f"{work}/export/m.gguf", "--dtype", "q8_0")
+    expect("export", exported, 0, "verified", "Modelfile")
+    expect_true("export shows its progress to the end", ends_its_progress("export", exported.stderr), exported.stderr)
     expect("inspect-data on a dpo recipe", run(binary, "inspect-data", recipe, train, "--n", "1"), 0,
            "chosen", "rejected")
 
@@ -421,6 +423,13 @@ def data_commands(binary, work, tok):
            "data.fields.speaker", "known fields")
     write(bad, '{"question": "Hola", "answer": "Ei"}\n')
     expect("unknown schema", run(binary, "prepare", recipe, f'data.train=["{bad}"]'), 1, bad, "format")
+
+
+def ends_its_progress(what, stderr):
+    """The progress line of export or merge reached all of the bytes (a
+    line, not a terminal's \r updates, as stderr is a pipe here)."""
+    lines = re.findall(rf"^{what}: (\d+\.\d)/(\d+\.\d) MB, \d+ MB/s, ETA \d+ s$", stderr, re.M)
+    return bool(lines) and lines[-1][0] == lines[-1][1] and float(lines[-1][1]) > 0
 
 
 def expect_true(name, ok, detail=""):
