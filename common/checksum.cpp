@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 
 namespace st {
 
@@ -36,6 +37,13 @@ std::string checksum_hex(const void* data, size_t bytes) {
   Checksum checksum;
   checksum.update(data, bytes);
   return checksum.hex();
+}
+
+std::string checksum_hex(const MappedFile& file, size_t offset, size_t bytes) {
+  file.populate(offset, bytes);
+  std::string hex = checksum_hex(file.data() + offset, bytes);
+  file.release(offset, bytes);
+  return hex;
 }
 
 }  // namespace st

@@ -30,4 +30,11 @@ class Checksum {
 /// The checksum of one piece of bytes, as hex().
 std::string checksum_hex(const void* data, size_t bytes);
 
+class MappedFile;  // common/mapped_file.h
+
+/// The checksum of bytes [offset, offset + bytes) of a mapped file, read
+/// once as a read-back reads: its pages brought in ahead and dropped after,
+/// so that checking a large file never holds it.
+std::string checksum_hex(const MappedFile& file, size_t offset, size_t bytes);
+
 }  // namespace st

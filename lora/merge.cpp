@@ -45,10 +45,10 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
     plan.push_back({e.info->name, out_dtype, e.info->shape, nullptr,
                     sf::tensor_nbytes(out_dtype, e.info->shape, cat(e.file->path(), ": tensor \"", e.info->name, "\""))});
   std::vector<Checksum> checksums(entries.size());
-  // Each file mapped (at its final size) while it is written, for the
-  // read-backs; declared before `hasher`, whose jobs use them.
-  std::vector<std::unique_ptr<MappedFile>> mapped;
-  std::string mapped_path;  // the temporary name of the last one
+  // Each file mapped (at its final size) while it is written, by its
+  // temporary name, for the read-backs; declared before `hasher`, whose
+  // jobs use them.
+  std::map<std::string, std::unique_ptr<MappedFile>> mapped;
   SerialWorker hasher;  // hashes copied tensors, and reads back written ones, while the next are written
   uint64_t written = 0, total = 0;
   for (const sf::TensorToWrite& t : plan) total += t.nbytes;
@@ -72,16 +72,11 @@ void write_merged_weights(const MergeOptions& options, MergedWeights& weights, c
     // the last tensor instead (over both threads, beside the fsync), the
     // read-back was 0.4 s of a 2B bf16 export's 3 s here.
     const sf::TensorPlace place = sink.flush();
-    if (mapped_path != place.temp_path) {
-      mapped.push_back(std::make_unique<MappedFile>(place.temp_path, place.file_size));
-      mapped_path = place.temp_path;
-    }
-    hasher.post([&, i, file = mapped.back().get(), at = static_cast<size_t>(place.offset), path = place.path] {
-      const size_t bytes = plan[i].nbytes;
-      file->populate(at, bytes);
-      if (checksum_hex(file->data() + at, bytes) != checksums[i].hex())
+    std::unique_ptr<MappedFile>& file = mapped[place.temp_path];
+    if (!file) file = std::make_unique<MappedFile>(place.temp_path, place.file_size);
+    hasher.post([&, i, file = file.get(), at = static_cast<size_t>(place.offset), path = place.path] {
+      if (checksum_hex(*file, at, plan[i].nbytes) != checksums[i].hex())
         fail(path, ": tensor ", plan[i].name, " reads back other bytes than were written");
-      file->release(at, bytes);
     });
     written += plan[i].nbytes;
     if (options.progress) options.progress(written, total);

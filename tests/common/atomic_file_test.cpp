@@ -18,18 +18,11 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "tests/common/expect_error.h"
+#include "tests/common/fresh_test_dir.h"
 
 namespace st {
 namespace {
 namespace fs = std::filesystem;
-
-fs::path fresh_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(::testing::TempDir()) / cat("st_atomic_file_", ::getpid(), "_", info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // Bytes that differ from their neighbours at every offset a misplaced piece
 // could land on.
@@ -46,7 +39,7 @@ std::vector<uint8_t> pattern(size_t bytes, uint32_t seed) {
 constexpr size_t kMiB = 1 << 20;
 
 TEST(AtomicFile, PiecesWrittenAndCopiedPastTheWritebackThresholdLandInOrder) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = test::fresh_test_dir("st_atomic_file");
   const std::vector<uint8_t> source = pattern(90 * kMiB, 1);
   write_file_atomic((dir / "source").string(),
                     std::string_view(reinterpret_cast<const char*>(source.data()), source.size()));
@@ -84,7 +77,7 @@ TEST(AtomicFile, PiecesWrittenAndCopiedPastTheWritebackThresholdLandInOrder) {
 }
 
 TEST(KernelCopy, InPiecesReportsWhereEachPieceEnds) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = test::fresh_test_dir("st_atomic_file");
   const std::vector<uint8_t> source = pattern(10 * kMiB + 8, 5);
   write_file_atomic((dir / "source").string(),
                     std::string_view(reinterpret_cast<const char*>(source.data()), source.size()));
@@ -117,7 +110,7 @@ TEST(KernelCopy, InPiecesReportsWhereEachPieceEnds) {
 }
 
 TEST(AtomicFile, AnUncommittedFileWithWritesUnderWayLeavesNothing) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = test::fresh_test_dir("st_atomic_file");
   const std::vector<uint8_t> bytes = pattern(200 * kMiB, 3);
   {
     AtomicFile file((dir / "out").string());
@@ -127,7 +120,7 @@ TEST(AtomicFile, AnUncommittedFileWithWritesUnderWayLeavesNothing) {
 }
 
 TEST(AtomicFile, ADeferredCommitIsVisibleAndSyncedLater) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = test::fresh_test_dir("st_atomic_file");
   const std::string out = (dir / "out").string();
   const std::vector<uint8_t> bytes = pattern(70 * kMiB, 4);
   AtomicFile file(out);

@@ -14,21 +14,14 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "tests/common/expect_error.h"
+#include "tests/common/fresh_test_dir.h"
 
 namespace st {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path fresh_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(::testing::TempDir()) / cat("st_mapped_file_", ::getpid(), "_", info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 TEST(MappedFile, MappedAtItsFinalSizeShowsBytesAsTheyAreWritten) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = test::fresh_test_dir("st_mapped_file");
   const std::string path = (dir / "growing").string();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
